@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Developer entry point: set everything up, then run the demo or the test suite.
+
+Needs nothing but ``python3`` (3.11+). Usage::
+
+    python3 dev.py demo     # set up .venv, run the Helsinki demo job (local backend, offline)
+    python3 dev.py test     # set up .venv (+ Chromium where possible), run ruff and the whole test suite
+    python3 dev.py setup    # only set up .venv
+    python3 dev.py bench    # set up, run the benchmarks and refresh the README performance table
+
+The virtual environment lives in ``.venv`` next to this file and is reinstalled only when
+``pyproject.toml`` changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".pna-installed"
+
+
+def _run(cmd: list[str], **kw) -> int:
+    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], **kw)
+
+
+def _check(cmd: list[str], **kw) -> None:
+    rc = _run(cmd, **kw)
+    if rc != 0:
+        sys.exit(rc)
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"PNA needs Python >= 3.11; this is {sys.version.split()[0]}. Install a newer python3.")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    if not PY.exists():
+        print(f"Creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    _check([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    _check([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    _check([PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
+            "--display-name", "Python 3 (PNA)"])
+    STAMP.write_text(wanted)
+
+
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the browser tests when we can (root + apt)."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("chromium not found and cannot be installed here: browser tests will skip "
+              "(install Debian's 'chromium' package to run them).", flush=True)
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if _run(["apt-get", "update", "-qq"], env=env) == 0:
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+
+
+def demo(extra: list[str]) -> int:
+    setup()
+    return _run([BIN / "pna", "demo", *extra], cwd=ROOT)
+
+
+def test(extra: list[str]) -> int:
+    setup()
+    ensure_chromium()
+    rc = _run([BIN / "ruff", "check", "."], cwd=ROOT)
+    if rc != 0:
+        return rc
+    args = extra or ["-n", "2", "--dist", "loadfile"]
+    return _run([PY, "-m", "pytest", *args], cwd=ROOT)
+
+
+def bench(extra: list[str]) -> int:
+    setup()
+    return _run([PY, ROOT / "benchmarks" / "run_all.py", *extra], cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"setup", "demo", "test", "bench"}:
+        print(__doc__)
+        return 2
+    cmd, extra = argv[0], argv[1:]
+    if cmd == "setup":
+        setup()
+        return 0
+    return {"demo": demo, "test": test, "bench": bench}[cmd](extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,257 @@
+"""The BNA as a pipeline of named phases.
+
+Read top to bottom, :func:`run` is the whole analysis::
+
+    import        boundary, census blocks / population, jobs, speed defaults, OSM (double clip)
+    features      way and intersection attributes (BNA-METHOD §3), path clusters
+    stress        segment and intersection stress (§4, §5)
+    network       routing network: one vertex per segment, turn links with cost and stress (§6)
+    blocks        census block <-> road assignment (§7)
+    connectivity  bounded shortest paths per block, connected block pairs (§8)
+    destinations  destinations per category mapped to blocks, trails (§9)
+    scores        block access and scores, score inputs, overall scores, mileage (§10, §11)
+    export        every file of the reference export + run.json (§12)
+
+Each phase is a function from tables (fields of :class:`RunState`) to tables. Every table is in
+the output CRS (UTM of the boundary) and uses the reference tool's column names. Export files
+are written to a staging folder inside the output folder and moved into place only when every
+phase succeeded; ``status.json`` says ``running`` until then, so a failed run never looks
+complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import resource
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pna_engine import PHASES, __version__
+from pna_engine.atomic import write_json
+from pna_engine.params import Params
+from pna_engine.status import STATUS_FILE, StatusFile
+
+RUN_FILE = "run.json"
+STAGING_PREFIX = ".staging-"
+
+
+@dataclass
+class RunState:
+    """The tables of a run. Each phase fills some of them; see the module docstring."""
+
+    params: Params
+    staging: Path
+    # import
+    crs: Any = None  # pyproj.CRS of the output (UTM)
+    boundary: Any = None  # GeoDataFrame, one row, output CRS
+    blocks: Any = None  # GeoDataFrame of retained census blocks (geoid20, pop20, ...)
+    jobs: Any = None  # DataFrame (blockid20, jobs) or None (non-US)
+    speeds: Any = None  # residential speed defaults (state/city)
+    osm: Any = None  # imported OSM tables (segments, intersections, lines, points, polygons)
+    inputs: dict[str, str] = field(default_factory=dict)  # input role -> local file used
+    # features / stress
+    ways: Any = None  # GeoDataFrame neighborhood_ways
+    intersections: Any = None  # GeoDataFrame neighborhood_ways_intersections
+    paths: Any = None  # GeoDataFrame neighborhood_paths
+    # network / blocks / connectivity
+    network: Any = None
+    connectivity: Any = None
+    # destinations / scores
+    destinations: dict[str, Any] = field(default_factory=dict)
+    scores: Any = None
+    # bookkeeping
+    counts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- phases
+def phase_import(s: RunState) -> None:
+    from pna_engine import boundary, download, jobsdata, osm, population, speeds
+
+    s.boundary, s.crs = boundary.load_boundary(s.params.boundary, s.params)
+    s.blocks = population.load_blocks(s)
+    s.jobs = jobsdata.load_jobs(s)
+    s.speeds = speeds.residential_speeds(s.params)
+    osm_path = download.resolve_osm(s)
+    s.osm = osm.import_osm(osm_path, s)
+
+
+def phase_features(s: RunState) -> None:
+    from pna_engine import features
+
+    s.ways, s.intersections, s.paths = features.compute_features(s)
+
+
+def phase_stress(s: RunState) -> None:
+    from pna_engine import stress
+
+    s.ways = stress.compute_stress(s)
+
+
+def phase_network(s: RunState) -> None:
+    from pna_engine import network
+
+    s.network = network.build_network(s)
+
+
+def phase_blocks(s: RunState) -> None:
+    from pna_engine import blocks
+
+    s.blocks = blocks.assign_roads(s)
+
+
+def phase_connectivity(s: RunState) -> None:
+    from pna_engine import connectivity
+
+    s.connectivity = connectivity.compute_connectivity(s)
+
+
+def phase_destinations(s: RunState) -> None:
+    from pna_engine import destinations
+
+    s.destinations = destinations.build_destinations(s)
+
+
+def phase_scores(s: RunState) -> None:
+    from pna_engine import scores
+
+    s.scores = scores.compute_scores(s)
+
+
+def phase_export(s: RunState) -> None:
+    from pna_engine import export
+
+    export.write_export(s)
+
+
+PHASE_FUNCTIONS: dict[str, Callable[[RunState], None]] = {
+    "import": phase_import,
+    "features": phase_features,
+    "stress": phase_stress,
+    "network": phase_network,
+    "blocks": phase_blocks,
+    "connectivity": phase_connectivity,
+    "destinations": phase_destinations,
+    "scores": phase_scores,
+    "export": phase_export,
+}
+assert tuple(PHASE_FUNCTIONS) == PHASES
+
+
+# --------------------------------------------------------------------------- driver
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 1024.0 / 1024.0
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def _clear_previous_run(out: Path) -> None:
+    """A new run makes the folder incomplete at once: drop the previous run's marker files and
+    any staging folder a killed run left behind."""
+    for name in (RUN_FILE,):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    for p in out.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move every staged file into the output folder (each move is atomic)."""
+    for p in sorted(staging.rglob("*")):
+        if p.is_file():
+            dest = out / p.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def run(
+    params: Params,
+    *,
+    on_phase: Callable[[str], None] | None = None,
+    status_hook: Callable[[Path], None] | None = None,
+    stop_after: str | None = None,
+) -> RunState:
+    """Run the analysis; return the state with every table.
+
+    ``on_phase(name)`` is called when a phase starts (progress). ``status_hook(path)`` is called
+    each time ``status.json`` changes (the container mirrors it to S3). ``stop_after`` ends the
+    run after the named phase without exporting (used by tests and scenarios).
+    Raises :class:`~pna_engine.errors.InputError` for bad inputs; ``status.json`` then says
+    ``failed`` with the message, and no export file is published.
+    """
+    out = Path(params.output)
+    out.mkdir(parents=True, exist_ok=True)
+    status = StatusFile(out, on_change=status_hook)
+    _clear_previous_run(out)
+    status._write()
+    staging = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    state = RunState(params=params, staging=staging)
+    started = time.perf_counter()
+    try:
+        for name, fn in PHASE_FUNCTIONS.items():
+            if stop_after is not None and name == "export":
+                break
+            status.phase(name)
+            if on_phase is not None:
+                on_phase(name)
+            t0 = time.perf_counter()
+            fn(state)
+            state.timings[name] = round(time.perf_counter() - t0, 3)
+            state.peak_rss_mb[name] = round(_peak_rss_mb(), 1)
+            if stop_after == name:
+                break
+        state.timings["total"] = round(time.perf_counter() - started, 3)
+        if stop_after is None:
+            write_json(staging / RUN_FILE, run_record(state))
+            _publish(staging, out)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        status.succeeded()
+    except BaseException as exc:  # KeyboardInterrupt / SIGTERM too: never look complete
+        shutil.rmtree(staging, ignore_errors=True)
+        msg = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        status.failed(msg if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        raise
+    return state
+
+
+def run_record(state: RunState) -> dict[str, Any]:
+    """Content of ``run.json``: engine version, parameters, inputs with sha256, counts, timings."""
+    inputs = {
+        role: {"path": path, "sha256": _sha256(path)} for role, path in sorted(state.inputs.items())
+    }
+    return {
+        "engine": "pna_engine",
+        "engine_version": __version__,
+        "reference": "brokenspoke-analyzer 3.2.4",
+        "parameters": state.params.to_dict(),
+        "inputs": inputs,
+        "crs": state.crs.to_string() if state.crs is not None else None,
+        "counts": state.counts,
+        "timings_s": state.timings,
+        "peak_rss_mb": state.peak_rss_mb,
+        "notes": state.notes,
+        "status_file": STATUS_FILE,
+    }
