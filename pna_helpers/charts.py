@@ -1,0 +1,181 @@
+"""Matplotlib charts of BNA results (each returns a :class:`matplotlib.figure.Figure`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pna_helpers.results import MAIN_SCORES, SCORE_INFO, load_results
+
+LOW = "#1f78b4"
+HIGH = "#e31a1c"
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline",
+                                                "inline", "agg"):
+        try:
+            from IPython import get_ipython
+
+            if get_ipython() is None:
+                matplotlib.use("Agg")
+        except ImportError:
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def category_scores(results: Any, ax: Any = None) -> Any:
+    """Horizontal bars of the overall and main category scores (0-100), with sub-scores."""
+    plt = _plt()
+    res = load_results(results)
+    s = res.scores()
+    ids = [i for i in MAIN_SCORES if i in s.index]
+    labels = [SCORE_INFO[i]["label"] for i in ids]
+    vals = [float(s[i]) if s[i] == s[i] else 0.0 for i in ids]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.6))
+    colors = ["#333333"] + ["#4c72b0"] * (len(ids) - 1)
+    bars = ax.barh(labels[::-1], vals[::-1], color=colors[::-1])
+    for b, v in zip(bars, vals[::-1]):
+        ax.text(min(v + 1, 92), b.get_y() + b.get_height() / 2, f"{v:.1f}", va="center",
+                fontsize=9)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("score (0-100)")
+    ax.set_title(f"{res.name}: BNA scores")
+    fig.tight_layout()
+    return fig
+
+
+def sub_scores(results: Any) -> Any:
+    """Bars of every sub-score (doctors, parks, ...) grouped by category."""
+    plt = _plt()
+    res = load_results(results)
+    s = res.scores()
+    ids = [i for i, info in SCORE_INFO.items() if not info["main"] and i in s.index]
+    groups = [SCORE_INFO[i]["group"] for i in ids]
+    palette = {"opportunity": "#55a868", "core_services": "#c44e52", "recreation": "#8172b2"}
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.barh([SCORE_INFO[i]["label"] for i in ids][::-1], [float(s[i]) for i in ids][::-1],
+            color=[palette.get(g, "#4c72b0") for g in groups][::-1])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("score (0-100)")
+    ax.set_title("Sub-scores (colour = category)")
+    fig.tight_layout()
+    return fig
+
+
+def block_score_distribution(results: Any, column: str = "overall_score") -> Any:
+    """Histogram of block scores, population-weighted and by block count."""
+    import numpy as np
+    import pandas as pd
+
+    plt = _plt()
+    res = load_results(results)
+    b = res.blocks
+    v = pd.to_numeric(b[column], errors="coerce").to_numpy(dtype=float)
+    pop = pd.to_numeric(b.get("pop20", pd.Series(1, index=b.index)), errors="coerce").fillna(0)
+    ok = ~np.isnan(v)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    bins = np.linspace(0, 100 if np.nanmax(np.r_[v[ok], 0]) > 1.0001 else 1, 11)
+    axes[0].hist(v[ok], bins=bins, color="#4c72b0", edgecolor="white")
+    axes[0].set_title(f"Blocks by {column} ({ok.sum()} blocks)")
+    axes[0].set_ylabel("blocks")
+    axes[1].hist(v[ok], bins=bins, weights=pop.to_numpy()[ok], color="#55a868", edgecolor="white")
+    axes[1].set_title("People by block score")
+    axes[1].set_ylabel("people")
+    for ax in axes:
+        ax.set_xlabel(column)
+    fig.tight_layout()
+    return fig
+
+
+def mileage_by_stress(results: Any) -> Any:
+    """Stacked bars: miles of low- and high-stress network per functional class."""
+    plt = _plt()
+    res = load_results(results)
+    df = res.mileage_by_stress()
+    piv = df.pivot_table(index="functional_class", columns="stress", values="miles",
+                         aggfunc="sum", fill_value=0.0)
+    for c in ("low", "high"):
+        if c not in piv.columns:
+            piv[c] = 0.0
+    piv = piv.loc[(piv["low"] + piv["high"]).sort_values().index]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(piv) + 1.2))
+    ax.barh(piv.index, piv["low"], color=LOW, label="low stress")
+    ax.barh(piv.index, piv["high"], left=piv["low"], color=HIGH, label="high stress")
+    ax.set_xlabel("miles (a two-way road counts once)")
+    ax.set_title(f"Network mileage by stress: {piv['low'].sum():.2f} mi low, "
+                 f"{piv['high'].sum():.2f} mi high")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def compare_scores(results: list[Any]) -> Any:
+    """Grouped bars of the main scores of several result sets."""
+    import numpy as np
+
+    from pna_helpers.compare import scores_table
+
+    plt = _plt()
+    tab = scores_table(results).drop(columns=["difference"], errors="ignore")
+    n = len(tab.columns)
+    x = np.arange(len(tab.index))
+    w = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(x)), 3.6))
+    for k, col in enumerate(tab.columns):
+        ax.bar(x + (k - (n - 1) / 2) * w, tab[col].fillna(0), width=w, label=str(col))
+    ax.set_xticks(x, tab.index, rotation=20)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("score (0-100)")
+    ax.legend(fontsize=8)
+    ax.set_title("Scores side by side")
+    fig.tight_layout()
+    return fig
+
+
+def score_changes(deltas: Any) -> Any:
+    """Bars of score changes (a Series score label -> change, e.g. from a scenario)."""
+    plt = _plt()
+    d = deltas.dropna()
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(d) + 1.2))
+    ax.barh(list(d.index)[::-1], list(d.to_numpy())[::-1],
+            color=["#2166ac" if v >= 0 else "#b2182b" for v in d.to_numpy()[::-1]])
+    ax.axvline(0, color="#333", lw=0.8)
+    ax.set_xlabel("change (score points)")
+    ax.set_title("Score change")
+    fig.tight_layout()
+    return fig
+
+
+def job_durations(table: Any) -> Any:
+    """Bars of job durations (minutes) from a jobs table with ``place``/``duration_s`` (or
+    ``started_at``/``finished_at``) and ``status`` columns."""
+    import pandas as pd
+
+    plt = _plt()
+    df = table.copy()
+    if "duration_s" not in df.columns:
+        if {"started_at", "finished_at"} <= set(df.columns):
+            df["duration_s"] = (pd.to_datetime(df["finished_at"], utc=True, errors="coerce")
+                                - pd.to_datetime(df["started_at"], utc=True, errors="coerce")
+                                ).dt.total_seconds()
+        else:
+            df["duration_s"] = float("nan")
+    df = df.dropna(subset=["duration_s"])
+    fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(df), 1) + 1.2))
+    if len(df):
+        label = df["place"].astype(str) if "place" in df.columns else df.index.astype(str)
+        status = df["status"].astype(str) if "status" in df.columns else pd.Series("", df.index)
+        colors = ["#55a868" if s.lower() == "succeeded" else "#c44e52" if s.lower() == "failed"
+                  else "#8c8c8c" for s in status]
+        ax.barh(label, df["duration_s"] / 60.0, color=colors)
+    else:
+        ax.text(0.5, 0.5, "no finished jobs yet", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("duration (minutes); green succeeded, red failed")
+    ax.set_title("Job durations")
+    fig.tight_layout()
+    return fig

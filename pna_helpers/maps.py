@@ -1,0 +1,446 @@
+"""Folium maps of BNA results that render offline and stay small.
+
+* :func:`stress_map` - the road network in low / high stress, tooltips with the attributes that
+  decided the stress;
+* :func:`blocks_map` - a choropleth of a block score with a legend;
+* :func:`explore_map` - everything on one map with a layer control (network, block overall and
+  category scores, destinations per category, boundary);
+* :func:`difference_map` / :func:`delta_map` - block score differences (compare, scenario).
+
+Every map is an :class:`OfflineMap`: its HTML carries local copies of Leaflet and jQuery
+(``pna_helpers/assets``) instead of CDN links, so it draws without internet (only base tiles
+need the network). Geometries are simplified in a metric CRS, coordinates rounded to 6
+decimals (~0.1 m) and unused properties dropped, so a 20,000-segment network stays a few MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import folium
+
+from pna_engine.atomic import write_text
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+#: CDN URL (as folium / branca write it) -> local file in ``assets/``.
+CDN_ASSETS: dict[str, str] = {
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js": "leaflet.js",
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css": "leaflet.css",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js": "d3.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.js":
+        "leaflet.awesome-markers.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.css":
+        "leaflet.awesome-markers.css",
+}
+#: Links folium adds that PNA maps do not use: dropped from offline pages.
+DROPPED_URL_PARTS: tuple[str, ...] = ("bootstrap", "fontawesome", "glyphicons",
+                                      "leaflet.awesome.rotate")
+
+LOW_STRESS_COLOR = "#1f78b4"   # blue
+HIGH_STRESS_COLOR = "#e31a1c"  # red
+TILES = "OpenStreetMap"
+
+#: Tooltip fields of the stress map: column -> label.
+STRESS_FIELDS: dict[str, str] = {
+    "name": "Name", "osm_id": "OSM way", "functional_class": "Class",
+    "speed_limit": "Speed limit (mph)", "one_way_car": "One way (car)",
+    "ft_lanes": "Lanes ft", "tf_lanes": "Lanes tf", "ft_park": "Parking ft",
+    "tf_park": "Parking tf", "ft_bike_infra": "Bike infra ft", "tf_bike_infra": "Bike infra tf",
+    "ft_seg_stress": "Segment stress ft", "tf_seg_stress": "Segment stress tf",
+    "ft_int_stress": "Crossing stress ft", "tf_int_stress": "Crossing stress tf",
+}
+
+#: Score classes of block choropleths (0-100), light to dark.
+SCORE_BINS: tuple[float, ...] = (0, 20, 40, 60, 80, 100.0001)
+SCORE_COLORS: tuple[str, ...] = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
+NO_DATA_COLOR = "#bdbdbd"
+
+
+# --------------------------------------------------------------------------- offline assets
+@cache
+def _asset_text(name: str) -> str:
+    text = (ASSETS / name).read_text(encoding="utf-8")
+    if name.endswith(".css"):
+        def data_uri(m: re.Match[str]) -> str:
+            rel = m.group(2)
+            p = ASSETS / rel
+            if not p.exists():
+                return "url(data:,)"  # @2x images we do not ship: nothing to load
+            b64 = base64.b64encode(p.read_bytes()).decode()
+            return f"url(data:image/png;base64,{b64})"
+        text = re.sub(r"url\((['\"]?)(images/[^'\")]+)\1\)", data_uri, text)
+    return text
+
+
+_SCRIPT_RE = re.compile(r'<script\s+src="(https?://[^"]+)"\s*>\s*</script>')
+_LINK_RE = re.compile(r'<link\s+rel="stylesheet"\s+href="(https?://[^"]+)"\s*/?>')
+
+
+def inline_assets(html: str) -> str:
+    """Replace the CDN ``<script>``/``<link>`` tags folium writes with inline local copies.
+
+    Links to libraries PNA maps do not use (Bootstrap, Font Awesome) are removed; links to
+    anything else are left as they are.
+    """
+    def script(m: re.Match[str]) -> str:
+        url = m.group(1)
+        if url in CDN_ASSETS:
+            js = _asset_text(CDN_ASSETS[url]).replace("</script", "<\\/script")
+            return f"<script>/* {CDN_ASSETS[url]} (offline copy) */\n{js}\n</script>"
+        if any(part in url for part in DROPPED_URL_PARTS):
+            return ""
+        return m.group(0)
+
+    def link(m: re.Match[str]) -> str:
+        url = m.group(1)
+        if url in CDN_ASSETS:
+            return f"<style>/* {CDN_ASSETS[url]} (offline copy) */\n{_asset_text(CDN_ASSETS[url])}\n</style>"
+        if any(part in url for part in DROPPED_URL_PARTS):
+            return ""
+        return m.group(0)
+
+    return _LINK_RE.sub(link, _SCRIPT_RE.sub(script, html))
+
+
+class OfflineMap(folium.Map):
+    """A :class:`folium.Map` whose HTML inlines Leaflet/jQuery (works with no internet).
+
+    Use :meth:`to_html` / :meth:`save`; in a notebook the map displays in an iframe whose
+    document is self-contained, so exported notebooks and reports render offline too.
+    """
+
+    default_js = [(n, u) for n, u in folium.folium._default_js if n in ("leaflet", "jquery")]
+    default_css = [(n, u) for n, u in folium.folium._default_css if n == "leaflet_css"]
+
+    def to_html(self) -> str:
+        """The whole map page as one self-contained HTML string."""
+        return inline_assets(self.get_root().render())
+
+    def save(self, outfile: str | Path, close_file: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
+        """Write the self-contained page to ``outfile`` atomically."""
+        write_text(outfile, self.to_html())
+
+    def _repr_html_(self, **kwargs: Any) -> str:
+        doc = _html.escape(self.to_html())
+        return (
+            '<div style="width:100%;"><div style="position:relative;width:100%;height:0;'
+            'padding-bottom:60%;"><iframe class="pna-map" srcdoc="' + doc + '" '
+            'style="position:absolute;width:100%;height:100%;left:0;top:0;border:none;" '
+            "allowfullscreen></iframe></div></div>"
+        )
+
+
+# --------------------------------------------------------------------------- geometry
+def compact_geojson(gdf: Any, columns: list[str], tolerance_m: float = 1.0,
+                    decimals: int = 6) -> dict[str, Any]:
+    """GeoJSON dict of ``gdf`` (any CRS) keeping only ``columns``, simplified and rounded.
+
+    Geometries are simplified by ``tolerance_m`` metres in the local UTM CRS, brought back to
+    EPSG:4326 and snapped to a ``10**-decimals`` degree grid; null-like values become null.
+    """
+    import shapely
+
+    gdf = gdf[[c for c in columns if c in gdf.columns] + [gdf.geometry.name]]
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if not len(gdf):
+        return {"type": "FeatureCollection", "features": []}
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    geom = gdf.geometry
+    if tolerance_m > 0:
+        utm = gdf.to_crs(4326).estimate_utm_crs()
+        geom = geom.to_crs(utm).simplify(tolerance_m, preserve_topology=True)
+    import geopandas as gpd
+
+    snapped = shapely.set_precision(geom.to_crs(4326).to_numpy(), 10.0 ** -decimals)
+    out = gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=snapped, crs=4326)
+    out = out[~out.geometry.is_empty]
+    return json.loads(out.to_json(na="null", drop_id=True))
+
+
+def _present(data: dict[str, Any], fields: list[str]) -> list[str]:
+    """The ``fields`` every feature of ``data`` has (folium tooltips require that)."""
+    feats = data.get("features") or []
+    if not feats:
+        return []
+    keys = set(feats[0]["properties"])
+    return [f for f in fields if f in keys]
+
+
+def _bounds(*gdfs: Any) -> list[list[float]] | None:
+    import numpy as np
+
+    bs = [g.to_crs(4326).total_bounds for g in gdfs if g is not None and len(g)]
+    if not bs:
+        return None
+    b = np.array(bs)
+    return [[float(b[:, 1].min()), float(b[:, 0].min())], [float(b[:, 3].max()), float(b[:, 2].max())]]
+
+
+def new_map(*fit: Any, tiles: str | None = TILES) -> OfflineMap:
+    """An empty :class:`OfflineMap` fitted to the given GeoDataFrames."""
+    m = OfflineMap(location=[0, 0], zoom_start=2, tiles=tiles, control_scale=True,
+                   prefer_canvas=False)
+    b = _bounds(*fit)
+    if b:
+        m.fit_bounds(b)
+    return m
+
+
+def segment_stress(ways: Any) -> Any:
+    """Stress of each segment for display: ``"low"`` when every direction with a segment
+    stress has stress 1, ``"high"`` otherwise (``None`` when neither direction has one)."""
+    import numpy as np
+    import pandas as pd
+
+    ft = pd.to_numeric(ways["ft_seg_stress"], errors="coerce").to_numpy(dtype=float)
+    tf = pd.to_numeric(ways["tf_seg_stress"], errors="coerce").to_numpy(dtype=float)
+    worst = np.fmax(ft, tf)
+    return pd.Series(np.where(np.isnan(worst), None, np.where(worst <= 1, "low", "high")),
+                     index=ways.index)
+
+
+# --------------------------------------------------------------------------- layers
+def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
+    """Add "Low-stress network" and "High-stress network" layers with tooltips."""
+    stress = segment_stress(ways)
+    fields = [c for c in STRESS_FIELDS if c in ways.columns]
+    for level, color, label in (("low", LOW_STRESS_COLOR, "Low-stress network"),
+                                ("high", HIGH_STRESS_COLOR, "High-stress network")):
+        part = ways[(stress == level).to_numpy()]
+        data = compact_geojson(part, fields)
+        fg = folium.FeatureGroup(name=f"{label} ({len(part)} segments)", show=show)
+        style = {"color": color, "weight": 3 if level == "low" else 3.5, "opacity": 0.9}
+        gj = folium.GeoJson(data, style_function=lambda _f, s=style: s,
+                            highlight_function=lambda _f: {"weight": 6},
+                            name=label, smooth_factor=0.5)
+        fields = _present(data, fields)
+        if fields:
+            folium.GeoJsonTooltip(fields=fields, aliases=[STRESS_FIELDS[f] for f in fields],
+                                  sticky=True).add_to(gj)
+        gj.add_to(fg)
+        fg.add_to(m)
+
+
+def _score_color(v: float | None) -> str:
+    if v is None or v != v:
+        return NO_DATA_COLOR
+    for lo, hi, c in zip(SCORE_BINS[:-1], SCORE_BINS[1:], SCORE_COLORS):
+        if lo <= v < hi:
+            return c
+    return SCORE_COLORS[-1] if v >= 100 else SCORE_COLORS[0]
+
+
+def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
+    """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label)."""
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
+        f'border:1px solid #555;margin-right:6px"></span>{_html.escape(lbl)}</div>'
+        for c, lbl in items)
+    box = (f'<div class="pna-legend" style="position:fixed;bottom:24px;left:12px;z-index:9999;'
+           f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
+           f'border-radius:4px;font:12px sans-serif;line-height:16px">'
+           f'<b>{_html.escape(title)}</b>{rows}</div>')
+    m.get_root().html.add_child(folium.Element(box))
+
+
+def score_legend_items(scale: float = 1.0) -> list[tuple[str, str]]:
+    """Legend entries of :data:`SCORE_BINS` (``scale`` = 0.01 for 0-1 scores)."""
+    items = []
+    for lo, hi, c in zip(SCORE_BINS[:-1], SCORE_BINS[1:], SCORE_COLORS):
+        hi = min(hi, 100)
+        items.append((c, f"{lo * scale:g} - {hi * scale:g}"))
+    items.append((NO_DATA_COLOR, "no data (nothing reachable)"))
+    return items
+
+
+def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
+                     name: str | None = None, show: bool = True) -> None:
+    """Choropleth of block ``column`` (0-100, or 0-1 for ``*_score`` columns except overall)."""
+    import numpy as np
+    import pandas as pd
+
+    from pna_helpers.results import BLOCK_SCORE_COLUMNS
+
+    if column not in blocks.columns:
+        return
+    vals = pd.to_numeric(blocks[column], errors="coerce").to_numpy(dtype=float)
+    scale = 1.0 if column == "overall_score" or np.nanmax(np.r_[vals, 0]) > 1.0001 else 100.0
+    b = blocks.assign(_v=np.round(vals * scale, 1))
+    keep = ["geoid20", "pop20", "_v"]
+    data = compact_geojson(b, keep, tolerance_m=0.5)
+    label = name or BLOCK_SCORE_COLUMNS.get(column, column)
+    fg = folium.FeatureGroup(name=f"Blocks: {label}", show=show)
+    gj = folium.GeoJson(
+        data,
+        style_function=lambda f: {"fillColor": _score_color(f["properties"].get("_v")),
+                                  "color": "#555", "weight": 0.5, "fillOpacity": 0.6},
+        highlight_function=lambda _f: {"weight": 2},
+    )
+    folium.GeoJsonTooltip(fields=["geoid20", "pop20", "_v"],
+                          aliases=["Block", "Population", f"{label} x{scale:g}" if scale != 1
+                                   else label]).add_to(gj)
+    gj.add_to(fg)
+    fg.add_to(m)
+
+
+DEST_COLORS = ("#6a3d9a", "#ff7f00", "#33a02c", "#b15928", "#e7298a", "#1b9e77", "#7570b3",
+               "#d95f02", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#386cb0")
+
+
+def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
+                           show: bool = False) -> None:
+    """One point layer per destination category (polygons shown at a representative point)."""
+    for i, (cat, gdf) in enumerate(destinations.items()):
+        if gdf is None or not len(gdf):
+            continue
+        name_col = next((c for c in gdf.columns if c.endswith("_name")), None)
+        pts = gdf.copy()
+        pts = pts.set_geometry(pts.geometry.representative_point())
+        cols = [c for c in (name_col, "osm_id", "pop_score") if c and c in pts.columns]
+        data = compact_geojson(pts, cols, tolerance_m=0)
+        cols = _present(data, cols)
+        color = DEST_COLORS[i % len(DEST_COLORS)]
+        fg = folium.FeatureGroup(name=f"Destinations: {cat.replace('_', ' ')} ({len(gdf)})",
+                                 show=show)
+        gj = folium.GeoJson(data, marker=folium.CircleMarker(radius=6, color=color,
+                                                             fill=True, fill_opacity=0.8))
+        if cols:
+            folium.GeoJsonTooltip(fields=cols).add_to(gj)
+        gj.add_to(fg)
+        fg.add_to(m)
+
+
+def add_boundary(m: folium.Map, boundary: Any) -> None:
+    """The place boundary as a dashed outline."""
+    if boundary is None or not len(boundary):
+        return
+    data = compact_geojson(boundary, [], tolerance_m=1)
+    folium.GeoJson(data, name="Boundary", style_function=lambda _f: {
+        "color": "#333", "weight": 2, "dashArray": "6 4", "fill": False}).add_to(m)
+
+
+# --------------------------------------------------------------------------- maps
+def stress_map(results: Any) -> OfflineMap:
+    """The road network in low (blue) and high (red) stress, with a legend and tooltips."""
+    from pna_helpers.results import load_results
+
+    res = load_results(results)
+    m = new_map(res.ways)
+    add_boundary(m, res.boundary)
+    add_stress_layers(m, res.ways)
+    add_legend(m, "Network stress", [(LOW_STRESS_COLOR, "low stress"),
+                                     (HIGH_STRESS_COLOR, "high stress")])
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
+    """Choropleth of one block score column with its legend."""
+    from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
+
+    res = load_results(results)
+    m = new_map(res.blocks)
+    add_boundary(m, res.boundary)
+    add_blocks_layer(m, res.blocks, column)
+    add_legend(m, f"Block score: {BLOCK_SCORE_COLUMNS.get(column, column)}", score_legend_items())
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def explore_map(results: Any, destinations: bool = True,
+                category_scores: bool = True) -> OfflineMap:
+    """Everything on one map: network stress, block overall and category scores, destinations
+    per category, boundary, with a layer control (category layers start hidden)."""
+    from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
+
+    res = load_results(results)
+    m = new_map(res.blocks, res.ways)
+    add_blocks_layer(m, res.blocks, "overall_score", show=True)
+    if category_scores:
+        for col in BLOCK_SCORE_COLUMNS:
+            if col != "overall_score":
+                add_blocks_layer(m, res.blocks, col, show=False)
+    add_stress_layers(m, res.ways)
+    if destinations:
+        add_destination_layers(m, res.all_destinations())
+    add_boundary(m, res.boundary)
+    add_legend(m, "Block score (0-100) / network", score_legend_items()
+               + [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")])
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+DELTA_BINS: tuple[float, ...] = (-1e9, -10, -1, -0.005, 0.005, 1, 10, 1e9)
+DELTA_COLORS: tuple[str, ...] = ("#b2182b", "#ef8a62", "#fddbc7", "#f7f7f7", "#d1e5f0",
+                                 "#67a9cf", "#2166ac")
+DELTA_LABELS: tuple[str, ...] = ("< -10", "-10 to -1", "-1 to 0", "no change", "0 to 1",
+                                 "1 to 10", "> 10")
+
+
+def _delta_color(v: float | None) -> str:
+    if v is None or v != v:
+        return NO_DATA_COLOR
+    for lo, hi, c in zip(DELTA_BINS[:-1], DELTA_BINS[1:], DELTA_COLORS):
+        if lo <= v < hi:
+            return c
+    return DELTA_COLORS[-1]
+
+
+def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block score",
+              ways: Any = None, extra_fields: list[str] | None = None,
+              highlight: Any = None) -> OfflineMap:
+    """Diverging choropleth of ``blocks[column]`` (gains blue, losses red).
+
+    ``ways`` adds the network stress layers; ``highlight`` (GeoDataFrame of lines) draws the
+    changed ways on top in green.
+    """
+    m = new_map(blocks)
+    fields = ["geoid20", column, *(extra_fields or [])]
+    data = compact_geojson(blocks, fields, tolerance_m=0.5)
+    fg = folium.FeatureGroup(name=title)
+    gj = folium.GeoJson(data, style_function=lambda f: {
+        "fillColor": _delta_color(f["properties"].get(column)), "color": "#555",
+        "weight": 0.5, "fillOpacity": 0.7})
+    folium.GeoJsonTooltip(fields=[f for f in fields if f in blocks.columns]).add_to(gj)
+    gj.add_to(fg)
+    fg.add_to(m)
+    if ways is not None:
+        add_stress_layers(m, ways, show=False)
+    if highlight is not None and len(highlight):
+        folium.GeoJson(compact_geojson(highlight, ["osm_id", "name"], tolerance_m=0),
+                       name="Changed ways", style_function=lambda _f: {
+                           "color": "#00a000", "weight": 7, "opacity": 0.9},
+                       tooltip=folium.GeoJsonTooltip(fields=["osm_id"])).add_to(m)
+    add_legend(m, title, list(zip(DELTA_COLORS, DELTA_LABELS)))
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def difference_map(base: Any, other: Any, column: str = "overall_score") -> OfflineMap:
+    """Map of ``other - base`` block scores (blocks matched by ``geoid20``)."""
+    from pna_helpers.compare import block_differences
+    from pna_helpers.results import load_results
+
+    b, o = load_results(base), load_results(other)
+    diff = block_differences(b, o, column)
+    return delta_map(diff, "delta", f"{o.name} minus {b.name}: {column}",
+                     extra_fields=["base", "other"])
+
+
+def save_map(m: OfflineMap, path: str | Path) -> Path:
+    """Write the map as one self-contained HTML file (atomic); return the path."""
+    path = Path(path)
+    if isinstance(m, OfflineMap):
+        m.save(path)
+    else:  # a plain folium map: inline its assets too
+        write_text(path, inline_assets(m.get_root().render()))
+    return path

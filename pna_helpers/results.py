@@ -1,0 +1,519 @@
+"""Load BNA results - PNA's own or an official BNA export - into (Geo)DataFrames.
+
+A results location is any of:
+
+* a local folder holding the export files (``neighborhood_overall_scores.csv``, ...);
+* a ``.zip`` of such a folder (e.g. the reference tool's ``bundle.zip``; files may sit in a
+  sub-folder of the archive);
+* an ``s3://bucket/prefix`` URI (downloaded once into ``outputs/cache/s3/``);
+* a PNA job id (its results location is asked from the jobs API).
+
+Every table keeps the reference tool's column names (BNA-METHOD.md §12.3); geometries are in
+EPSG:4326. PNA folders also hold ``status.json`` and ``run.json``: a folder whose run has not
+succeeded is refused with a clear error. Official exports have neither file.
+
+>>> res = load_results("outputs/results/helsinki-demo")      # doctest: +SKIP
+>>> res.scores()["overall_score"]                            # doctest: +SKIP
+85.89
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pna_engine.errors import InputError
+from pna_helpers.paths import outputs_dir
+
+SCORES_FILE = "neighborhood_overall_scores.csv"
+
+#: Destination categories with an export file ``neighborhood_<name>.geojson``.
+DESTINATION_CATEGORIES: tuple[str, ...] = (
+    "schools", "colleges", "universities", "doctors", "dentists", "hospitals", "pharmacies",
+    "supermarkets", "social_services", "retail", "parks", "community_centers", "transit",
+)
+
+#: City-level scores (``score_id`` of ``neighborhood_overall_scores.csv``) with their label,
+#: their main category and what they mean. Main categories have ``main=True``.
+SCORE_INFO: dict[str, dict[str, Any]] = {
+    "overall_score": dict(label="Overall", main=True, group="overall",
+                          meaning="Population-weighted mean of the block scores: how well the "
+                                  "low-stress network connects people to what they need (0-100)."),
+    "people": dict(label="People", main=True, group="people",
+                   meaning="Share of the people reachable by bike who are reachable on low-stress "
+                           "streets."),
+    "opportunity": dict(label="Opportunity", main=True, group="opportunity",
+                        meaning="Low-stress access to jobs and education (schools, colleges, "
+                                "universities)."),
+    "opportunity_employment": dict(label="Employment", main=False, group="opportunity"),
+    "opportunity_k12_education": dict(label="K-12 schools", main=False, group="opportunity"),
+    "opportunity_technical_vocational_college": dict(label="Technical/vocational colleges",
+                                                     main=False, group="opportunity"),
+    "opportunity_higher_education": dict(label="Higher education", main=False,
+                                         group="opportunity"),
+    "core_services": dict(label="Core services", main=True, group="core_services",
+                          meaning="Low-stress access to doctors, dentists, hospitals, pharmacies, "
+                                  "grocery stores and social services."),
+    "core_services_doctors": dict(label="Doctors", main=False, group="core_services"),
+    "core_services_dentists": dict(label="Dentists", main=False, group="core_services"),
+    "core_services_hospitals": dict(label="Hospitals", main=False, group="core_services"),
+    "core_services_pharmacies": dict(label="Pharmacies", main=False, group="core_services"),
+    "core_services_grocery": dict(label="Grocery", main=False, group="core_services"),
+    "core_services_social_services": dict(label="Social services", main=False,
+                                          group="core_services"),
+    "retail": dict(label="Retail", main=True, group="retail",
+                   meaning="Low-stress access to shops and commercial areas."),
+    "recreation": dict(label="Recreation", main=True, group="recreation",
+                       meaning="Low-stress access to parks, trails and community centres."),
+    "recreation_parks": dict(label="Parks", main=False, group="recreation"),
+    "recreation_trails": dict(label="Trails", main=False, group="recreation"),
+    "recreation_community_centers": dict(label="Community centres", main=False,
+                                         group="recreation"),
+    "transit": dict(label="Transit", main=True, group="transit",
+                    meaning="Low-stress access to transit stations."),
+}
+MAIN_SCORES: tuple[str, ...] = ("overall_score", "people", "opportunity", "core_services",
+                                "retail", "recreation", "transit")
+
+#: Block columns holding the block's 0-100 overall and 0-1 category scores.
+BLOCK_SCORE_COLUMNS: dict[str, str] = {
+    "overall_score": "Overall (0-100)",
+    "pop_score": "People (0-1)",
+    "opportunity_score": "Opportunity (0-1)",
+    "core_services_score": "Core services (0-1)",
+    "retail_score": "Retail (0-1)",
+    "recreation_score": "Recreation (0-1)",
+    "transit_score": "Transit (0-1)",
+}
+
+# Full column names in export order: used to undo the 10-character truncation of shapefiles.
+_WAYS_COLUMNS = (
+    "road_id", "osm_id", "tag_id", "name", "intersection_from", "intersection_to", "oneway",
+    "tdg_id", "functional_class", "path_id", "speed_limit", "one_way_car", "one_way",
+    "width_ft", "ft_bike_infra", "ft_bike_infra_width", "tf_bike_infra", "tf_bike_infra_width",
+    "ft_lanes", "tf_lanes", "ft_cross_lanes", "tf_cross_lanes", "twltl_cross_lanes", "ft_park",
+    "tf_park", "ft_seg_stress", "ft_int_stress", "tf_seg_stress", "tf_int_stress", "xwalk",
+    "job_id",
+)
+_ACCESS = ("pop", "emp", "schools", "universities", "colleges", "doctors", "dentists",
+           "hospitals", "pharmacies", "retail", "supermarkets", "social_services", "parks",
+           "trails", "community_centers", "transit")
+_BLOCKS_COLUMNS = (
+    "gid", "geoid20", "blockid10", "pop20", "housing20", "aland20", "awater20", "col", "row",
+    "road_ids",
+    *(f"{a}_{s}" for a in _ACCESS for s in ("low_stress", "high_stress", "score")),
+    "overall_score", "reachable_blocks", "opportunity_score", "core_services_score",
+    "recreation_score", "job_id",
+)
+
+
+def _shapefile_names(full: tuple[str, ...]) -> dict[str, str]:
+    """Map GDAL's truncated shapefile field names back to full names.
+
+    GDAL cuts names to 10 characters and renames a clash to its first 7 characters + ``_NN``
+    (``INTERSECTI``, ``INTERSE_01``); replaying that on the known export order inverts it.
+    """
+    taken: dict[str, str] = {}
+    for name in full:
+        t = name[:10].upper()
+        n = 0
+        while t in taken:
+            n += 1
+            t = f"{name[:7].upper()}_{n:02d}"
+        taken[t] = name
+    return taken
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- locating
+def _find_export_root(folder: Path) -> Path | None:
+    """The folder holding ``neighborhood_overall_scores.csv``: ``folder`` or one below it."""
+    if (folder / SCORES_FILE).exists():
+        return folder
+    hits = sorted(folder.rglob(SCORES_FILE), key=lambda p: len(p.parts))
+    return hits[0].parent if hits else None
+
+
+def _extract_zip(path: Path) -> Path:
+    """Unpack an export archive once into ``outputs/cache/zips/<hash>``."""
+    st = path.stat()
+    dest = outputs_dir() / "cache" / "zips" / _sha(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}")
+    marker = dest / ".complete"
+    if not marker.exists():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                zf.extractall(dest)
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{path} is not a readable zip archive ({exc}); give the export "
+                             "folder or a valid .zip of it") from exc
+        # nested zipped shapefiles of the original BNA (neighborhood_ways.zip, ...)
+        for inner in dest.rglob("*.zip"):
+            with contextlib.suppress(zipfile.BadZipFile), zipfile.ZipFile(inner) as zf:
+                zf.extractall(inner.parent)
+        marker.write_text("ok")
+    return dest
+
+
+def _download_s3(uri: str) -> Path:
+    """Download every object under ``s3://bucket/prefix`` into ``outputs/cache/s3/``."""
+    import boto3
+
+    m = re.match(r"s3://([^/]+)/?(.*)$", uri)
+    if not m:
+        raise InputError(f"bad S3 URI {uri!r}: expected s3://bucket/prefix")
+    bucket, prefix = m.group(1), m.group(2).strip("/")
+    dest = outputs_dir() / "cache" / "s3" / bucket / (prefix or "_root")
+    s3 = boto3.client("s3")
+    found = 0
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{prefix}/" if prefix else "")
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                rel = key[len(prefix):].lstrip("/") if prefix else key
+                if not rel or rel.endswith("/"):
+                    continue
+                target = dest / rel
+                if target.exists() and target.stat().st_size == obj["Size"] and rel != "status.json":
+                    found += 1
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.part")
+                s3.download_file(bucket, key, str(tmp))
+                tmp.replace(target)
+                found += 1
+    except Exception as exc:  # botocore errors: no credentials, no bucket, ...
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read {uri}: {exc}") from exc
+    if not found:
+        raise InputError(f"no results under {uri}: check the URI (the job may not have "
+                         "uploaded anything yet)")
+    return dest
+
+
+def _resolve_job(job_id: str) -> str:
+    try:
+        from pna_helpers import jobs
+    except ImportError as exc:  # pragma: no cover - jobs API is part of the package
+        raise InputError(f"{job_id!r} is neither a results folder nor a known job") from exc
+    client = jobs.get_client()
+    try:
+        loc = client.results_location(job_id)
+    except Exception as exc:
+        raise InputError(f"{job_id!r} is not a results folder, .zip, s3:// URI or job id of the "
+                         f"{getattr(client, 'backend', 'default')} backend ({exc})") from exc
+    if not loc:
+        raise InputError(f"job {job_id} has no results location yet")
+    return str(loc)
+
+
+def _check_status(root: Path) -> dict[str, Any] | None:
+    status_path = root / "status.json"
+    if not status_path.exists():
+        return None
+    try:
+        status = json.loads(status_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{status_path} is unreadable ({exc}): the run may still be writing; "
+                         "retry or re-run the analysis") from exc
+    state = status.get("state")
+    if state != "succeeded":
+        detail = f" in phase {status.get('phase')}" if status.get("phase") else ""
+        err = f": {status['error']}" if status.get("error") else ""
+        raise InputError(f"results in {root} are incomplete - the run is {state}{detail}{err}; "
+                         "wait for it to finish or re-run it")
+    return status
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Results:
+    """One result set. Tables are read lazily on first use and cached.
+
+    Attributes
+    ----------
+    location : str
+        What the user gave (folder, zip, s3 URI or job id).
+    folder : pathlib.Path
+        Local folder holding the export files.
+    source : str
+        ``"pna"`` (has ``run.json``/``status.json``) or ``"official"`` (a BNA export).
+    name : str
+        Place name shown in tables, maps and reports.
+    """
+
+    location: str
+    folder: Path
+    source: str
+    name: str
+    run: dict[str, Any] | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ---- files
+    def path(self, stem: str) -> Path | None:
+        """The file of table ``stem`` (e.g. ``neighborhood_ways``) in the best format, or None."""
+        for ext in (".geojson", ".csv", ".csv.gz", ".csv.zip", ".shp"):
+            p = self.folder / f"{stem}{ext}"
+            if p.exists():
+                return p
+        return None
+
+    def _read_geo(self, stem: str, full_names: tuple[str, ...] = ()) -> Any:
+        import geopandas as gpd
+
+        p = self.path(stem)
+        if p is None:
+            return None
+        if stem in self._cache:
+            return self._cache[stem]
+        gdf = gpd.read_file(p)
+        if p.suffix == ".shp":
+            names = _shapefile_names(full_names) if full_names else {}
+            gdf = gdf.rename(columns={c: names.get(c.upper(), c.lower()) for c in gdf.columns
+                                      if c != "geometry"})
+        if gdf.crs is None:
+            gdf = gdf.set_crs(4326)
+        elif gdf.crs.to_epsg() != 4326:
+            gdf = gdf.to_crs(4326)
+        self._cache[stem] = gdf
+        return gdf
+
+    def _read_csv(self, stem: str) -> Any:
+        import pandas as pd
+
+        if stem in self._cache:
+            return self._cache[stem]
+        p = self.path(stem)
+        if p is None:
+            return None
+        df = pd.read_csv(p)
+        self._cache[stem] = df
+        return df
+
+    # ---- tables
+    @property
+    def overall_scores(self) -> Any:
+        """``neighborhood_overall_scores.csv`` as read (id, score_id, score_original, ...)."""
+        return self._read_csv("neighborhood_overall_scores")
+
+    @property
+    def score_inputs(self) -> Any:
+        """``neighborhood_score_inputs.csv`` or None."""
+        return self._read_csv("neighborhood_score_inputs")
+
+    @property
+    def mileage(self) -> Any:
+        """``mileage.csv`` (feature_type, total_mileage) or None (original BNA)."""
+        return self._read_csv("mileage")
+
+    @property
+    def speed_limits(self) -> Any:
+        """``residential_speed_limit.csv`` or None."""
+        return self._read_csv("residential_speed_limit")
+
+    @property
+    def ways(self) -> Any:
+        """Road segments with their stress attributes (GeoDataFrame, EPSG:4326)."""
+        gdf = self._read_geo("neighborhood_ways", _WAYS_COLUMNS)
+        if gdf is None:
+            raise InputError(f"{self.folder} has no neighborhood_ways (.geojson or .shp)")
+        return gdf
+
+    @property
+    def blocks(self) -> Any:
+        """Census blocks with access counts and scores (GeoDataFrame, EPSG:4326)."""
+        gdf = self._read_geo("neighborhood_census_blocks", _BLOCKS_COLUMNS)
+        if gdf is None:
+            raise InputError(f"{self.folder} has no neighborhood_census_blocks (.geojson or .shp)")
+        if "geoid20" not in gdf.columns and "blockid10" in gdf.columns:
+            gdf = gdf.rename(columns={"blockid10": "geoid20"})
+        if "geoid20" in gdf.columns:
+            gdf["geoid20"] = gdf["geoid20"].astype(str)
+        self._cache["neighborhood_census_blocks"] = gdf
+        return gdf
+
+    @property
+    def intersections(self) -> Any:
+        """``neighborhood_ways_intersections`` or None."""
+        return self._read_geo("neighborhood_ways_intersections")
+
+    @property
+    def boundary(self) -> Any:
+        """The place boundary, or None when the export has no boundary file."""
+        return self._read_geo("neighborhood_boundary")
+
+    def destinations(self, category: str) -> Any:
+        """Destinations of one category (see :data:`DESTINATION_CATEGORIES`), or None."""
+        if category not in DESTINATION_CATEGORIES:
+            raise InputError(f"unknown destination category {category!r}; one of "
+                             f"{', '.join(DESTINATION_CATEGORIES)}")
+        return self._read_geo(f"neighborhood_{category}")
+
+    def all_destinations(self) -> dict[str, Any]:
+        """Every non-empty destination table, by category."""
+        out = {}
+        for cat in DESTINATION_CATEGORIES:
+            gdf = self.destinations(cat)
+            if gdf is not None and len(gdf):
+                out[cat] = gdf
+        return out
+
+    def connected_pairs(self) -> Any:
+        """``neighborhood_connected_census_blocks`` (may be ``.csv.gz``); can be large."""
+        import pandas as pd
+
+        p = self.path("neighborhood_connected_census_blocks")
+        if p is None:
+            raise InputError(f"{self.folder} has no neighborhood_connected_census_blocks.csv")
+        df = pd.read_csv(p, dtype={"source_blockid20": str, "target_blockid20": str,
+                                   "source_blockid10": str, "target_blockid10": str})
+        for col in ("low_stress", "high_stress"):
+            if col in df.columns and df[col].dtype != bool:
+                df[col] = df[col].astype(str).str.lower().isin(["t", "true", "1"])
+        return df
+
+    # ---- summaries
+    def scores(self) -> Any:
+        """City scores: ``score_id`` -> ``score_normalized`` (0-100; miles for mileage rows,
+        people for ``population_total``), as a float Series."""
+        df = self.overall_scores
+        vals = df["score_normalized"].where(df["score_normalized"].notna(), df["score_original"])
+        return vals.astype(float).set_axis(df["score_id"].astype(str)).rename(self.name)
+
+    def summary(self) -> Any:
+        """Main category scores with their meaning (a DataFrame for display)."""
+        import pandas as pd
+
+        s = self.scores()
+        rows = []
+        for sid in MAIN_SCORES:
+            info = SCORE_INFO[sid]
+            rows.append({"category": info["label"],
+                         "score": round(float(s.get(sid, float("nan"))), 2),
+                         "meaning": info.get("meaning", "")})
+        for sid, label in (("population_total", "Population"),
+                           ("total_miles_low_stress", "Low-stress miles"),
+                           ("total_miles_high_stress", "High-stress miles")):
+            if sid in s.index:
+                v = float(self.overall_scores.loc[
+                    self.overall_scores["score_id"] == sid, "score_original"].iloc[0])
+                rows.append({"category": label, "score": round(v, 2),
+                             "meaning": "total of the place"})
+        return pd.DataFrame(rows).set_index("category")
+
+    def mileage_by_stress(self) -> Any:
+        """Network length (miles) by functional class and segment stress (``low``/``high``).
+
+        Each direction counts half the segment length (a two-way road counts once), using
+        the segment stress ``ft_seg_stress``/``tf_seg_stress`` as the mileage rows of §11.5.
+        """
+        import numpy as np
+        import pandas as pd
+
+        ways = self.ways
+        if not len(ways):
+            return pd.DataFrame(columns=["functional_class", "stress", "miles"])
+        length_mi = ways.geometry.to_crs(ways.estimate_utm_crs()).length.to_numpy() / 1609.34
+        parts = []
+        for d in ("ft", "tf"):
+            st = pd.to_numeric(ways[f"{d}_seg_stress"], errors="coerce").to_numpy(dtype=float)
+            stress = np.where(st == 1, "low", np.where(st > 1, "high", ""))
+            parts.append(pd.DataFrame({
+                "functional_class": ways["functional_class"].astype(str).to_numpy(),
+                "stress": stress, "miles": length_mi / 2}))
+        df = pd.concat(parts)
+        df = df[df["stress"] != ""]
+        return df.groupby(["functional_class", "stress"], as_index=False)["miles"].sum()
+
+
+def load_results(location: str | Path, name: str | None = None) -> Results:
+    """Load a result set.
+
+    Parameters
+    ----------
+    location : str or pathlib.Path
+        Local export folder, ``.zip`` of one, ``s3://bucket/prefix`` or a PNA job id.
+    name : str, optional
+        Place name to show; default: the place of the run (``run.json``) or the folder name.
+
+    Returns
+    -------
+    Results
+
+    Raises
+    ------
+    InputError
+        The location does not exist, is not a BNA export, or its run has not succeeded.
+    """
+    if isinstance(location, Results):
+        return location
+    loc = str(location)
+    if loc.startswith("s3://"):
+        folder = _download_s3(loc)
+    else:
+        p = Path(loc).expanduser()
+        if p.is_dir():
+            folder = p
+        elif p.is_file() and p.suffix.lower() == ".zip":
+            folder = _extract_zip(p)
+        elif p.exists():
+            raise InputError(f"{p} is neither a results folder nor a .zip of one")
+        elif "/" in loc or loc.endswith(".zip"):
+            raise InputError(f"results location {loc} does not exist; give an export folder, "
+                             "a .zip, an s3:// URI or a job id")
+        else:
+            return load_results(_resolve_job(loc), name=name)
+    # status first: a running job has status.json but no scores yet
+    status = _check_status(folder)
+    root = _find_export_root(folder)
+    if root is None:
+        raise InputError(f"{loc} holds no {SCORES_FILE}: it is not a BNA results folder"
+                         + (" (the run may not have exported yet)" if status else ""))
+    if root != folder:
+        status = _check_status(root) or status
+    run = None
+    if (root / "run.json").exists():
+        with contextlib.suppress(OSError, ValueError):
+            run = json.loads((root / "run.json").read_text())
+    source = "pna" if (status is not None or run is not None) else "official"
+    if name is None:
+        name = _place_name(root, run)
+    return Results(location=loc, folder=root, source=source, name=name, run=run)
+
+
+@functools.lru_cache(maxsize=1)
+def _yy_mm() -> re.Pattern[str]:
+    return re.compile(r"^\d\d\.\d\d(\.\d+)?$")
+
+
+def _place_name(root: Path, run: dict[str, Any] | None) -> str:
+    if run:
+        for key in ("place", "name"):
+            if run.get(key):
+                return str(run[key])
+        params = run.get("parameters") or {}
+        if params.get("place"):
+            return str(params["place"])
+    # official layout: <country>/<region>/<city>/<YY.MM>
+    if _yy_mm().match(root.name):
+        return root.parent.name
+    return root.name
+
+
+def load_many(locations: list[str | Path] | dict[str, str | Path]) -> list[Results]:
+    """Load several result sets; a dict gives them names (name -> location)."""
+    if isinstance(locations, dict):
+        return [load_results(loc, name=n) for n, loc in locations.items()]
+    return [load_results(loc) for loc in locations]
