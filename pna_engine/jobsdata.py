@@ -1,0 +1,78 @@
+"""Jobs per census block from LEHD LODES (BNA-METHOD §2.6), US runs only.
+
+Jobs of a block = sum of ``S000`` over the rows of the ``main`` and ``aux`` origin-destination
+files (job type JT00) whose work block ``w_geocode`` is the block id; 0 when absent. The result
+has one row per retained block (table ``neighborhood_census_block_jobs``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REQUIRED_COLUMNS = ("w_geocode", "S000")
+
+
+def read_lodes(path: str | Path) -> Any:
+    """Sum ``S000`` per ``w_geocode`` of one LODES OD file (``.csv`` or ``.csv.gz``).
+
+    Returns a Series indexed by the work block id (str).
+
+    Raises
+    ------
+    InputError
+        The file lacks the ``w_geocode`` / ``S000`` columns.
+    """
+    import pandas as pd
+
+    from pna_engine.errors import InputError
+
+    path = Path(path)
+    try:
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+    except Exception as exc:
+        raise InputError(f"cannot read the LODES jobs file {path}: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"the jobs file {path} is not a LODES OD file: missing column(s) "
+            f"{', '.join(missing)} (found {', '.join(header[:8]) or 'none'}); pass the "
+            "<st>_od_main_JT00_<year>.csv and <st>_od_aux_JT00_<year>.csv files with --jobs")
+    df = pd.read_csv(path, usecols=list(REQUIRED_COLUMNS),
+                     dtype={"w_geocode": str, "S000": "int64"})
+    return df.groupby("w_geocode", sort=False)["S000"].sum()
+
+
+def load_jobs(s: Any) -> Any:
+    """Jobs per retained block: DataFrame ``(blockid20, jobs)``, or None for non-US runs.
+
+    Uses ``s.params.jobs`` (paths/URLs) or downloads the state's latest LODES8 files.
+    Records ``s.inputs["jobs_main"]``/``["jobs_aux"]`` (or ``jobs_<n>``) and ``s.counts["jobs"]``.
+    """
+    import pandas as pd
+
+    from pna_engine import download
+    from pna_engine.population import is_us
+
+    params = s.params
+    if not is_us(params.country):
+        if params.jobs:
+            s.notes.append("jobs: LODES files ignored in a non-US run (as in the reference)")
+        return None
+    sources = list(params.jobs) or download.lodes_urls(params)
+    totals = []
+    for i, src in enumerate(sources):
+        path = download.fetch(src, params, what="the LODES jobs file", option="--jobs")
+        name = Path(path).name
+        role = ("jobs_main" if "_od_main_" in name else "jobs_aux" if "_od_aux_" in name
+                else f"jobs_{i}")
+        if role in s.inputs:
+            role = f"{role}_{i}"
+        s.inputs[role] = str(path)
+        totals.append(read_lodes(path))
+    per_block = pd.concat(totals).groupby(level=0).sum() if totals else pd.Series(dtype="int64")
+    ids = s.blocks["geoid20"].astype(str)
+    jobs = per_block.reindex(ids.to_numpy()).fillna(0).astype("int64").to_numpy()
+    out = pd.DataFrame({"blockid20": ids.to_numpy(), "jobs": jobs})
+    s.counts["jobs"] = int(out["jobs"].sum())
+    return out

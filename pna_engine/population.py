@@ -1,0 +1,321 @@
+"""Census blocks and population (BNA-METHOD §2.5): table ``neighborhood_census_blocks``.
+
+Sources, in the reference tool's order:
+
+* ``--population`` file (path or URL): TIGER 2020 blocks (``GEOID20``/``POP20``/``ALAND20``),
+  TIGER 2010 blocks (``BLOCKID10``/``POP10``), or any layer with those fields, as a zipped
+  shapefile, shapefile or GeoPackage; a GeoTIFF is read as a WorldPop raster.
+* US without a file: the state's TIGER/Line 2020 tabulation blocks (downloaded).
+* Non-US without a file: the WorldPop 1 km constrained raster of the country (R2025A,
+  ``params.worldpop_year`` or the current year), polygonised as the reference does; when the
+  country is unknown or the raster cannot be downloaded (offline), a synthetic grid of
+  ``params.block_size`` Web-Mercator units with ``params.block_population`` people per cell.
+
+Columns are normalised to lowercase (``geoid20``, ``pop20``, ``aland20``; 2010 ids and
+populations are renamed to those names); every other source attribute is kept for the export.
+
+Retention (bsa): a block is kept if it intersects the boundary and at least 50 % of its area
+lies inside it; US runs then drop all-water blocks (``aland20 = 0``). The run fails if the
+retained population is 0.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pna_engine.errors import InputError, OfflineError
+
+#: Share of a block's area that must lie inside the boundary for the block to be kept.
+MIN_SHARE_INSIDE = 0.5
+WEB_MERCATOR = "EPSG:3857"
+
+
+# --------------------------------------------------------------------------- country
+def country_iso3(country: str | None) -> str | None:
+    """ISO 3166-1 alpha-3 code of a country name or code, None if unknown."""
+    if not country:
+        return None
+    import pycountry
+
+    try:
+        return pycountry.countries.lookup(country.strip()).alpha_3
+    except LookupError:
+        return None
+
+
+def is_us(country: str | None) -> bool:
+    """True when ``country`` designates the United States (US mode of the reference)."""
+    if country and country.strip().lower() in ("us", "usa", "united states", "united states of america"):
+        return True
+    return country_iso3(country) == "USA"
+
+
+# --------------------------------------------------------------------------- entry point
+def load_blocks(s: Any) -> Any:
+    """Census blocks retained for the run, in the output CRS (``s.crs``).
+
+    Records ``s.inputs["population"]``, ``s.counts["blocks"]`` and ``s.counts["population"]``;
+    adds a note when the population is synthetic.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing id/population fields, no block overlapping the boundary, or a
+        retained population of 0.
+    """
+    from pna_engine import download
+
+    params = s.params
+    us = is_us(params.country)
+    boundary = s.boundary.to_crs(s.crs)
+    if params.population:
+        path = download.fetch(params.population, params, what="the population file",
+                              option="--population")
+        s.inputs["population"] = str(path)
+        blocks = read_blocks(path)
+        source = str(params.population)
+    elif us:
+        url = download.tiger_blocks_url(download.state_fips(params))
+        path = download.fetch(url, params, what="the TIGER 2020 census blocks",
+                              option="--population")
+        s.inputs["population"] = str(path)
+        blocks = read_blocks(path)
+        source = url
+    else:
+        blocks, source = _non_us_blocks(s, boundary)
+    blocks = blocks.to_crs(s.crs)
+    kept = select_blocks(blocks, boundary, us=us, source=source)
+    s.counts["blocks"] = int(len(kept))
+    s.counts["population"] = float(kept["pop20"].sum())
+    return kept
+
+
+def _non_us_blocks(s: Any, boundary: Any) -> tuple[Any, str]:
+    from pna_engine import download
+
+    params = s.params
+    iso3 = country_iso3(params.country)
+    if iso3 is not None:
+        year = params.worldpop_year or _dt.date.today().year
+        url = download.worldpop_url(iso3, year)
+        try:
+            path = download.fetch(url, params, what="the WorldPop population raster",
+                                  option="--population")
+        except (OfflineError, InputError) as exc:
+            s.notes.append(
+                f"population: WorldPop raster unavailable ({exc}); using a SYNTHETIC grid of "
+                f"{params.block_size:g} Web-Mercator units with {params.block_population} "
+                "people per cell - pass --population for real data")
+        else:
+            s.inputs["population"] = str(path)
+            return worldpop_blocks(path, boundary), url
+    else:
+        s.notes.append(
+            f"population: country {params.country!r} unknown; using a SYNTHETIC grid of "
+            f"{params.block_size:g} Web-Mercator units with {params.block_population} people "
+            "per cell (as the reference tool does) - pass --population for real data")
+    grid = synthetic_grid(boundary, params.block_size, params.block_population)
+    return grid, "synthetic grid"
+
+
+# --------------------------------------------------------------------------- readers
+_ID_FIELDS = ("geoid20", "blockid10")
+_POP_FIELDS = ("pop20", "pop10")
+
+
+def read_blocks(path: str | Path) -> Any:
+    """Read a census block layer and normalise its columns.
+
+    Accepts a zipped shapefile, a shapefile, a GeoPackage or anything GDAL reads, and a GeoTIFF
+    (WorldPop raster, polygonised). Returns a GeoDataFrame with lowercase columns where
+    ``geoid20`` (str) and ``pop20`` (float) exist; ``aland20`` when the source has it.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return worldpop_blocks(path, None)
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # GDAL's message is the most useful one here
+        raise InputError(f"cannot read the population file {path}: {exc}") from exc
+    return normalise_fields(gdf, str(path))
+
+
+def normalise_fields(gdf: Any, source: str) -> Any:
+    """Lowercase the columns; rename 2010 fields (``blockid10``, ``pop10``) to the 2020 names."""
+    geom_name = gdf.geometry.name
+    rename = {c: c.lower() for c in gdf.columns if c != geom_name}
+    gdf = gdf.rename(columns=rename)
+    cols = set(gdf.columns)
+    id_col = next((c for c in _ID_FIELDS if c in cols), None)
+    pop_col = next((c for c in _POP_FIELDS if c in cols), None)
+    if id_col is None or pop_col is None:
+        found = ", ".join(c for c in rename.values()) or "none"
+        raise InputError(
+            f"the population file {source} lacks the block id / population fields: found "
+            f"[{found}]; expected GEOID20 and POP20 (TIGER 2020) or BLOCKID10 and POP10 "
+            "(TIGER 2010)")
+    gdf = gdf.rename(columns={id_col: "geoid20", pop_col: "pop20"})
+    gdf["geoid20"] = gdf["geoid20"].astype(str)
+    gdf["pop20"] = gdf["pop20"].astype("float64").fillna(0.0)
+    if gdf.crs is None:  # the reference declares every input as EPSG:4326
+        gdf = gdf.set_crs(4326)
+    return gdf
+
+
+# --------------------------------------------------------------------------- selection
+def select_blocks(blocks: Any, boundary: Any, *, us: bool, source: str = "population") -> Any:
+    """Blocks kept by the reference: intersecting the boundary with >= 50 % of their area
+    inside; US: without all-water blocks (``aland20 = 0``). Same CRS for both inputs.
+
+    Raises
+    ------
+    InputError
+        No block overlaps the boundary, or the retained population is 0.
+    """
+    import shapely
+
+    bnd = shapely.union_all(np.asarray(boundary.geometry.values))
+    geoms = np.asarray(blocks.geometry.values)
+    n_read = len(blocks)
+    shapely.prepare(bnd)
+    hit = shapely.intersects(geoms, bnd)
+    if not hit.any():
+        raise InputError(
+            f"no census block of {source} overlaps the boundary ({n_read} blocks read); "
+            "check that the population file covers the place and has a correct CRS")
+    share = np.zeros(n_read)
+    g = geoms[hit]
+    area = shapely.area(g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share[hit] = np.where(area > 0, shapely.area(shapely.intersection(g, bnd)) / area, 0.0)
+    keep = hit & (share >= MIN_SHARE_INSIDE)
+    if us and "aland20" in blocks.columns:
+        aland = blocks["aland20"].astype("float64").to_numpy()
+        keep &= ~(aland == 0)
+    kept = blocks.loc[keep].reset_index(drop=True)
+    if len(kept) == 0:
+        raise InputError(
+            f"no census block of {source} lies at least half inside the boundary "
+            f"({int(hit.sum())} touch it); use a larger boundary or finer blocks")
+    kept = kept.set_geometry(_as_multipolygons(np.asarray(kept.geometry.values)), crs=blocks.crs)
+    total = float(kept["pop20"].sum())
+    if not total > 0:
+        raise InputError(
+            f"the {len(kept)} census blocks retained inside the boundary have a total "
+            "population of 0; check the population file (the analysis needs inhabitants)")
+    return kept
+
+
+def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
+    """Force polygons to MultiPolygons (the reference stores blocks as MultiPolygon)."""
+    import shapely
+
+    out = geoms.copy()
+    single = shapely.get_type_id(out) == 3
+    if single.any():
+        idx = np.flatnonzero(single)
+        out[idx] = shapely.multipolygons(out[idx], indices=np.arange(len(idx)))
+    return out
+
+
+# --------------------------------------------------------------------------- generated blocks
+def _random_ids(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct ids of 15 lowercase letters (the reference uses random ones; ours are
+    deterministic for reproducible runs)."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype="S1")
+    ids: list[str] = []
+    seen: set[str] = set()
+    while len(ids) < n:
+        chunk = letters[rng.integers(0, 26, size=(n - len(ids), 15))]
+        for row in chunk.view("S15").ravel():
+            k = row.decode()
+            if k not in seen:
+                seen.add(k)
+                ids.append(k)
+    return ids
+
+
+def synthetic_grid(boundary: Any, block_size: float, block_population: int) -> Any:
+    """The reference's fallback population: square cells over the boundary (§2.5).
+
+    The boundary is projected to Web Mercator; columns start at its bbox min-x and go by
+    ``block_size`` while the start is < max-x (rows likewise); a cell is kept when it
+    intersects the boundary. ``POP20 = block_population``, ``GEOID20`` = 15 letters. Returned in
+    the boundary's CRS.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if not block_size > 0:
+        raise InputError(f"block size must be positive, got {block_size!r}")
+    bm = boundary.to_crs(WEB_MERCATOR)
+    bnd = shapely.union_all(np.asarray(bm.geometry.values))
+    xmin, ymin, xmax, ymax = bnd.bounds
+    xs = xmin + block_size * np.arange(int(np.ceil((xmax - xmin) / block_size)) or 1)
+    ys = ymin + block_size * np.arange(int(np.ceil((ymax - ymin) / block_size)) or 1)
+    xs, ys = xs[xs < xmax] if xmax > xmin else xs, ys[ys < ymax] if ymax > ymin else ys
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    gx, gy = gx.ravel(), gy.ravel()
+    cells = shapely.box(gx, gy, gx + block_size, gy + block_size)
+    shapely.prepare(bnd)
+    cells = cells[shapely.intersects(cells, bnd)]
+    grid = gpd.GeoDataFrame(
+        {"GEOID20": _random_ids(len(cells)), "POP20": np.full(len(cells), block_population)},
+        geometry=cells, crs=WEB_MERCATOR,
+    ).to_crs(boundary.crs)
+    return normalise_fields(grid, "synthetic grid")
+
+
+def worldpop_blocks(path: str | Path, boundary: Any | None) -> Any:
+    """Polygonise a WorldPop raster as the reference does (§2.5).
+
+    Connected groups of pixels (4-connectivity) with the same value become one polygon; no-data
+    pixels are skipped (pixels <= 0 when the raster has no no-data value). ``POP20`` = the pixel
+    value, ``GEOID20`` = 15 letters. With a ``boundary`` only a window around it is read
+    (10 pixels of margin) - the reference polygonises the whole country.
+    """
+    import geopandas as gpd
+    import rasterio
+    import rasterio.features
+    import rasterio.windows
+    import shapely
+
+    try:
+        src = rasterio.open(path)
+    except Exception as exc:
+        raise InputError(f"cannot read the population raster {path}: {exc}") from exc
+    with src:
+        window = None
+        if boundary is not None:
+            b = boundary.to_crs(src.crs).total_bounds
+            w = rasterio.windows.from_bounds(*b, transform=src.transform)
+            w = w.round_offsets("floor").round_lengths("ceil")
+            m = 10
+            col0, row0 = max(int(w.col_off) - m, 0), max(int(w.row_off) - m, 0)
+            col1 = min(int(w.col_off + w.width) + m, src.width)
+            row1 = min(int(w.row_off + w.height) + m, src.height)
+            if col1 <= col0 or row1 <= row0:
+                raise InputError(f"the population raster {path} does not cover the boundary")
+            window = rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
+        data = src.read(1, window=window)
+        transform = src.window_transform(window) if window is not None else src.transform
+        nodata = src.nodata
+        crs = src.crs
+    valid = (data != nodata) if nodata is not None else (data > 0)
+    if nodata is not None and np.isnan(nodata):
+        valid = ~np.isnan(data)
+    geoms, values = [], []
+    for geom, value in rasterio.features.shapes(data, mask=valid, connectivity=4,
+                                                transform=transform):
+        geoms.append(shapely.geometry.shape(geom))
+        values.append(float(value))
+    gdf = gpd.GeoDataFrame({"GEOID20": _random_ids(len(geoms)), "POP20": values},
+                           geometry=geoms, crs=crs or "EPSG:4326")
+    return normalise_fields(gdf, str(path))
