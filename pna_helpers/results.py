@@ -517,3 +517,39 @@ def load_many(locations: list[str | Path] | dict[str, str | Path]) -> list[Resul
     if isinstance(locations, dict):
         return [load_results(loc, name=n) for n, loc in locations.items()]
     return [load_results(loc) for loc in locations]
+
+
+def demo_results(name: str | None = None, **overrides: Any) -> Results:
+    """The Helsinki demo results, computed once (offline, seconds) and reused.
+
+    The engine runs in-process on :func:`pna_engine.demo.prepare_demo_inputs` into
+    ``outputs/demo-results/helsinki-demo[-<variant>]``. Keyword arguments override run
+    parameters (e.g. ``city_speed_limit=20``) and make a separate variant.
+    """
+    from pna_engine import demo, pipeline
+    from pna_engine.params import Params
+
+    inputs = demo.prepare_demo_inputs(outputs_dir() / "demo-inputs")
+    inputs = dict(inputs)
+    place = str(inputs.pop("place", "Helsinki demo"))
+    inputs.update(overrides)
+    variant = "-".join(f"{k}-{v}" for k, v in sorted(overrides.items()))
+    folder = outputs_dir() / "demo-results" / ("helsinki-demo" + (f"-{variant}" if variant else ""))
+    label = name or (place + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+                              + ")" if overrides else ""))
+    with contextlib.suppress(InputError):
+        res = load_results(folder, name=label)
+        if res.run is not None:
+            return res
+    known = set(Params.__dataclass_fields__)
+    params = Params(output=str(folder), offline=True,
+                    **{k: v for k, v in inputs.items() if k in known})
+    pipeline.run(params)
+    return load_results(folder, name=label)
+
+
+def results_or_demo(location: str | Path | None, name: str | None = None) -> Results:
+    """:func:`load_results` of ``location``, or the Helsinki demo when it is empty."""
+    if location is None or str(location).strip() == "":
+        return demo_results(name=name or None)
+    return load_results(location, name=name or None)

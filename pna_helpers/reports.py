@@ -1,0 +1,213 @@
+"""Per-place HTML reports: the ``city_report`` notebook run by papermill, converted by nbconvert
+without input cells into one self-contained HTML file (maps and charts inline, no CDN).
+
+    pna report RESULTS -o outputs/reports/PLACE.html
+    pna report --many places.txt            # one result location per line; + index.html
+
+:func:`render_report` is what ``pna demo`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html as _html
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pna_engine.atomic import write_text
+from pna_engine.errors import InputError
+from pna_helpers.paths import REPO_ROOT, outputs_dir
+from pna_helpers.results import load_results
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+REPORT_NOTEBOOK = "city_report.ipynb"
+
+
+def _report_template() -> Path:
+    for p in (NOTEBOOKS / REPORT_NOTEBOOK, Path(__file__).parent / "notebooks" / REPORT_NOTEBOOK):
+        if p.exists():
+            return p
+    raise InputError(f"report template {REPORT_NOTEBOOK} not found in {NOTEBOOKS}")
+
+
+def slug(name: str) -> str:
+    """File-name-safe version of a place name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "place"
+
+
+# nbconvert's lab template links require.js and MathJax from CDNs; reports need neither.
+_CDN_SCRIPT_RE = re.compile(
+    r'<script[^>]*src="https?://[^"]*(require|mathjax)[^"]*"[^>]*>\s*</script>', re.I)
+_MATHJAX_CFG_RE = re.compile(r'<script type="text/x-mathjax-config">.*?</script>', re.S)
+
+
+def notebook_to_html(nb: Any, title: str | None = None) -> str:
+    """Executed notebook (node or path) -> self-contained HTML without input cells."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    if not hasattr(nb, "cells"):
+        nb = nbformat.read(str(nb), as_version=4)
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    exporter = HTMLExporter(template_name="lab", exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True)
+    # cells tagged "report-hide" (the template's own notes) stay out of the report
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"report-hide"}),
+                                   enabled=True)
+    resources = {"metadata": {"name": title or "PNA report"}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    body = _CDN_SCRIPT_RE.sub("", body)
+    body = _MATHJAX_CFG_RE.sub("", body)
+    return body
+
+
+def render_report(results_location: Any, out_html: str | Path | None = None,
+                  name: str | None = None, timeout: int = 900) -> Path:
+    """Render the report of one result set into a single HTML file.
+
+    Parameters
+    ----------
+    results_location : str, Path or Results
+        Anything :func:`~pna_helpers.results.load_results` accepts.
+    out_html : str or Path, optional
+        Output file (default: ``outputs/reports/<place>.html``).
+    name : str, optional
+        Place name shown in the report (default: from the results).
+    timeout : int
+        Seconds allowed for any one notebook cell.
+
+    Returns
+    -------
+    pathlib.Path
+        The written HTML file (written atomically: no half report on failure).
+    """
+    import papermill as pm
+
+    res = load_results(results_location, name=name)  # clear errors before starting a kernel
+    out = Path(out_html) if out_html else outputs_dir() / "reports" / f"{slug(res.name)}.html"
+    template = _report_template()
+    with tempfile.TemporaryDirectory(prefix="pna-report-") as tmp:
+        executed = Path(tmp) / "report.ipynb"
+        try:
+            pm.execute_notebook(
+                str(template), str(executed),
+                parameters={"results": str(res.folder), "place_name": res.name},
+                progress_bar=False, cwd=str(template.parent), execution_timeout=timeout,
+                log_output=False, kernel_name="python3",
+            )
+        except pm.PapermillExecutionError as exc:
+            raise RuntimeError(f"the report of {res.name} failed in cell {exc.exec_count}: "
+                               f"{exc.ename}: {exc.evalue}") from None
+        html = notebook_to_html(executed, title=f"{res.name} - Bicycle Network Analysis")
+    write_text(out, html)
+    return out
+
+
+def render_many(locations: list[Any], out_dir: str | Path | None = None,
+                progress: bool = True) -> Path:
+    """Render one report per result set plus ``index.html`` linking them (with scores).
+
+    A result set that fails is listed in the index with its error; the others still render.
+    Returns the index path.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir) if out_dir else outputs_dir() / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for loc in tqdm(list(locations), desc="reports", unit="place", disable=not progress):
+        try:
+            res = load_results(loc)
+            path = render_report(res, out_dir / f"{slug(res.name)}.html")
+            s = res.scores()
+            rows.append((res.name, path.name, s.get("overall_score"), s.get("population_total"),
+                         None))
+        except Exception as exc:  # one bad place must not stop the others
+            rows.append((str(loc), None, None, None, str(exc).splitlines()[0]))
+    index = out_dir / "index.html"
+    write_text(index, _index_html(rows))
+    return index
+
+
+def _index_html(rows: list[tuple[Any, ...]]) -> str:
+    def cell(v: Any, fmt: str = "{:.2f}") -> str:
+        return "" if v is None or v != v else fmt.format(v)
+
+    body = "".join(
+        f"<tr><td>{_html.escape(str(n))}</td>"
+        f"<td>{f'<a href={chr(34)}{_html.escape(f)}{chr(34)}>report</a>' if f else ''}</td>"
+        f"<td class=n>{cell(s)}</td><td class=n>{cell(p, '{:,.0f}')}</td>"
+        f"<td class=err>{_html.escape(e or '')}</td></tr>"
+        for n, f, s, p, e in rows)
+    ok = sum(1 for r in rows if r[1])
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>PNA reports</title><style>"
+        "body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 10px}td.n{text-align:right}"
+        "td.err{color:#b00}</style></head><body><h1>Bicycle Network Analysis reports</h1>"
+        f"<p>{ok} of {len(rows)} places rendered.</p><table><tr><th>place</th><th>report</th>"
+        f"<th>overall score</th><th>population</th><th>error</th></tr>{body}</table>"
+        "</body></html>\n")
+
+
+# --------------------------------------------------------------------------- CLI
+def register(subparsers: Any) -> None:
+    """Add the ``report`` subcommand to the ``pna`` command's subparsers."""
+    p = subparsers.add_parser(
+        "report", help="render the HTML report of one or many result sets",
+        description="Run the city_report notebook on a result set (local folder, .zip, s3:// "
+                    "URI or job id) and write one self-contained HTML file.")
+    p.add_argument("results", nargs="?", help="results location (or a file of locations with "
+                                              "--many)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output HTML file (one report) or folder (--many); default: "
+                        "outputs/reports/")
+    p.add_argument("--many", metavar="LIST", nargs="?", const="-", default=None,
+                   help="render every location listed in LIST (one per line, '#' comments; "
+                        "'-' = stdin or the positional argument) plus an index page")
+    p.add_argument("--name", default=None, help="place name shown in the report")
+    p.set_defaults(func=run_cli)
+
+
+def _read_list(path: str) -> list[str]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return [ln.split("#", 1)[0].strip() for ln in text.splitlines()
+            if ln.split("#", 1)[0].strip()]
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Entry of ``pna report``; returns the exit code."""
+    try:
+        if args.many is not None:
+            src = args.many if args.many != "-" else (args.results or "-")
+            if src != "-" and not Path(src).exists():
+                raise InputError(f"list file {src} does not exist")
+            index = render_many(_read_list(src), args.output)
+            print(f"index: {index}")
+            return 0
+        if not args.results:
+            raise InputError("give a results location (folder, .zip, s3:// URI or job id)")
+        out = render_report(args.results, args.output, name=args.name)
+        print(f"report: {out}")
+        return 0
+    except InputError as exc:
+        print(f"pna report: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pna_helpers.reports ...`` (same options as ``pna report``)."""
+    parser = argparse.ArgumentParser(prog="pna")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(["report", *(argv if argv is not None else sys.argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
