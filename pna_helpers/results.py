@@ -115,20 +115,25 @@ _BLOCKS_COLUMNS = (
 
 
 def _shapefile_names(full: tuple[str, ...]) -> dict[str, str]:
-    """Map GDAL's truncated shapefile field names back to full names.
+    """Map GDAL's truncated shapefile field names back to full names (keys upper case).
 
-    GDAL cuts names to 10 characters and renames a clash to its first 7 characters + ``_NN``
-    (``INTERSECTI``, ``INTERSE_01``); replaying that on the known export order inverts it.
+    GDAL cuts names to 10 characters and renames a clash: the reference export (PostGIS
+    ogr2ogr) uses the first 7 characters + ``_NN`` (``INTERSECTI``, ``INTERSE_01``), current
+    GDAL the first 8 + ``_N`` (``intersecti``, ``intersec_1``). Replaying both on the known
+    export order inverts them.
     """
-    taken: dict[str, str] = {}
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for name in full:
         t = name[:10].upper()
-        n = 0
-        while t in taken:
-            n += 1
-            t = f"{name[:7].upper()}_{n:02d}"
-        taken[t] = name
-    return taken
+        n = seen.get(t, 0)
+        seen[t] = n + 1
+        if n == 0:
+            out.setdefault(t, name)
+        else:
+            out.setdefault(f"{name[:7].upper()}_{n:02d}", name)
+            out.setdefault(f"{name[:8].upper()}_{n}", name)
+    return out
 
 
 def _sha(text: str) -> str:
