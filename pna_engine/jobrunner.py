@@ -1,0 +1,371 @@
+"""``pna-engine run-job``: the job container's entry point (AWS Batch and the local backend).
+
+The container contract (environment variables):
+
+``PNA_REQUEST``
+    The analysis request as JSON (``place``, ``boundary``, ``osm``, ``population``, ``jobs``,
+    ``country``, ``state``, ``state_fips``, ``city_fips``, ``city_speed_limit``,
+    ``state_speed_limit``, ``max_trip_distance``, ``offline``).
+``PNA_MANIFEST`` + ``AWS_BATCH_JOB_ARRAY_INDEX``
+    Instead of ``PNA_REQUEST`` (array jobs): the URI (``s3://``, ``http(s)://`` or path) of a
+    JSON list of requests; the child runs entry number ``AWS_BATCH_JOB_ARRAY_INDEX``.
+``PNA_RESULTS_URI``
+    Where the results go: a local folder or ``s3://bucket/results/<job_id>/``. The text
+    ``{job_id}`` is replaced by the job id (``AWS_BATCH_JOB_ID``, or ``PNA_JOB_ID``; an array
+    child's id is ``<parent>:<index>``).
+``PNA_SCRATCH`` (optional)
+    Scratch folder for fetched inputs and the export before upload (default: the temp dir).
+
+What it does: fetch the inputs (S3, HTTP or local paths) into scratch, run the engine
+(:func:`pna_engine.pipeline.run`) while mirroring ``status.json`` to the results location,
+then upload the export and ``run.json`` and, last, ``status.json`` - so a reader never sees
+``succeeded`` before every file is there. SIGTERM (Batch terminate, local cancel) stops the run
+and leaves ``status.json`` failed. Exit codes: 0 success, 2 bad input, 1 other error, 143 stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pna_engine.atomic import atomic_path, write_json
+from pna_engine.errors import InputError
+from pna_engine.status import STATUS_FILE
+
+SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
+
+
+def log(msg: str) -> None:
+    """One progress line on stderr (the job log)."""
+    print(f"[pna-job] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- S3 / HTTP
+def s3_client() -> Any:
+    """A boto3 S3 client honouring ``AWS_ENDPOINT_URL`` (emulators) and the usual credentials."""
+    import boto3
+
+    kw: dict[str, Any] = {}
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        kw["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return boto3.client("s3", region_name=region or "us-east-1", **kw)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    m = re.match(r"^s3://([^/]+)/?(.*)$", uri)
+    if not m:
+        raise InputError(f"bad S3 URI {uri!r}: expected s3://bucket/key")
+    return m.group(1), m.group(2)
+
+
+def _s3_error(uri: str, exc: Exception) -> InputError:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+        return InputError(f"{uri} does not exist: check the URI")
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        return InputError(f"no AWS credentials to read {uri}: configure them (AWS_PROFILE, "
+                          "environment or an instance role)")
+    return InputError(f"cannot access {uri} ({code}): {exc}")
+
+
+def fetch(location: str, dest_dir: Path) -> Path:
+    """Make ``location`` available as a local file in ``dest_dir`` (local paths are used as is).
+
+    A shapefile (``.shp``) brings its sidecar files along.
+    """
+    if location.startswith("s3://"):
+        return _fetch_s3(location, dest_dir)
+    if location.startswith(("http://", "https://")):
+        return _fetch_http(location, dest_dir)
+    p = Path(location)
+    if not p.exists():
+        raise InputError(f"input {location} does not exist")
+    return p
+
+
+def _fetch_s3(uri: str, dest_dir: Path) -> Path:
+    bucket, key = split_s3(uri)
+    s3 = s3_client()
+    keys = [key]
+    if key.lower().endswith(".shp"):
+        stem = key[:-4]
+        with contextlib.suppress(Exception):
+            resp = s3.list_objects_v2(Bucket=bucket, Prefix=stem)
+            keys += [o["Key"] for o in resp.get("Contents", [])
+                     if o["Key"] != key and o["Key"][len(stem):].lower() in SHAPEFILE_SIDECARS]
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for k in keys:
+        dest = dest_dir / k.rsplit("/", 1)[-1]
+        try:
+            with atomic_path(dest) as tmp:
+                s3.download_file(bucket, k, str(tmp))
+        except Exception as exc:
+            raise _s3_error(f"s3://{bucket}/{k}", exc) from exc
+    return dest_dir / key.rsplit("/", 1)[-1]
+
+
+def _fetch_http(url: str, dest_dir: Path) -> Path:
+    import requests
+
+    name = Path(urlparse(url).path).name or "download"
+    urls = [url]
+    if name.lower().endswith(".shp"):
+        urls += [url[: -len(".shp")] + ext for ext in SHAPEFILE_SIDECARS]
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for i, u in enumerate(urls):
+        dest = dest_dir / Path(urlparse(u).path).name
+        try:
+            with requests.get(u, stream=True, timeout=(30, 300)) as r:
+                if r.status_code == 404 and i > 0:
+                    continue  # optional sidecar
+                r.raise_for_status()
+                with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+                    for chunk in r.iter_content(1 << 20):
+                        f.write(chunk)
+        except requests.RequestException as exc:
+            raise InputError(f"cannot download {u}: {exc}") from exc
+    return dest_dir / name
+
+
+class ResultsSink:
+    """The results location: a local folder, or an S3 prefix the export is uploaded to."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.is_s3 = uri.startswith("s3://")
+        if self.is_s3:
+            self.bucket, prefix = split_s3(uri)
+            self.prefix = prefix.rstrip("/") + "/" if prefix else ""
+            self._s3 = s3_client()
+
+    def put(self, path: Path, name: str | None = None) -> None:
+        """Upload one file (S3 only; a local sink is written in place)."""
+        if not self.is_s3:
+            return
+        key = self.prefix + (name or path.name)
+        try:
+            self._s3.upload_file(str(path), self.bucket, key)
+        except Exception as exc:
+            raise _s3_error(f"s3://{self.bucket}/{key}", exc) from exc
+
+    def publish(self, folder: Path) -> int:
+        """Upload every file of ``folder`` except ``status.json``; return how many."""
+        n = 0
+        if not self.is_s3:
+            return 0
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.name != STATUS_FILE and not p.name.startswith("."):
+                self.put(p, p.relative_to(folder).as_posix())
+                n += 1
+        return n
+
+
+# --------------------------------------------------------------------------- request
+def engine_args(request: dict[str, Any], output: str,
+                inputs: dict[str, str] | None = None) -> list[str]:
+    """Arguments of ``pna-engine run`` for a request dict; ``inputs`` replaces input locations
+    by role (``boundary``, ``osm``, ``population``, ``jobs[0]``...)."""
+    inputs = inputs or {}
+    args = ["run", "--boundary", inputs.get("boundary", request["boundary"]), "--output", output,
+            "--country", str(request.get("country") or "United States"),
+            "--max-trip-distance", repr(float(request.get("max_trip_distance") or 2680.0))]
+    for role in ("osm", "population"):
+        loc = inputs.get(role, request.get(role))
+        if loc:
+            args += [f"--{role}", str(loc)]
+    for i, j in enumerate(request.get("jobs") or []):
+        args += ["--jobs", inputs.get(f"jobs[{i}]", j)]
+    for name in ("state", "state_fips", "city_fips", "city_speed_limit", "state_speed_limit"):
+        v = request.get(name)
+        if v is not None:
+            args += [f"--{name.replace('_', '-')}", str(v)]
+    if request.get("offline"):
+        args.append("--offline")
+    return args
+
+
+def _read_uri_text(uri: str) -> str:
+    if uri.startswith("s3://"):
+        bucket, key = split_s3(uri)
+        try:
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        except Exception as exc:
+            raise _s3_error(uri, exc) from exc
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            r = requests.get(uri, timeout=60)
+            r.raise_for_status()
+            return r.text
+        except requests.RequestException as exc:
+            raise InputError(f"cannot download {uri}: {exc}") from exc
+    try:
+        return Path(uri).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {uri}: {exc}") from exc
+
+
+def load_request(env: dict[str, str]) -> dict[str, Any]:
+    """The request of this job from ``PNA_REQUEST`` or ``PNA_MANIFEST`` + array index."""
+    try:
+        if env.get("PNA_REQUEST"):
+            req = json.loads(env["PNA_REQUEST"])
+        elif env.get("PNA_MANIFEST"):
+            manifest = json.loads(_read_uri_text(env["PNA_MANIFEST"]))
+            items = manifest["requests"] if isinstance(manifest, dict) else manifest
+            idx_text = env.get("AWS_BATCH_JOB_ARRAY_INDEX")
+            if idx_text is None:
+                raise InputError("PNA_MANIFEST is set but AWS_BATCH_JOB_ARRAY_INDEX is not: "
+                                 "submit the manifest as an array job")
+            idx = int(idx_text)
+            if not 0 <= idx < len(items):
+                raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX={idx} is outside the manifest "
+                                 f"({len(items)} requests)")
+            req = items[idx]
+        else:
+            raise InputError("no request: set PNA_REQUEST (JSON) or PNA_MANIFEST + "
+                             "AWS_BATCH_JOB_ARRAY_INDEX")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"malformed job request ({exc})") from exc
+    if not isinstance(req, dict) or not req.get("boundary"):
+        raise InputError("malformed job request: a JSON object with at least 'boundary'")
+    return req
+
+
+def job_id_from_env(env: dict[str, str]) -> str | None:
+    """This job's id: ``AWS_BATCH_JOB_ID`` (array children: ``<parent>:<index>``) or
+    ``PNA_JOB_ID``."""
+    jid = env.get("AWS_BATCH_JOB_ID") or env.get("PNA_JOB_ID")
+    idx = env.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    if jid and idx is not None and ":" not in jid:
+        jid = f"{jid}:{idx}"
+    return jid
+
+
+def results_uri_from_env(env: dict[str, str]) -> str:
+    """``PNA_RESULTS_URI`` with ``{job_id}`` filled in."""
+    uri = env.get("PNA_RESULTS_URI")
+    if not uri:
+        raise InputError("PNA_RESULTS_URI is not set: give the results folder or s3:// prefix")
+    if "{job_id}" in uri:
+        jid = job_id_from_env(env)
+        if not jid:
+            raise InputError("PNA_RESULTS_URI contains {job_id} but AWS_BATCH_JOB_ID / PNA_JOB_ID "
+                             "is not set")
+        uri = uri.replace("{job_id}", jid)
+    return uri
+
+
+# --------------------------------------------------------------------------- main
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("terminated")
+
+
+def _write_status(folder: Path, sink: ResultsSink, state: str, phase: str | None,
+                  error: str | None = None) -> None:
+    """A status file of our own before the engine starts (fetching) or when it never ran."""
+    from pna_engine import PHASES, __version__
+    from pna_engine.status import _now
+
+    path = folder / STATUS_FILE
+    old: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(path.read_text())
+    data = {"state": state, "phase": phase or old.get("phase"), "phase_index": None,
+            "phases": list(PHASES), "started_at": old.get("started_at") or _now(),
+            "updated_at": _now(), "error": error, "engine_version": __version__}
+    write_json(path, data)
+    sink.put(path)
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    """Run the job described by the environment; return the exit code."""
+    env = dict(os.environ if env is None else env)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    scratch: Path | None = None
+    try:
+        request = load_request(env)
+        results_uri = results_uri_from_env(env)
+        sink = ResultsSink(results_uri)
+        scratch = Path(tempfile.mkdtemp(prefix="pna-job-", dir=env.get("PNA_SCRATCH") or None))
+        out = Path(results_uri) if not sink.is_s3 else scratch / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"job {job_id_from_env(env) or '-'}: {request.get('place')} -> {results_uri}")
+        return _run(request, sink, out, scratch)
+    except InputError as exc:
+        log(f"error: {exc}")
+        print(f"pna-engine: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -> int:
+    from pna_engine import pipeline
+    from pna_engine.cli import build_parser, params_from_args
+
+    try:
+        _write_status(out, sink, "running", "fetch-inputs")
+        inputs: dict[str, str] = {}
+        roles = {k: request.get(k) for k in ("boundary", "osm", "population")}
+        roles.update({f"jobs[{i}]": j for i, j in enumerate(request.get("jobs") or [])})
+        for role, loc in roles.items():
+            if not loc:
+                continue
+            log(f"fetch {role}: {loc}")
+            inputs[role] = str(fetch(str(loc), scratch / "inputs" / re.sub(r"\W", "_", role)))
+        args = engine_args(request, str(out), inputs)
+        params = params_from_args(build_parser().parse_args(args))
+    except KeyboardInterrupt:
+        _write_status(out, sink, "failed", None, "interrupted")
+        log("stopped")
+        return 143
+    except InputError as exc:
+        _write_status(out, sink, "failed", None, str(exc))
+        raise
+    except SystemExit as exc:  # argparse rejected a value
+        _write_status(out, sink, "failed", None, "malformed job request")
+        raise InputError(f"malformed job request (engine arguments rejected, exit {exc.code})") from exc
+
+    def status_hook(path: Path) -> None:
+        # The succeeded status goes up last, after the export (see below).
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("state") == "succeeded":
+                return
+        sink.put(path)
+
+    def on_phase(name: str) -> None:
+        log(f"phase {name}")
+
+    try:
+        state = pipeline.run(params, on_phase=on_phase,
+                             status_hook=status_hook if sink.is_s3 else None)
+    except KeyboardInterrupt:
+        log("stopped")
+        return 143
+    except InputError:
+        raise
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        log(f"failed: {type(exc).__name__}: {exc}")
+        return 1
+    n = sink.publish(out)
+    sink.put(out / STATUS_FILE)
+    log(f"done in {state.timings.get('total', 0):.1f} s" + (f", uploaded {n + 1} files" if n else ""))
+    return 0

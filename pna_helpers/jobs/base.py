@@ -1,0 +1,214 @@
+"""The backend interface and the backend registry (as papermill registers its I/O handlers).
+
+Every backend implements :class:`JobBackend`; :func:`get_client` picks one by name or from the
+settings (``PNA_BACKEND``). Third parties can add one with :func:`register_backend`.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pna_engine.errors import InputError
+from pna_helpers.config import Settings
+from pna_helpers.jobs.model import ACTIVE, TERMINAL, Job, parse_time
+from pna_helpers.jobs.request import AnalysisRequest
+
+
+class JobError(InputError):
+    """A job operation a user asked for cannot be done (unknown job id, nothing to cancel...)."""
+
+
+class JobBackend(abc.ABC):
+    """One API over every backend. Job ids are strings; methods taking ``job_ids`` accept one
+    id, a :class:`Job` or a list of either."""
+
+    #: Registry name (``local``, ``aws``).
+    name: str = "?"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @property
+    def backend(self) -> str:
+        return self.name
+
+    # ------------------------------------------------------------------ operations
+    @abc.abstractmethod
+    def submit(self, request: AnalysisRequest) -> Job:
+        """Queue one request; return its job."""
+
+    def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
+        """Queue many requests (AWS: one array job). Returns one job per request, in order."""
+        return [self.submit(r) for r in requests]
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> Job:
+        """The job's current state; :class:`JobError` if the id is unknown."""
+
+    def refresh(self, job: Job) -> Job:
+        """Update ``job`` in place from the backend and return it."""
+        fresh = self.get(job.job_id)
+        job.__dict__.update(fresh.__dict__)
+        return job
+
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        """Jobs by id, in order (backends override this to batch the calls)."""
+        return [self.get(j) for j in job_ids]
+
+    @abc.abstractmethod
+    def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
+             since: _dt.datetime | str | None = None) -> list[Job]:
+        """Jobs, newest first, optionally filtered by status(es), place and creation time."""
+
+    def wait(self, job_ids: Any, timeout: float | None = None, progress: bool = True,
+             poll: float | None = None) -> list[Job]:
+        """Wait until every job is finished; show a tqdm bar (Batch status + engine phase).
+
+        Raises :class:`~pna_helpers.jobs.progress.WaitTimeout` after ``timeout`` seconds.
+        """
+        from pna_helpers.jobs.progress import wait_jobs
+
+        return wait_jobs(self, _ids(job_ids), timeout=timeout, progress=progress,
+                         poll=poll if poll is not None else self.default_poll)
+
+    #: First polling interval of :meth:`wait`, seconds (it backs off from there).
+    default_poll: float = 1.0
+    max_poll: float = 30.0
+
+    @abc.abstractmethod
+    def _cancel_one(self, job: Job, reason: str) -> None:
+        """Stop one active job."""
+
+    def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
+        """Cancel jobs. A job that already finished is an error (nothing is cancelled then)."""
+        jobs = self.get_many(_ids(job_ids))
+        finished = [j for j in jobs if j.status in TERMINAL]
+        if finished:
+            desc = ", ".join(f"{j.job_id} ({j.status})" for j in finished)
+            raise JobError(f"cannot cancel finished job(s) {desc}: nothing to cancel "
+                           "(use 'retry' to run a job again)")
+        for j in jobs:
+            self._cancel_one(j, reason)
+        return [self.get(j.job_id) for j in jobs]
+
+    def cancel_all_active(self, reason: str = "cancelled by user") -> list[Job]:
+        """Cancel every job that has not finished."""
+        active = self.list(status=ACTIVE)
+        for j in active:
+            self._cancel_one(j, reason)
+        return [self.get(j.job_id) for j in active]
+
+    def retry(self, job_ids: Any) -> list[Job]:
+        """Submit failed or cancelled jobs again (new job ids, same requests)."""
+        jobs = self.get_many(_ids(job_ids))
+        bad = [j for j in jobs if j.status not in ("FAILED", "CANCELLED")]
+        if bad:
+            desc = ", ".join(f"{j.job_id} ({j.status})" for j in bad)
+            raise JobError(f"only failed or cancelled jobs can be retried; not {desc}")
+        out = []
+        for j in jobs:
+            if not j.request:
+                raise JobError(f"job {j.job_id} has no stored request to retry")
+            out.append(self.submit(AnalysisRequest.from_dict(j.request, check_files=False)))
+        return out
+
+    @abc.abstractmethod
+    def logs(self, job_id: str, tail: int | None = None) -> str:
+        """The job's log (last ``tail`` lines if given)."""
+
+    @abc.abstractmethod
+    def results_location(self, job_id: str) -> str:
+        """Where the job's results are: a local folder or an ``s3://`` prefix."""
+
+
+def _ids(job_ids: Any) -> list[str]:
+    if isinstance(job_ids, str | Job):
+        job_ids = [job_ids]
+    out = [j.job_id if isinstance(j, Job) else str(j) for j in job_ids]
+    if not out:
+        raise JobError("no job ids given")
+    return out
+
+
+def since_filter(since: _dt.datetime | str | None) -> _dt.datetime | None:
+    """Normalise a ``since`` argument (datetime, ISO text, or e.g. ``2h``/``3d``)."""
+    if since is None or isinstance(since, _dt.datetime):
+        return parse_time(since)
+    s = str(since).strip()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if s[:-1].isdigit() and s[-1:] in units:
+        return _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=int(s[:-1]) * units[s[-1]])
+    try:
+        return parse_time(s)
+    except ValueError:
+        raise JobError(f"bad 'since' value {since!r}: use ISO time (2026-11-26T10:00) or "
+                       "e.g. 2h / 3d") from None
+
+
+def status_filter(status: str | Iterable[str] | None) -> set[str] | None:
+    """Normalise a status filter and check the names."""
+    from pna_helpers.jobs.model import STATUSES
+
+    if status is None:
+        return None
+    wanted = {status} if isinstance(status, str) else set(status)
+    wanted = {s.upper() for s in wanted}
+    if "ACTIVE" in wanted:
+        wanted = (wanted - {"ACTIVE"}) | set(ACTIVE)
+    bad = wanted - set(STATUSES)
+    if bad:
+        raise JobError(f"unknown status {', '.join(sorted(bad))}; use one of "
+                       f"{', '.join(STATUSES)} or ACTIVE")
+    return wanted
+
+
+# --------------------------------------------------------------------------- registry
+_BACKENDS: dict[str, Callable[..., JobBackend]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., JobBackend] | None = None):
+    """Register a backend class/factory under ``name`` (usable as a decorator)."""
+    def deco(f: Callable[..., JobBackend]):
+        _BACKENDS[name] = f
+        return f
+    return deco(factory) if factory is not None else deco
+
+
+def available_backends() -> list[str]:
+    _load_builtin()
+    return sorted(_BACKENDS)
+
+
+def _load_builtin() -> None:
+    from pna_helpers.jobs import aws, local  # noqa: F401  (registration side effect)
+
+
+def get_client(backend: str | None = None, settings: Settings | None = None,
+               **overrides: Any) -> JobBackend:
+    """The job client of a backend.
+
+    Parameters
+    ----------
+    backend
+        ``local`` or ``aws``; default from the settings (``PNA_BACKEND``, config file, else local).
+    settings
+        Settings to use (default: :meth:`Settings.load`).
+    **overrides
+        Settings fields, e.g. ``concurrency=2`` or ``job_queue="other"``.
+    """
+    _load_builtin()
+    if settings is None:
+        settings = Settings.load(backend=backend, **overrides)
+    elif overrides or backend:
+        d = settings.to_dict()
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        if backend:
+            d["backend"] = backend
+        settings = Settings.from_dict(d)
+    name = settings.backend
+    if name not in _BACKENDS:
+        raise InputError(f"unknown jobs backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
+    return _BACKENDS[name](settings)

@@ -1,0 +1,503 @@
+"""The local backend: AWS Batch's job lifecycle on this machine, offline.
+
+* Jobs live in SQLite (``outputs/jobs.sqlite``; WAL, busy timeout, ``BEGIN IMMEDIATE``
+  transactions), so several notebooks and shells can share the store.
+* Each started job gets a detached *supervisor* process (own session, reparented to init) that
+  runs exactly the container command, ``python -m pna_engine run-job``, with the container
+  environment (``PNA_REQUEST``, ``PNA_RESULTS_URI``, ``PNA_JOB_ID``); it writes
+  ``outputs/logs/<job_id>.log``, records its pid / process group, heartbeats, and records the
+  outcome. Results go to ``outputs/results/<job_id>/``.
+* At most ``concurrency`` jobs run at once (default 1); queued jobs are started by whichever
+  process next touches the store, or by a finishing supervisor.
+* Cancel marks the job CANCELLED, then kills the job's whole process group (SIGTERM, then
+  SIGKILL). A job whose supervisor died (kernel restart, crash, kill -9) is found on the next
+  API call and marked FAILED with that reason - never left RUNNING.
+
+Status mapping: SUBMITTED (just queued) -> RUNNABLE (waiting for a slot) -> STARTING
+(supervisor launching) -> RUNNING -> SUCCEEDED / FAILED / CANCELLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pna_engine.status import STATUS_FILE
+from pna_helpers.config import Settings
+from pna_helpers.jobs.base import JobBackend, JobError, register_backend, since_filter, status_filter
+from pna_helpers.jobs.model import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    RUNNABLE,
+    RUNNING,
+    STARTING,
+    SUBMITTED,
+    SUCCEEDED,
+    Job,
+    parse_time,
+    utcnow,
+)
+from pna_helpers.jobs.request import AnalysisRequest
+
+HEARTBEAT_S = 2.0
+#: A running job whose heartbeat is older than this is presumed dead (other host, frozen pid).
+STALE_S = 60.0
+#: A STARTING job whose supervisor never registered within this time failed to launch.
+LAUNCH_TIMEOUT_S = 60.0
+CANCEL_GRACE_S = 10.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    place TEXT,
+    status TEXT NOT NULL,
+    phase TEXT,
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    stopped_at TEXT,
+    results_uri TEXT,
+    request TEXT NOT NULL,
+    array_parent TEXT,
+    array_index INTEGER,
+    pid INTEGER,
+    pgid INTEGER,
+    host TEXT,
+    heartbeat REAL,
+    exit_code INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def container_command() -> list[str]:
+    """The job container's command, run locally: ``python -m pna_engine run-job``."""
+    return [sys.executable, "-m", "pna_engine", "run-job"]
+
+
+def _iso(t: _dt.datetime | None = None) -> str:
+    return (t or utcnow()).isoformat(timespec="milliseconds")
+
+
+# --------------------------------------------------------------------------- store
+class Store:
+    """The SQLite job store (one connection per call; safe across processes)."""
+
+    def __init__(self, outputs: Path):
+        self.outputs = Path(outputs)
+        self.path = self.outputs / "jobs.sqlite"
+        self.logs_dir = self.outputs / "logs"
+        self.results_dir = self.outputs / "results"
+        for d in (self.outputs, self.logs_dir, self.results_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            con.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA busy_timeout = 60000")
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, no lost updates)."""
+        with self.connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def row(self, job_id: str) -> sqlite3.Row | None:
+        with self.connect() as con:
+            return con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.connect() as con:
+            r = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return r[0] if r else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as con:
+            con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                        "SET value = excluded.value", (key, value))
+
+    def log_path(self, job_id: str) -> Path:
+        return self.logs_dir / f"{job_id}.log"
+
+    def results_path(self, job_id: str) -> Path:
+        return self.results_dir / job_id
+
+
+# --------------------------------------------------------------------------- processes
+def _proc_alive(pid: int | None, job_id: str) -> bool:
+    """Is ``pid`` a live (non-zombie) supervisor of ``job_id`` on this host?"""
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.parent.exists() and Path("/proc/self").exists():
+        try:
+            stat = (proc / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+            return job_id.encode() in (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if Path("/proc/self").exists():  # zombies still count for killpg; look closer
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+        return False
+    return True
+
+
+def kill_group(pgid: int | None, grace: float = CANCEL_GRACE_S) -> bool:
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds; True if it is gone."""
+    if not pgid or pgid <= 1 or pgid == os.getpgrp():
+        return True
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _read_status(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# --------------------------------------------------------------------------- backend
+@register_backend("local")
+class LocalBackend(JobBackend):
+    """Jobs on this machine (see the module docstring)."""
+
+    name = "local"
+    default_poll = 0.5
+    max_poll = 3.0
+
+    def __init__(self, settings: Settings | None = None):
+        super().__init__(settings or Settings.load(backend="local"))
+        self.store = Store(self.settings.outputs)
+        self.store.set_meta("concurrency", str(self.settings.concurrency))
+
+    # ------------------------------------------------------------------ helpers
+    def _job(self, r: sqlite3.Row) -> Job:
+        status, phase, reason = r["status"], r["phase"], r["reason"]
+        if status in (RUNNING, STARTING):  # live phase from the engine's status file
+            st = _read_status(Path(r["results_uri"]))
+            phase = st.get("phase") or phase
+        return Job(
+            job_id=r["job_id"], place=r["place"], status=status, phase=phase, reason=reason,
+            created_at=parse_time(r["created_at"]), started_at=parse_time(r["started_at"]),
+            stopped_at=parse_time(r["stopped_at"]), results_uri=r["results_uri"],
+            backend="local", array_parent=r["array_parent"], array_index=r["array_index"],
+            request=json.loads(r["request"]),
+            extra={"pid": r["pid"], "pgid": r["pgid"], "exit_code": r["exit_code"],
+                   "log": str(self.store.log_path(r["job_id"]))},
+        )
+
+    def _row_or_fail(self, job_id: str) -> sqlite3.Row:
+        r = self.store.row(job_id)
+        if r is None:
+            raise JobError(f"unknown job id {job_id!r} in the local job store "
+                           f"{self.store.path} (see 'pna list')")
+        return r
+
+    def _reconcile(self) -> None:
+        """Mark jobs whose supervisor died as FAILED, then start queued jobs."""
+        now = time.time()
+        host = socket.gethostname()
+        with self.store.connect() as con:
+            rows = con.execute("SELECT job_id, status, pid, pgid, host, heartbeat FROM jobs "
+                               "WHERE status IN (?, ?)", (STARTING, RUNNING)).fetchall()
+        dead: list[tuple[str, str, int | None]] = []
+        for r in rows:
+            hb = r["heartbeat"] or 0.0
+            if r["status"] == STARTING and r["pid"] is None:
+                if now - hb > LAUNCH_TIMEOUT_S:
+                    dead.append((r["job_id"], "the job's supervisor process never started",
+                                 None))
+                continue
+            same_host = r["host"] == host
+            if (same_host and not _proc_alive(r["pid"], r["job_id"])) or now - hb > STALE_S:
+                why = (f"the job's supervisor process (pid {r['pid']}) died - kernel restart, "
+                       "crash or kill; retry the job")
+                dead.append((r["job_id"], why, r["pgid"] if same_host else None))
+        for job_id, why, pgid in dead:
+            with self.store.tx() as con:
+                n = con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE "
+                                "job_id = ? AND status IN (?, ?)",
+                                (FAILED, why, _iso(), job_id, STARTING, RUNNING)).rowcount
+            if n:
+                kill_group(pgid, grace=2.0)
+                _mark_status_failed(self.store.results_path(job_id), why)
+                _append_log(self.store.log_path(job_id), f"[pna-local] FAILED: {why}")
+        dispatch(self.store)
+
+    # ------------------------------------------------------------------ API
+    def submit(self, request: AnalysisRequest) -> Job:
+        """Queue ``request``; it starts when a slot is free (see ``concurrency``)."""
+        return self._insert([request])[0]
+
+    def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
+        """Queue many requests, one job each (same API as the AWS array job)."""
+        reqs = list(requests)
+        if not reqs:
+            raise JobError("no requests to submit")
+        return self._insert(reqs)
+
+    def _insert(self, requests: list[AnalysisRequest]) -> list[Job]:
+        for r in requests:
+            if not isinstance(r, AnalysisRequest):
+                raise JobError(f"expected an AnalysisRequest, got {type(r).__name__}")
+        ids = []
+        with self.store.tx() as con:
+            for req in requests:
+                job_id = uuid.uuid4().hex[:12]
+                con.execute(
+                    "INSERT INTO jobs(job_id, place, status, created_at, results_uri, request) "
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    (job_id, req.place, SUBMITTED, _iso(),
+                     str(self.store.results_path(job_id)), req.to_json()))
+                ids.append(job_id)
+        self._reconcile()
+        return [self._job(self._row_or_fail(i)) for i in ids]
+
+    def get(self, job_id: str) -> Job:
+        self._reconcile()
+        return self._job(self._row_or_fail(str(job_id)))
+
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        self._reconcile()
+        return [self._job(self._row_or_fail(str(j))) for j in job_ids]
+
+    def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
+             since: _dt.datetime | str | None = None) -> list[Job]:
+        self._reconcile()
+        where, args = [], []
+        wanted = status_filter(status)
+        if wanted:
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            args += sorted(wanted)
+        if place:
+            where.append("lower(place) = lower(?)")
+            args.append(place)
+        t = since_filter(since)
+        if t is not None:
+            where.append("created_at >= ?")
+            args.append(_iso(t.astimezone(_dt.UTC)))
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        with self.store.connect() as con:
+            rows = con.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
+        return [self._job(r) for r in rows]
+
+    def _cancel_one(self, job: Job, reason: str) -> None:
+        with self.store.tx() as con:
+            r = con.execute("SELECT status, pgid FROM jobs WHERE job_id = ?",
+                            (job.job_id,)).fetchone()
+            if r is None or r["status"] not in ACTIVE:
+                return
+            con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE job_id = ?",
+                        (CANCELLED, reason, _iso(), job.job_id))
+        kill_group(r["pgid"])
+        _mark_status_failed(self.store.results_path(job.job_id), f"cancelled: {reason}")
+        _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
+
+    def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
+        out = super().cancel(job_ids, reason)
+        dispatch(self.store)
+        return out
+
+    def logs(self, job_id: str, tail: int | None = None) -> str:
+        self._row_or_fail(str(job_id))
+        p = self.store.log_path(str(job_id))
+        if not p.exists():
+            return ""
+        text = p.read_text(encoding="utf-8", errors="replace")
+        if tail is not None:
+            lines = text.splitlines()
+            text = "\n".join(lines[-tail:]) + ("\n" if lines else "")
+        return text
+
+    def results_location(self, job_id: str) -> str:
+        return self._row_or_fail(str(job_id))["results_uri"]
+
+
+def _mark_status_failed(folder: Path, why: str) -> None:
+    """Make sure a stopped job's results folder never looks complete."""
+    from pna_engine.atomic import write_json
+
+    st = _read_status(folder)
+    if not st or st.get("state") == "running":
+        st = {**st, "state": "failed", "error": why, "updated_at": _iso()}
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / STATUS_FILE, st)
+
+
+def _append_log(path: Path, line: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+        f.write(f"{_iso()} {line}\n")
+
+
+# --------------------------------------------------------------------------- dispatch
+def dispatch(store: Store) -> list[str]:
+    """Start queued jobs while fewer than ``concurrency`` run; return the started ids."""
+    concurrency = int(store.get_meta("concurrency", "1") or 1)
+    with store.tx() as con:
+        busy = con.execute("SELECT count(*) FROM jobs WHERE status IN (?, ?)",
+                           (STARTING, RUNNING)).fetchone()[0]
+        queued = [r[0] for r in con.execute(
+            "SELECT job_id FROM jobs WHERE status IN (?, ?) ORDER BY created_at, rowid",
+            (SUBMITTED, RUNNABLE)).fetchall()]
+        start = queued[: max(0, concurrency - busy)]
+        for job_id in start:
+            con.execute("UPDATE jobs SET status = ?, heartbeat = ? WHERE job_id = ?",
+                        (STARTING, time.time(), job_id))
+        for job_id in queued[len(start):]:
+            con.execute("UPDATE jobs SET status = ? WHERE job_id = ? AND status = ?",
+                        (RUNNABLE, job_id, SUBMITTED))
+    for job_id in start:
+        _launch(store, job_id)
+    return start
+
+
+def _launch(store: Store, job_id: str) -> None:
+    """Start the detached supervisor of ``job_id`` (it daemonises itself at once)."""
+    cmd = [sys.executable, "-m", "pna_helpers.jobs.local", "supervise", job_id,
+           str(store.outputs)]
+    with open(store.log_path(job_id), "ab") as errf:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=errf, start_new_session=True, close_fds=True)
+        p.wait()  # the first process forks the supervisor and exits: no zombie is left behind
+    if p.returncode != 0:
+        with store.tx() as con:
+            con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE job_id = ? "
+                        "AND status = ?", (FAILED, f"could not start the supervisor (exit "
+                                                   f"{p.returncode}); see the job log", _iso(),
+                                           job_id, STARTING))
+
+
+def supervise(job_id: str, outputs: str) -> int:
+    """Body of the supervisor process: run the container command for ``job_id``."""
+    if hasattr(os, "fork") and os.fork() > 0:  # daemonise: re-parent to init, no zombie
+        os._exit(0)
+    signal.signal(signal.SIGTERM, lambda *_: None)  # cancel stops the engine; we record it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = Store(Path(outputs))
+    log_path = store.log_path(job_id)
+    me = os.getpid()
+    with store.tx() as con:
+        r = con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if r is None or r["status"] != STARTING:
+            return 0  # cancelled before it started
+        con.execute("UPDATE jobs SET status = ?, started_at = ?, pid = ?, pgid = ?, host = ?, "
+                    "heartbeat = ? WHERE job_id = ?",
+                    (RUNNING, _iso(), me, os.getpgrp(), socket.gethostname(), time.time(), job_id))
+    results = Path(r["results_uri"])
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_BATCH_", "PNA_MANIFEST", "PNA_REQUEST"))}
+    env.update(PNA_REQUEST=r["request"], PNA_RESULTS_URI=str(results), PNA_JOB_ID=job_id,
+               PYTHONUNBUFFERED="1")
+    cmd = container_command()
+    _append_log(log_path, f"[pna-local] job {job_id} ({r['place']}) started: "
+                          f"{' '.join(cmd)} -> {results}")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(sqlite3.Error), store.tx() as con:
+                con.execute("UPDATE jobs SET heartbeat = ? WHERE job_id = ? AND pid = ?",
+                            (time.time(), job_id, me))
+
+    threading.Thread(target=beat, daemon=True).start()
+    with open(log_path, "ab") as logf:
+        child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                                 stderr=subprocess.STDOUT, cwd=str(store.outputs))
+        rc = child.wait()
+    stop.set()
+    st = _read_status(results)
+    ok = rc == 0 and st.get("state") == "succeeded"
+    reason = None
+    if not ok:
+        reason = st.get("error") or f"the engine exited with code {rc}"
+        if st.get("state") != "failed":
+            _mark_status_failed(results, reason)
+    with store.tx() as con:
+        con.execute("UPDATE jobs SET status = ?, phase = ?, reason = ?, stopped_at = ?, "
+                    "exit_code = ? WHERE job_id = ? AND status = ? AND pid = ?",
+                    (SUCCEEDED if ok else FAILED, st.get("phase"), reason, _iso(), rc, job_id,
+                     RUNNING, me))
+        final = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
+    _append_log(log_path, f"[pna-local] job {job_id} {final} (exit code {rc})"
+                          + (f": {reason}" if reason and final == FAILED else ""))
+    dispatch(store)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "supervise":
+        sys.exit(supervise(sys.argv[2], sys.argv[3]))
+    print("usage: python -m pna_helpers.jobs.local supervise JOB_ID OUTPUTS", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,80 @@
+"""Waiting for jobs with a progress bar (``tqdm.auto``: a widget in notebooks, text elsewhere).
+
+One job: the bar counts the engine's phases and its text shows the Batch status and phase.
+Several jobs: the bar counts finished jobs and its text counts jobs per status.
+Polling starts at ``poll`` seconds and backs off (x1.5) to the backend's ``max_poll``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from pna_engine import PHASES
+from pna_engine.errors import InputError
+
+if TYPE_CHECKING:
+    from pna_helpers.jobs.base import JobBackend
+    from pna_helpers.jobs.model import Job
+
+
+class WaitTimeout(InputError):
+    """:meth:`JobBackend.wait` ran out of time; the jobs keep running."""
+
+
+def describe(jobs: list[Job]) -> str:
+    """Bar text: ``RUNNING · connectivity`` for one job, ``2 RUNNING, 1 SUCCEEDED`` for many."""
+    if len(jobs) == 1:
+        return jobs[0].label()
+    counts = Counter(j.status for j in jobs)
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def _phase_steps(job: Job) -> int:
+    if job.status == "SUCCEEDED":
+        return len(PHASES)
+    if job.phase in PHASES:
+        return PHASES.index(job.phase)
+    return 0
+
+
+def wait_jobs(client: JobBackend, job_ids: list[str], timeout: float | None = None,
+              progress: bool = True, poll: float = 1.0) -> list[Job]:
+    """Poll ``client`` until every job in ``job_ids`` is finished; return the jobs.
+
+    Raises
+    ------
+    WaitTimeout
+        When ``timeout`` seconds pass first (the message lists the unfinished jobs).
+    """
+    from tqdm.auto import tqdm
+
+    start = time.monotonic()
+    jobs = client.get_many(job_ids)
+    single = len(jobs) == 1
+    total = len(PHASES) if single else len(jobs)
+    desc = jobs[0].place or jobs[0].job_id if single else f"{len(jobs)} jobs"
+    bar = tqdm(total=total, desc=desc, disable=not progress, unit="phase" if single else "job",
+               leave=True, dynamic_ncols=True)
+    interval = poll
+    try:
+        while True:
+            n = _phase_steps(jobs[0]) if single else sum(j.done for j in jobs)
+            bar.n = n
+            bar.set_postfix_str(describe(jobs), refresh=False)
+            bar.refresh()
+            if all(j.done for j in jobs):
+                return jobs
+            if timeout is not None and time.monotonic() - start >= timeout:
+                left = ", ".join(f"{j.job_id} ({j.label()})" for j in jobs if not j.done)
+                raise WaitTimeout(f"timed out after {timeout:g} s waiting for {left}; the jobs "
+                                  "keep running (wait again, or cancel them)")
+            sleep = interval
+            if timeout is not None:
+                sleep = max(0.05, min(sleep, timeout - (time.monotonic() - start)))
+            time.sleep(sleep)
+            interval = min(interval * 1.5, client.max_poll)
+            jobs = client.get_many(job_ids)
+    finally:
+        bar.close()
