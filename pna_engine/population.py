@@ -161,6 +161,8 @@ def normalise_fields(gdf: Any, source: str) -> Any:
             f"[{found}]; expected GEOID20 and POP20 (TIGER 2020) or BLOCKID10 and POP10 "
             "(TIGER 2010)")
     gdf = gdf.rename(columns={id_col: "geoid20", pop_col: "pop20"})
+    if "gid" not in gdf.columns:  # row number in the source, as the reference's import adds it
+        gdf.insert(0, "gid", np.arange(1, len(gdf) + 1, dtype=np.int64))
     gdf["geoid20"] = gdf["geoid20"].astype(str)
     gdf["pop20"] = gdf["pop20"].astype("float64").fillna(0.0)
     if gdf.crs is None:  # the reference declares every input as EPSG:4326

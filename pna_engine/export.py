@@ -1,0 +1,454 @@
+"""The export (BNA-METHOD §12.1): every file a brokenspoke-analyzer run writes, same names and
+columns, into the run's staging folder (the pipeline publishes it only after success).
+
+=============================  ==========================================================
+Shapefile (output CRS)         ``neighborhood_census_blocks``, ``neighborhood_ways``
+GeoJSON (EPSG:4326)            ``neighborhood_boundary``, ``neighborhood_census_blocks``,
+                               the 13 destination tables, ``neighborhood_ways``,
+                               ``neighborhood_ways_intersections``
+CSV (header row)               ``neighborhood_connected_census_blocks`` (``.csv.gz`` when
+                               huge), ``neighborhood_overall_scores``,
+                               ``neighborhood_score_inputs``, ``residential_speed_limit``,
+                               ``mileage``
+=============================  ==========================================================
+
+Formats follow the reference export: GeoJSON with lowercase full column names, NULL as
+``null``, empty arrays left out of a feature's properties, destinations as points (``geom_pt``);
+shapefiles with upper-case names truncated to 10 characters by GDAL and arrays written as
+``{a,b,c}`` text; CSVs with ``t``/``f`` booleans, empty NULLs and ``NUMERIC(16,4)`` scores printed
+with 4 decimals. A table that does not exist is skipped, as the reference does. Every file is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pna_engine.atomic import atomic_path
+from pna_engine.destinations import CATEGORIES
+
+WAYS_COLUMNS = (
+    "road_id", "osm_id", "tag_id", "name", "intersection_from", "intersection_to", "oneway",
+    "tdg_id", "functional_class", "path_id", "speed_limit", "one_way_car", "one_way", "width_ft",
+    "ft_bike_infra", "ft_bike_infra_width", "tf_bike_infra", "tf_bike_infra_width", "ft_lanes",
+    "tf_lanes", "ft_cross_lanes", "tf_cross_lanes", "twltl_cross_lanes", "ft_park", "tf_park",
+    "ft_seg_stress", "ft_int_stress", "tf_seg_stress", "tf_int_stress", "xwalk",
+)
+INTERSECTION_COLUMNS = ("int_id", "osm_id", "legs", "signalized", "stops", "rrfb", "island")
+
+#: Access categories of a block, in the reference's column order.
+BLOCK_ACCESS = (
+    "pop", "emp", "schools", "universities", "colleges", "doctors", "dentists", "hospitals",
+    "pharmacies", "retail", "supermarkets", "social_services", "parks", "trails",
+    "community_centers", "transit",
+)
+BLOCK_SCORE_COLUMNS = (
+    ("road_ids",)
+    + tuple(f"{c}_{s}" for c in BLOCK_ACCESS for s in ("low_stress", "high_stress", "score"))
+    + ("overall_score", "reachable_blocks", "opportunity_score", "core_services_score",
+       "recreation_score")
+)
+#: Name column of each destination table (retail has none).
+DESTINATION_NAME = {
+    "colleges": "college_name", "community_centers": "center_name",
+    "dentists": "dentists_name", "doctors": "doctors_name", "hospitals": "hospital_name",
+    "parks": "park_name", "pharmacies": "pharmacy_name", "retail": None,
+    "schools": "school_name", "social_services": "service_name",
+    "supermarkets": "supermarket_name", "transit": "transit_name",
+    "universities": "college_name",
+}
+PAIRS_COLUMNS = ("source_blockid20", "target_blockid20", "low_stress", "low_stress_cost",
+                 "high_stress", "high_stress_cost")
+OVERALL_COLUMNS = ("id", "score_id", "score_original", "score_normalized", "human_explanation")
+SCORE_INPUT_COLUMNS = (
+    "id", "category", "score_name", "score", "notes", "human_explanation", "use_pop", "use_emp",
+    "use_k12", "use_tech", "use_univ", "use_doctor", "use_dentist", "use_hospital",
+    "use_pharmacy", "use_retail", "use_grocery", "use_social_svcs", "use_parks", "use_trails",
+    "use_comm_ctrs", "use_transit",
+)
+SPEED_COLUMNS = ("state_fips_code", "city_fips_code", "state_speed", "city_speed")
+#: Integer columns of the reference tables (a pandas column holding NULLs may be float).
+INTEGER_COLUMNS = frozenset(
+    {"road_id", "osm_id", "tag_id", "intersection_from", "intersection_to", "path_id",
+     "speed_limit", "width_ft", "ft_lanes", "tf_lanes", "ft_cross_lanes", "tf_cross_lanes",
+     "twltl_cross_lanes", "ft_park", "tf_park", "ft_seg_stress", "ft_int_stress",
+     "tf_seg_stress", "tf_int_stress", "xwalk", "int_id", "legs", "id", "gid",
+     "pop_low_stress", "pop_high_stress", "reachable_blocks"}
+    | {f"{c}_{s}" for c in ("pop", "emp", "schools", "universities", "colleges", "doctors",
+                            "dentists", "hospitals", "pharmacies", "retail", "supermarkets",
+                            "social_services", "parks", "trails", "community_centers",
+                            "transit") for s in ("low_stress", "high_stress")})
+#: Columns stored as NUMERIC(16,4) by the reference (printed with 4 decimals).
+FOUR_DECIMALS = {"score", "score_original", "score_normalized"}
+#: Pair rows above which the pairs CSV is gzipped (``.csv.gz``).
+PAIRS_GZIP_ROWS = 20_000_000
+PAIRS_CHUNK = 1_000_000
+
+
+# --------------------------------------------------------------------------- values
+def _column_values(series: Any, integer: bool = False) -> list[Any]:
+    """Python values of a column with every NULL/NaN as None (lists kept as lists); floats of
+    an ``integer`` column (NULLs made them float) become ints."""
+    import pandas as pd
+
+    if integer and pd.api.types.is_float_dtype(series.dtype):
+        series = series.round().astype("Int64")
+    vals = series.tolist()
+    if series.dtype == object:
+        return [None if (v is None or (not isinstance(v, list | tuple | np.ndarray)
+                                       and pd.isna(v))) else
+                (list(v) if isinstance(v, tuple | np.ndarray) else v) for v in vals]
+    na = series.isna().to_numpy()
+    if na.any():
+        return [None if m else v for v, m in zip(vals, na)]
+    return vals
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------- GeoJSON
+def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
+                  name: str | None = None) -> None:
+    """Write a GeoJSON FeatureCollection in EPSG:4326 like GDAL's export of the reference.
+
+    Parameters
+    ----------
+    table
+        DataFrame with the property columns (missing columns are written as null).
+    columns
+        Property names, in order.
+    geometry
+        GeoSeries (any CRS) - reprojected to EPSG:4326.
+    """
+    import shapely
+
+    geoms = np.asarray(geometry.to_crs(4326).values) if len(geometry) else np.empty(0, object)
+    gjson = shapely.to_geojson(geoms) if len(geoms) else np.empty(0, dtype=object)
+    cols = list(columns)
+    values = [(_column_values(table[c], c in INTEGER_COLUMNS) if c in table.columns
+               else [None] * len(table)) for c in cols]
+    header = {
+        "type": "FeatureCollection",
+        "name": name or path.stem,
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
+    }
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        head = json.dumps(header, ensure_ascii=False)
+        f.write(head[:-1] + ',\n"features": [\n')
+        for i in range(len(table)):
+            props = {}
+            for c, vals in zip(cols, values):
+                v = vals[i]
+                if isinstance(v, list) and len(v) == 0:
+                    continue  # GDAL leaves empty arrays out
+                props[c] = _jsonable(v)
+            g = gjson[i] if gjson[i] is not None else "null"
+            sep = ",\n" if i < len(table) - 1 else "\n"
+            f.write('{ "type": "Feature", "properties": ' + json.dumps(props, ensure_ascii=False)
+                    + ', "geometry": ' + g + " }" + sep)
+        f.write("]\n}\n")
+
+
+# --------------------------------------------------------------------------- shapefile
+def _array_text(v: Any) -> Any:
+    if isinstance(v, list | tuple | np.ndarray):
+        return "{" + ",".join(str(_jsonable(x)) for x in v) + "}"
+    return v
+
+
+def shapefile_names(columns: Iterable[str]) -> list[str]:
+    """DBF field names as in the reference export: upper case, at most 10 characters; a name
+    already taken becomes its first 7 characters + ``_01``, ``_02``, ..."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for c in columns:
+        name = str(c).upper()[:10]
+        k = 1
+        while name in taken:
+            name = f"{str(c).upper()[:7]}_{k:02d}"
+            k += 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: Any) -> None:
+    """Write a shapefile (``.shp/.shx/.dbf/.prj/.cpg``) in the geometry's CRS with the field
+    names of :func:`shapefile_names`; arrays become ``{a,b}`` text."""
+    import geopandas as gpd
+    import pandas as pd
+
+    data = {}
+    cols = list(columns)
+    for c, field_name in zip(cols, shapefile_names(cols)):
+        if c not in table.columns:
+            data[field_name] = pd.Series([None] * len(table), dtype=object)
+            continue
+        s = table[c].reset_index(drop=True)
+        if s.dtype == object and any(isinstance(v, list | tuple | np.ndarray) for v in s):
+            s = s.map(_array_text)
+        elif c in INTEGER_COLUMNS and pd.api.types.is_float_dtype(s.dtype):
+            s = s.round().astype("Int64")
+        data[field_name] = s
+    gdf = gpd.GeoDataFrame(pd.DataFrame(data), geometry=geometry.reset_index(drop=True).values,
+                           crs=geometry.crs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GDAL warns about truncated names and texts
+            gdf.to_file(tmpdir / path.name, driver="ESRI Shapefile", encoding="UTF-8")
+        for p in sorted(tmpdir.iterdir()):
+            os.replace(p, path.with_suffix(p.suffix))
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- CSV
+def _csv_column(series: Any, name: str) -> Any:
+    """Text of a column as PostgreSQL's CSV export prints it."""
+    import pandas as pd
+
+    s = series.reset_index(drop=True)
+    na = s.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(s.dtype) or (
+            s.dtype == object and s.dropna().map(lambda v: isinstance(v, bool | np.bool_)).all()
+            and s.notna().any()):
+        out = np.where(s.fillna(False).astype(bool).to_numpy(), "t", "f").astype(object)
+    elif pd.api.types.is_float_dtype(s.dtype) and name in FOUR_DECIMALS:
+        out = np.array([f"{v:.4f}" if not m else "" for v, m in zip(s.to_numpy(), na)],
+                       dtype=object)
+    elif pd.api.types.is_float_dtype(s.dtype):
+        out = np.array([repr(float(v)) if not m else "" for v, m in zip(s.to_numpy(), na)],
+                       dtype=object)
+    else:
+        out = np.array([str(_jsonable(v)) if not m else "" for v, m in zip(s.tolist(), na)],
+                       dtype=object)
+    out[na] = ""
+    return out
+
+
+def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
+    """Write a small table as CSV with a header row, reference formatting."""
+    import pandas as pd
+
+    cols = list(columns)
+    data = {c: (_csv_column(table[c], c) if c in table.columns else [""] * len(table))
+            for c in cols}
+    df = pd.DataFrame(data, columns=cols)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: np.ndarray,
+                    low_stress: np.ndarray, low_cost: np.ndarray, high_stress: np.ndarray,
+                    high_cost: np.ndarray) -> Path:
+    """Stream the connected block pairs to CSV, one chunk of rows at a time.
+
+    ``source``/``target`` index ``geoids``; ``low_cost``/``high_cost`` are integers with a
+    negative value (or NaN for floats) meaning NULL. Above :data:`PAIRS_GZIP_ROWS` rows the file
+    is gzipped (``.csv.gz``). Returns the path written.
+    """
+    n = len(source)
+    if n > PAIRS_GZIP_ROWS:
+        path = path.with_name(path.name + ".gz")
+    geoids = np.asarray(geoids, dtype=object)
+
+    def cost_text(c: np.ndarray) -> np.ndarray:
+        c = np.asarray(c)
+        null = np.isnan(c) if c.dtype.kind == "f" else c < 0
+        txt = np.where(null, 0, c).astype(np.int64).astype(str).astype(object)
+        txt[null] = ""
+        return txt
+
+    def opener(p: Path) -> Any:
+        if n > PAIRS_GZIP_ROWS:
+            return gzip.open(p, "wt", encoding="utf-8", compresslevel=3)  # noqa: SIM115
+        return open(p, "w", encoding="utf-8")  # noqa: SIM115
+
+    with atomic_path(path) as tmp, opener(tmp) as f:
+        f.write(",".join(PAIRS_COLUMNS) + "\n")
+        for a in range(0, n, PAIRS_CHUNK):
+            b = min(a + PAIRS_CHUNK, n)
+            parts = [geoids[source[a:b]], geoids[target[a:b]],
+                     np.where(np.asarray(low_stress[a:b], bool), "t", "f").astype(object),
+                     cost_text(low_cost[a:b]),
+                     np.where(np.asarray(high_stress[a:b], bool), "t", "f").astype(object),
+                     cost_text(high_cost[a:b])]
+            lines = parts[0] + "," + parts[1]
+            for p in parts[2:]:
+                lines = lines + "," + p
+            f.write("\n".join(lines.tolist()) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- tables
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _blocks_table(s: Any) -> Any:
+    blocks = _get(s.scores, "blocks")
+    return blocks if blocks is not None else s.blocks
+
+
+def block_columns(blocks: Any) -> list[str]:
+    """Export columns of the census blocks: ``gid``, the source attributes, then the analysis
+    columns in the reference's order."""
+    geom = blocks.geometry.name
+    analysis = set(BLOCK_SCORE_COLUMNS)
+    source = [c for c in blocks.columns
+              if c != geom and c not in analysis and not str(c).startswith("_")
+              and c not in ("gid",) and getattr(blocks[c], "dtype", None) is not None
+              and str(blocks[c].dtype) != "geometry"]
+    return ["gid", *source, *BLOCK_SCORE_COLUMNS]
+
+
+def _with_gid(table: Any) -> Any:
+    if "gid" not in table.columns:
+        table = table.copy()
+        table.insert(0, "gid", np.arange(1, len(table) + 1, dtype=np.int64))
+    return table
+
+
+def _pairs_arrays(s: Any) -> tuple[np.ndarray, ...] | None:
+    """The connected pairs as (geoids, source, target, low, low_cost, high, high_cost)."""
+    conn = s.connectivity
+    if conn is None:
+        return None
+    pairs = _get(conn, "pairs")
+    if pairs is not None and hasattr(pairs, "columns"):  # DataFrame with the export columns
+        ids = np.asarray(pd_unique_concat(pairs["source_blockid20"], pairs["target_blockid20"]))
+        pos = {v: i for i, v in enumerate(ids)}
+        src = np.array([pos[v] for v in pairs["source_blockid20"]], dtype=np.int64)
+        dst = np.array([pos[v] for v in pairs["target_blockid20"]], dtype=np.int64)
+        return (ids, src, dst, pairs["low_stress"].to_numpy(bool),
+                pairs["low_stress_cost"].to_numpy(float), pairs["high_stress"].to_numpy(bool),
+                pairs["high_stress_cost"].to_numpy(float))
+    src = _get(conn, "source")
+    if src is None:
+        return None
+    geoids = _get(conn, "geoids")
+    if geoids is None:
+        geoids = _blocks_table(s)["geoid20"].astype(str).to_numpy(dtype=object)
+    return (np.asarray(geoids, dtype=object), np.asarray(src), np.asarray(_get(conn, "target")),
+            np.asarray(_get(conn, "low_stress")), np.asarray(_get(conn, "low_stress_cost")),
+            np.asarray(_get(conn, "high_stress")), np.asarray(_get(conn, "high_stress_cost")))
+
+
+def pd_unique_concat(a: Any, b: Any) -> np.ndarray:
+    import pandas as pd
+
+    return pd.unique(np.concatenate([np.asarray(a, dtype=object), np.asarray(b, dtype=object)]))
+
+
+def _speed_table(s: Any) -> Any:
+    import pandas as pd
+
+    sp = s.speeds
+    if sp is None:
+        return None
+    if hasattr(sp, "columns"):
+        return sp
+    row = {c: _get(sp, c) for c in SPEED_COLUMNS}
+    # char(2) / char(7) columns: PostgreSQL pads them with blanks
+    for c, width in (("state_fips_code", 2), ("city_fips_code", 7)):
+        if row[c] is not None:
+            row[c] = str(row[c]).ljust(width)
+    for c in ("state_speed", "city_speed"):
+        row[c] = pd.array([row[c]], dtype="Int64")[0] if row[c] is not None else None
+    return pd.DataFrame([row]).astype({"state_speed": "Int64", "city_speed": "Int64"})
+
+
+# --------------------------------------------------------------------------- entry point
+def write_export(s: Any) -> None:
+    """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``."""
+    out = Path(s.staging)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    if s.boundary is not None:
+        b = _with_gid(s.boundary.rename(columns={c: c.lower() for c in s.boundary.columns
+                                                 if c != s.boundary.geometry.name}))
+        cols = [c for c in b.columns if c != b.geometry.name]
+        write_geojson(out / "neighborhood_boundary.geojson", b, cols,
+                      _force_multi_series(b.geometry))
+        written.append("neighborhood_boundary.geojson")
+
+    blocks = _blocks_table(s)
+    if blocks is not None:
+        blocks = _with_gid(blocks)
+        cols = block_columns(blocks)
+        write_shapefile(out / "neighborhood_census_blocks.shp", blocks, cols[1:],
+                        blocks.geometry)  # the reference's shapefile has no gid
+        write_geojson(out / "neighborhood_census_blocks.geojson", blocks, cols, blocks.geometry)
+        written += ["neighborhood_census_blocks.shp", "neighborhood_census_blocks.geojson"]
+
+    dests = _get(s.scores, "destinations") or s.destinations or {}
+    for cat in CATEGORIES:
+        t = dests.get(cat)
+        if t is None:
+            continue
+        name_col = DESTINATION_NAME[cat]
+        cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
+            "pop_low_stress", "pop_high_stress", "pop_score"]
+        geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
+        write_geojson(out / f"neighborhood_{cat}.geojson", t, cols, geom)
+        written.append(f"neighborhood_{cat}.geojson")
+
+    if s.ways is not None:
+        write_shapefile(out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS, s.ways.geometry)
+        write_geojson(out / "neighborhood_ways.geojson", s.ways, WAYS_COLUMNS, s.ways.geometry)
+        written += ["neighborhood_ways.shp", "neighborhood_ways.geojson"]
+    if s.intersections is not None:
+        write_geojson(out / "neighborhood_ways_intersections.geojson", s.intersections,
+                      INTERSECTION_COLUMNS, s.intersections.geometry)
+        written.append("neighborhood_ways_intersections.geojson")
+
+    pairs = _pairs_arrays(s)
+    if pairs is not None:
+        p = write_pairs_csv(out / "neighborhood_connected_census_blocks.csv", *pairs)
+        written.append(p.name)
+    for attr, fname, cols in (
+        ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
+        ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
+        ("mileage", "mileage.csv", ("feature_type", "total_mileage")),
+    ):
+        t = _get(s.scores, attr)
+        if t is not None:
+            write_csv(out / fname, t, cols)
+            written.append(fname)
+    speeds = _speed_table(s)
+    if speeds is not None:
+        write_csv(out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
+        written.append("residential_speed_limit.csv")
+    s.counts["export_files"] = len(written)
+
+
+def _force_multi_series(geoms: Any) -> Any:
+    import geopandas as gpd
+
+    from pna_engine.destinations import _force_multi
+
+    return gpd.GeoSeries(_force_multi(np.asarray(geoms.values)), crs=geoms.crs)
