@@ -48,7 +48,7 @@ LOW_STRESS_COLOR = "#1f78b4"   # blue
 HIGH_STRESS_COLOR = "#e31a1c"  # red
 TILES = "OpenStreetMap"
 
-#: Tooltip fields of the stress map: column -> label.
+#: Attributes shown in the stress map tooltips (see :func:`stress_tooltips`).
 STRESS_FIELDS: dict[str, str] = {
     "name": "Name", "osm_id": "OSM way", "functional_class": "Class",
     "speed_limit": "Speed limit (mph)", "one_way_car": "One way (car)",
@@ -185,10 +185,16 @@ def _bounds(*gdfs: Any) -> list[list[float]] | None:
     return [[float(b[:, 1].min()), float(b[:, 0].min())], [float(b[:, 3].max()), float(b[:, 2].max())]]
 
 
-def new_map(*fit: Any, tiles: str | None = TILES) -> OfflineMap:
-    """An empty :class:`OfflineMap` fitted to the given GeoDataFrames."""
+def new_map(*fit: Any, tiles: str | None = TILES, canvas: bool | None = None) -> OfflineMap:
+    """An empty :class:`OfflineMap` fitted to the given GeoDataFrames.
+
+    ``canvas`` draws vectors on a canvas instead of SVG (default: when the data has more
+    than 5,000 features - much faster for big networks).
+    """
+    if canvas is None:
+        canvas = sum(len(g) for g in fit if g is not None) > 5000
     m = OfflineMap(location=[0, 0], zoom_start=2, tiles=tiles, control_scale=True,
-                   prefer_canvas=False)
+                   prefer_canvas=canvas)
     b = _bounds(*fit)
     if b:
         m.fit_bounds(b)
@@ -209,23 +215,51 @@ def segment_stress(ways: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- layers
+def _text(ways: Any, col: str) -> Any:
+    """Column as display text: integers without ``.0``, missing as ``-``, HTML-escaped."""
+    import pandas as pd
+
+    if col not in ways.columns:
+        return pd.Series("-", index=ways.index, dtype=object)
+    s = ways[col]
+    num = pd.to_numeric(s, errors="coerce")
+    if s.notna().any() and num.notna().sum() == s.notna().sum():
+        out = num.round().astype("Int64").astype(str)
+    else:
+        out = s.astype(str).str.replace("&", "&amp;").str.replace("<", "&lt;")
+    return out.where(s.notna(), "-").astype(object)
+
+
+def stress_tooltips(ways: Any) -> Any:
+    """One short HTML text per segment with the attributes that decided its stress (class,
+    speed, one-way, lanes, parking, bike infrastructure per direction, segment and crossing
+    stress per direction; values as ``ft/tf``), lines separated by ``\\n`` (the tooltip uses ``pre-line``). One
+    plain-text property instead of fifteen keeps big maps small."""
+    t = {c: _text(ways, c) for c in STRESS_FIELDS}
+    return (t["name"] + " - way " + t["osm_id"] + "\n" + t["functional_class"] + " "
+            + t["speed_limit"] + " mph, one-way " + t["one_way_car"] + "\nlanes "
+            + t["ft_lanes"] + "/" + t["tf_lanes"] + ", parking " + t["ft_park"] + "/"
+            + t["tf_park"] + "\nbike infra " + t["ft_bike_infra"] + "/" + t["tf_bike_infra"]
+            + "\nft: segment " + t["ft_seg_stress"] + " crossing " + t["ft_int_stress"]
+            + "\ntf: segment " + t["tf_seg_stress"] + " crossing " + t["tf_int_stress"])
+
+
 def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
     """Add "Low-stress network" and "High-stress network" layers with tooltips."""
-    stress = segment_stress(ways)
-    fields = [c for c in STRESS_FIELDS if c in ways.columns]
+    stress = segment_stress(ways).to_numpy()
+    w = ways[[ways.geometry.name]].assign(t=stress_tooltips(ways).to_numpy())
     for level, color, label in (("low", LOW_STRESS_COLOR, "Low-stress network"),
                                 ("high", HIGH_STRESS_COLOR, "High-stress network")):
-        part = ways[(stress == level).to_numpy()]
-        data = compact_geojson(part, fields)
+        part = w[stress == level]
+        data = compact_geojson(part, ["t"])
         fg = folium.FeatureGroup(name=f"{label} ({len(part)} segments)", show=show)
         style = {"color": color, "weight": 3 if level == "low" else 3.5, "opacity": 0.9}
         gj = folium.GeoJson(data, style_function=lambda _f, s=style: s,
                             highlight_function=lambda _f: {"weight": 6},
                             name=label, smooth_factor=0.5)
-        fields = _present(data, fields)
-        if fields:
-            folium.GeoJsonTooltip(fields=fields, aliases=[STRESS_FIELDS[f] for f in fields],
-                                  sticky=True).add_to(gj)
+        if _present(data, ["t"]):
+            folium.GeoJsonTooltip(fields=["t"], labels=False, sticky=True,
+                                  style="white-space: pre-line;").add_to(gj)
         gj.add_to(fg)
         fg.add_to(m)
 

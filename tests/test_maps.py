@@ -1,0 +1,125 @@
+"""Maps: self-contained offline HTML, stress classes, legends, size of big networks, charts."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from resultsfactory import write_export
+from shapely.geometry import LineString
+
+from pna_helpers import charts, maps
+from pna_helpers.results import load_results
+
+
+@pytest.fixture()
+def export(tmp_path: Path) -> Path:
+    return write_export(tmp_path / "place")
+
+
+def _assert_offline(html: str) -> None:
+    assert not re.search(r'<script[^>]+src="https?://', html), "a script still loads from the web"
+    assert not re.search(r'<link[^>]+href="https?://[^"]+\.css', html), "a stylesheet from the web"
+    assert "leaflet.js (offline copy)" in html
+    assert "jquery.min.js (offline copy)" in html
+    assert "L.map(" in html
+
+
+def test_stress_map_is_self_contained_with_stress_classes(export: Path, tmp_path: Path) -> None:
+    m = maps.stress_map(export)
+    out = maps.save_map(m, tmp_path / "stress.html")
+    html = out.read_text()
+    _assert_offline(html)
+    # spec: a segment is low stress when every direction with a segment stress is 1
+    # resultsfactory.WAYS: 101, 103, 105, 106 -> low; 102 (3/3), 104 (3/one-way) -> high
+    assert "Low-stress network (4 segments)" in html
+    assert "High-stress network (2 segments)" in html
+    # tooltips: the attributes that decided the stress
+    assert "Main Road - way 102\\nprimary 40 mph" in html
+    assert "ft: segment 3 crossing 3\\ntf: segment 3 crossing 1" in html
+    assert "bike infra lane/-" in html
+    assert maps.LOW_STRESS_COLOR in html and maps.HIGH_STRESS_COLOR in html
+    # notebook display: an iframe whose document is the same self-contained page
+    rep = m._repr_html_()
+    assert rep.startswith("<div") and "srcdoc=" in rep and "https://cdn.jsdelivr" not in rep
+
+
+def test_blocks_map_colours_and_legend(export: Path) -> None:
+    assert maps._score_color(90) == "#1a9641"
+    assert maps._score_color(40) == "#ffffbf"
+    assert maps._score_color(100) == "#1a9641"
+    assert maps._score_color(0) == "#d7191c"
+    assert maps._score_color(float("nan")) == maps.NO_DATA_COLOR
+    html = maps.blocks_map(export).to_html()
+    _assert_offline(html)
+    for c in ("#1a9641", "#ffffbf", "#a6d96a", maps.NO_DATA_COLOR):  # blocks 90, 40, 70, none
+        assert c in html
+    assert "pna-legend" in html and "Block score: Overall (0-100)" in html
+
+
+def test_explore_map_layers(export: Path) -> None:
+    html = maps.explore_map(export).to_html()
+    _assert_offline(html)
+    for name in ("Blocks: Overall (0-100)", "Blocks: Transit (0-1)", "Low-stress network",
+                 "Destinations: parks (2)", "North Park"):
+        assert name in html
+    assert "L.control.layers" in html
+
+
+def test_delta_map_signs() -> None:
+    assert maps._delta_color(25) == maps.DELTA_COLORS[-1]   # big gain: dark blue
+    assert maps._delta_color(-25) == maps.DELTA_COLORS[0]   # big loss: dark red
+    assert maps._delta_color(0) == maps.DELTA_COLORS[3]     # no change
+
+
+def test_big_network_map_stays_small(tmp_path: Path) -> None:
+    # 20,000 segments of 5 vertices each, with columns the map must drop
+    n = 20_000
+    rng = np.random.default_rng(0)
+    x0 = 24.9 + (np.arange(n) % 200) * 0.0012
+    y0 = 60.15 + (np.arange(n) // 200) * 0.0006
+    geoms = [LineString([(x + k * 0.00012, y + 0.00003 * ((k * 7) % 3)) for k in range(5)])
+             for x, y in zip(x0, y0)]
+    ways = gpd.GeoDataFrame({
+        "road_id": np.arange(n), "osm_id": 1_000_000 + np.arange(n),
+        "name": ["Some fairly long street name"] * n,
+        "tdg_id": [str(uuid.UUID(int=i)) for i in range(n)],
+        "functional_class": rng.choice(["residential", "primary", "path"], n),
+        "speed_limit": rng.choice([20, 30, 40], n), "one_way_car": None,
+        "ft_lanes": 1, "tf_lanes": 1, "ft_park": None, "tf_park": None,
+        "ft_bike_infra": None, "tf_bike_infra": None,
+        "ft_seg_stress": rng.choice([1, 3], n), "tf_seg_stress": rng.choice([1, 3], n),
+        "ft_int_stress": 1, "tf_int_stress": 3,
+    }, geometry=geoms, crs=4326)
+    folder = write_export(tmp_path / "big")
+    ways.to_file(folder / "neighborhood_ways.geojson", driver="GeoJSON")
+    t0 = time.perf_counter()
+    out = maps.save_map(maps.stress_map(load_results(folder)), tmp_path / "big.html")
+    seconds = time.perf_counter() - t0
+    size_mb = out.stat().st_size / 1e6
+    html = out.read_text()
+    assert "00000000-0000-0000" not in html  # unused columns (tdg_id) dropped
+    coords = re.findall(r"\[(2[45]\.\d+), (60\.\d+)\]", html)
+    assert len(coords) > 50_000
+    assert max(len(x.split(".")[1]) for xy in coords[:5000] for x in xy) <= 6  # rounded
+    print(f"20,000-segment stress map: {size_mb:.1f} MB in {seconds:.1f} s")
+    assert size_mb < 8, f"{size_mb:.1f} MB"
+    assert seconds < 30, f"{seconds:.1f} s"
+
+
+def test_charts_draw(export: Path) -> None:
+    res = load_results(export)
+    fig = charts.category_scores(res)
+    bars = [p.get_width() for p in fig.axes[0].patches]
+    assert sorted(bars) == sorted([85.89, 94.39, 100.0, 84.12, 100.0, 90.38, 100.0])
+    fig = charts.mileage_by_stress(res)
+    assert len(fig.axes[0].patches) > 0
+    fig = charts.block_score_distribution(res)
+    # 3 blocks have an overall score; their population 100 + 50 + 80
+    assert sum(p.get_height() for p in fig.axes[0].patches) == 3
+    assert sum(p.get_height() for p in fig.axes[1].patches) == pytest.approx(230)
