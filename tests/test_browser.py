@@ -1,0 +1,95 @@
+"""A real browser draws our maps and reports with the network blocked (offline).
+
+Headless Chromium opens the files from ``file://`` with every host unresolvable and a dead
+proxy; we count the vector paths Leaflet drew (``--dump-dom``), measure the pixels of the
+stress colours in a screenshot, and read the console for script errors.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from resultsfactory import WAYS, write_export
+
+from pna_helpers import maps, reports
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install Debian's "
+                       "'chromium' package (python3 dev.py test installs it when run as root)"),
+]
+
+
+def chromium(target: Path, tmp: Path, *args: str, height: int = 900) -> tuple[str, str]:
+    """Run headless Chromium offline on ``target``; return (stdout, stderr)."""
+    profile = tmp / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
+           "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+           "--enable-logging=stderr", "--v=0", f"--window-size=1100,{height}",
+           "--virtual-time-budget=10000", "--hide-scrollbars", *args, target.as_uri()]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return p.stdout, p.stderr
+
+
+def script_errors(stderr: str) -> list[str]:
+    """Console messages that are script errors (failed tile downloads are expected offline)."""
+    return [ln for ln in stderr.splitlines() if "CONSOLE" in ln
+            and re.search(r"Uncaught|Error|error", ln) and "Failed to load resource" not in ln]
+
+
+def colour_pixels(png: Path, hex_colour: str, tol: int = 40) -> int:
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(img - rgb).sum(axis=2) < tol).sum())
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_export(tmp_path_factory.mktemp("browser") / "place")
+
+
+def test_map_draws_offline(export: Path, tmp_path: Path) -> None:
+    page = maps.save_map(maps.stress_map(export), tmp_path / "map.html")
+    dom, err = chromium(page, tmp_path, "--dump-dom")
+    paths = [p for p in re.findall(r"<path[^>]*>", dom) if "leaflet-interactive" in p]
+    strokes = [re.search(r'stroke="([^"]+)"', p).group(1) for p in paths if 'stroke="' in p]
+    # every way and the boundary drawn; colours as the spec's stress classes
+    n_low = sum(1 for w in WAYS if all(s is None or s == 1 for s in (w[4], w[5])))
+    assert strokes.count(maps.LOW_STRESS_COLOR) == n_low == 4
+    assert strokes.count(maps.HIGH_STRESS_COLOR) == len(WAYS) - n_low
+    assert len(paths) == len(WAYS) + 1
+    assert "leaflet-container" in dom
+    assert not script_errors(err), script_errors(err)
+    shot = tmp_path / "map.png"
+    _, err = chromium(page, tmp_path, f"--screenshot={shot}")
+    assert shot.exists()
+    assert colour_pixels(shot, maps.LOW_STRESS_COLOR) > 300
+    assert colour_pixels(shot, maps.HIGH_STRESS_COLOR) > 150
+    assert not script_errors(err), script_errors(err)
+
+
+def test_report_renders_offline(export: Path, tmp_path: Path) -> None:
+    html_path = reports.render_report(export, tmp_path / "report.html", name="Test Town")
+    dom, err = chromium(html_path, tmp_path, "--dump-dom")
+    assert "Test Town: Bicycle Network Analysis" in dom
+    assert "85.89" in dom  # overall score in the scores table
+    assert len(re.findall(r"<img[^>]+src=\"data:image/png", dom)) >= 4  # charts inline
+    assert len(re.findall(r"<iframe", dom)) == 2  # the two maps
+    assert not script_errors(err), script_errors(err)
+    shot = tmp_path / "report.png"
+    _, err = chromium(html_path, tmp_path, f"--screenshot={shot}", height=4600)
+    # the maps inside the report drew the network: both stress colours on screen
+    assert colour_pixels(shot, maps.LOW_STRESS_COLOR) > 300
+    assert colour_pixels(shot, maps.HIGH_STRESS_COLOR) > 150
+    assert not script_errors(err), script_errors(err)
