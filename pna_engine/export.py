@@ -346,15 +346,22 @@ def _pairs_arrays(s: Any) -> tuple[np.ndarray, ...] | None:
         return (ids, src, dst, pairs["low_stress"].to_numpy(bool),
                 pairs["low_stress_cost"].to_numpy(float), pairs["high_stress"].to_numpy(bool),
                 pairs["high_stress_cost"].to_numpy(float))
-    src = _get(conn, "source")
+    src = _get(conn, "source")  # pna_engine.connectivity.Connectivity: compact arrays
     if src is None:
         return None
     geoids = _get(conn, "geoids")
-    if geoids is None:
-        geoids = _blocks_table(s)["geoid20"].astype(str).to_numpy(dtype=object)
+    if geoids is None:  # block indices are row positions in s.blocks
+        geoids = s.blocks["geoid20"].astype(str).to_numpy(dtype=object)
+    high = _get(conn, "high_stress")
+    if high is None:  # every exported pair is reachable on the full network
+        high = np.ones(len(src), dtype=bool)
+    low_cost = _get(conn, "low_cost")
+    high_cost = _get(conn, "high_cost")
     return (np.asarray(geoids, dtype=object), np.asarray(src), np.asarray(_get(conn, "target")),
-            np.asarray(_get(conn, "low_stress")), np.asarray(_get(conn, "low_stress_cost")),
-            np.asarray(_get(conn, "high_stress")), np.asarray(_get(conn, "high_stress_cost")))
+            np.asarray(_get(conn, "low_stress")),
+            np.asarray(low_cost if low_cost is not None else _get(conn, "low_stress_cost")),
+            np.asarray(high),
+            np.asarray(high_cost if high_cost is not None else _get(conn, "high_stress_cost")))
 
 
 def pd_unique_concat(a: Any, b: Any) -> np.ndarray:
