@@ -1,0 +1,67 @@
+"""Reports: papermill + nbconvert into one self-contained HTML; `pna report` (one and --many)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from resultsfactory import write_export
+
+from pna_engine.errors import InputError
+from pna_helpers import reports
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_render_report_self_contained(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "town", pna=True)
+    out = reports.render_report(export, tmp_path / "out" / "town.html", name="Test Town")
+    html = out.read_text()
+    assert "Test Town: Bicycle Network Analysis" in html
+    assert "85.89" in html and "Population-weighted mean" in html  # scores with their meaning
+    for section in ("Network stress", "Block scores", "Network mileage by stress"):
+        assert section in html
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64', html)) >= 4  # charts inline
+    assert html.count("leaflet.js (offline copy)") == 2  # two maps, each self-contained
+    assert not re.search(r'<script[^>]+src="https?://', html)
+    # no code and no template notes in the report
+    assert "results_or_demo" not in html and "import " not in html
+    assert "City report (template)" not in html
+    assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic write left nothing behind
+
+
+def test_incomplete_results_fail_before_running(tmp_path: Path) -> None:
+    running = write_export(tmp_path / "running", pna=True, status="running")
+    with pytest.raises(InputError, match="incomplete"):
+        reports.render_report(running, tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pna_helpers.reports", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+
+def test_cli_many_with_index_and_one_bad_place(tmp_path: Path) -> None:
+    good = write_export(tmp_path / "good-town")
+    lst = tmp_path / "places.txt"
+    lst.write_text(f"# result sets\n{good}\n{tmp_path / 'missing-town'}\n")
+    p = _cli("--many", str(lst), "-o", str(tmp_path / "reports"))
+    assert p.returncode == 0, p.stderr
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert "1 of 2 places rendered" in index
+    assert 'href="good-town.html"' in index
+    assert "does not exist" in index  # the bad one is listed with its error
+    assert (tmp_path / "reports" / "good-town.html").stat().st_size > 100_000
+    assert "reports" in p.stderr and "2/2" in p.stderr  # progress bar
+
+
+def test_cli_error_is_one_line(tmp_path: Path) -> None:
+    p = _cli(str(tmp_path / "nothing-here"), "-o", str(tmp_path / "x.html"))
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pna report: error:")
