@@ -298,11 +298,11 @@ def worldpop_blocks(path: str | Path, boundary: Any | None) -> Any:
         if boundary is not None:
             b = boundary.to_crs(src.crs).total_bounds
             w = rasterio.windows.from_bounds(*b, transform=src.transform)
-            w = w.round_offsets("floor").round_lengths("ceil")
             m = 10
-            col0, row0 = max(int(w.col_off) - m, 0), max(int(w.row_off) - m, 0)
-            col1 = min(int(w.col_off + w.width) + m, src.width)
-            row1 = min(int(w.row_off + w.height) + m, src.height)
+            col0 = max(int(np.floor(w.col_off)) - m, 0)
+            row0 = max(int(np.floor(w.row_off)) - m, 0)
+            col1 = min(int(np.ceil(w.col_off + w.width)) + m, src.width)
+            row1 = min(int(np.ceil(w.row_off + w.height)) + m, src.height)
             if col1 <= col0 or row1 <= row0:
                 raise InputError(f"the population raster {path} does not cover the boundary")
             window = rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
