@@ -91,6 +91,9 @@ DESTINATIONS: list[tuple[dict[str, str], float, float]] = [
     ({"amenity": "school"}, 2_500, 0.7),
     ({"amenity": "kindergarten"}, 6_000, 0.3),
     ({"amenity": "college"}, 120_000, 0.5),
+    ({"amenity": "university"}, 400_000, 0.8),
+    ({"amenity": "hospital"}, 90_000, 0.8),
+    ({"amenity": "community_center"}, 100_000, 0.0),
     ({"amenity": "community_centre"}, 25_000, 0.6),
     ({"amenity": "dentist"}, 3_500, 0.1),
     ({"healthcare": "dentist"}, 15_000, 0.0),
@@ -298,14 +301,16 @@ class _City:
         ii = np.arange(ni - 1) * (DX / 2)
         down_y = np.abs(jj - self.cy) < self.downtown_r
         down_x = np.abs(ii - self.cx) < self.downtown_r
-        for i in range(0, ni - 2, 2):
-            if ns[i, 0] in (PRIMARY, SECONDARY) and abs(i * DX / 2 - self.cx) < 1.5 * self.downtown_r:
-                ns[i, down_y] = ONEWAY_FWD
-                ns[i + 2, down_y] = ONEWAY_REV
-        for j in range(0, nj - 2, 2):
-            if ew[j, 0] in (PRIMARY, SECONDARY) and abs(j * DY / 2 - self.cy) < 1.5 * self.downtown_r:
-                ew[j, down_x] = ONEWAY_FWD
-                ew[j + 2, down_x] = ONEWAY_REV
+        cls_x, cls_y = self.line_class(ncx, self.ox), self.line_class(ncy, self.oy)
+        mid_a, mid_b = int(round(self.cx / DX)), int(round(self.cy / DY))
+        for a in range(ncx):  # the central street and arterials near downtown
+            if a == mid_a or (cls_x[a] <= SECONDARY and abs(a * DX - self.cx) < 1.5 * self.downtown_r):
+                ns[2 * a, down_y] = ONEWAY_FWD
+                ns[2 * a + 2, down_y] = ONEWAY_REV
+        for b in range(ncy):
+            if b == mid_b or (cls_y[b] <= SECONDARY and abs(b * DY - self.cy) < 1.5 * self.downtown_r):
+                ew[2 * b, down_x] = ONEWAY_FWD
+                ew[2 * b + 2, down_x] = ONEWAY_REV
         # missing residential links (dead ends, T junctions), both halves of a street edge
         for arr in (ew, ns):
             street = arr[0::2]
@@ -575,7 +580,7 @@ def generate(out_dir: str | Path, population: int = 100_000, seed: int = 1) -> C
     n_poly_wanted = 0
     plan = []
     for tags, per, share in DESTINATIONS:
-        n = int(rng.poisson(max(population / per, 0.3)))
+        n = max(1, int(rng.poisson(population / per)))  # every category present
         npoly = int(rng.binomial(n, share))
         plan.append((tags, n - npoly, npoly))
         n_poly_wanted += npoly
