@@ -18,7 +18,9 @@ BLOCK_ROAD_MIN_LENGTH = 30.0
 BUFFER_QUAD_SEGS = 8
 
 
-def block_road_pairs(block_geoms: np.ndarray, way_geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def block_road_pairs(
+    block_geoms: np.ndarray, way_geoms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(block index, segment index) pairs of §7, sorted by block then segment.
 
     Parameters

@@ -326,7 +326,9 @@ def connect(
     return _assemble(results, nb, trail_ids)
 
 
-def _assemble(results: list[tuple[int, Any]], nb: int, trail_ids: np.ndarray | None) -> Connectivity:
+def _assemble(
+    results: list[tuple[int, Any]], nb: int, trail_ids: np.ndarray | None
+) -> Connectivity:
     if results:
         src = np.concatenate([np.full(len(r[0]), b, np.int32) for b, r in results])
         tgt = np.concatenate([r[0] for _, r in results]).astype(np.int32)
