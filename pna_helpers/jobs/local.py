@@ -37,7 +37,13 @@ from typing import Any
 
 from pna_engine.status import STATUS_FILE
 from pna_helpers.config import Settings
-from pna_helpers.jobs.base import JobBackend, JobError, register_backend, since_filter, status_filter
+from pna_helpers.jobs.base import (
+    JobBackend,
+    JobError,
+    register_backend,
+    since_filter,
+    status_filter,
+)
 from pna_helpers.jobs.model import (
     ACTIVE,
     CANCELLED,

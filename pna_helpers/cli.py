@@ -1,0 +1,351 @@
+"""``pna``: the command line over the jobs API (local backend or AWS Batch).
+
+    pna demo                                  # run the Helsinki demo locally, print the scores
+    pna submit --place NAME --boundary B ...  # prints the job id alone on stdout
+    pna submit --demo
+    pna submit-many PLACES.csv                # one job id per line
+    pna list [--status S] [--place P] [--since 2h] [--json]
+    pna status JOB... [--json]
+    pna wait JOB... [--timeout S]             # exit 0 only if every job SUCCEEDED
+    pna cancel JOB... | --all
+    pna retry JOB...
+    pna logs JOB [--tail N]
+    pna results JOB                           # prints the results location
+    pna stack up|status|scale|down            # AWS resources
+
+Every command takes ``--backend local|aws`` (default: ``PNA_BACKEND`` or the config file, else
+local). Errors a user can cause print one line ``pna: error: ...`` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pna_engine.errors import InputError
+from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE
+
+
+def _err(msg: str) -> None:
+    print(f"pna: error: {msg}", file=sys.stderr, flush=True)
+
+
+def _client(args: argparse.Namespace, **kw: Any):
+    from pna_helpers import jobs
+    from pna_helpers.config import Settings
+
+    settings = Settings.load(config_file=args.config, backend=args.backend, **kw)
+    return jobs.get_client(settings=settings)
+
+
+def _print_jobs(jobs_: list, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([j.to_dict() for j in jobs_], indent=1, default=str))
+        return
+    if not jobs_:
+        print("(no jobs)")
+        return
+    rows = [("JOB ID", "PLACE", "STATUS", "PHASE", "CREATED", "REASON")]
+    for j in jobs_:
+        created = j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else "-"
+        reason = (j.reason or "").splitlines()[0][:70] if j.reason else ""
+        rows.append((j.job_id, (j.place or "-")[:30], j.status, j.phase or "-", created, reason))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pna_helpers import jobs
+
+    if args.demo:
+        req = jobs.demo_request()
+    else:
+        if not args.boundary:
+            raise InputError("give --boundary (and --place), or --demo for the bundled demo place")
+        req = jobs.AnalysisRequest(
+            place=args.place or "", boundary=args.boundary, osm=args.osm,
+            population=args.population, jobs=list(args.jobs), country=args.country,
+            state=args.state, state_fips=args.state_fips, city_fips=args.city_fips,
+            city_speed_limit=args.city_speed_limit, state_speed_limit=args.state_speed_limit,
+            max_trip_distance=args.max_trip_distance, offline=args.offline)
+    client = _client(args)
+    job = client.submit(req)
+    print(job.job_id, flush=True)
+    if args.wait:
+        done = client.wait([job.job_id], timeout=args.timeout, progress=not args.no_progress)
+        return 0 if all(j.succeeded for j in done) else 1
+    return 0
+
+
+def cmd_submit_many(args: argparse.Namespace) -> int:
+    from pna_helpers import jobs
+
+    reqs = jobs.read_places(args.places)
+    submitted = _client(args).submit_many(reqs)
+    if args.json:
+        _print_jobs(submitted, True)
+    else:
+        for j in submitted:
+            print(j.job_id)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    listed = _client(args).list(status=args.status or None, place=args.place, since=args.since)
+    if args.limit:
+        listed = listed[: args.limit]
+    _print_jobs(listed, args.json)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _print_jobs(_client(args).get_many(args.job_ids), args.json)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    done = _client(args).wait(args.job_ids, timeout=args.timeout, progress=not args.no_progress)
+    _print_jobs(done, args.json)
+    bad = [j for j in done if not j.succeeded]
+    for j in bad:
+        _err(f"job {j.job_id} ({j.place}) {j.status}" + (f": {j.reason}" if j.reason else ""))
+    return 0 if not bad else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.all:
+        out = client.cancel_all_active()
+    elif args.job_ids:
+        out = client.cancel(args.job_ids)
+    else:
+        raise InputError("give job ids to cancel, or --all for every active job")
+    _print_jobs(out, args.json)
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    for j in _client(args).retry(args.job_ids):
+        print(j.job_id)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    sys.stdout.write(_client(args).logs(args.job_id, tail=args.tail))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    print(_client(args).results_location(args.job_id))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from pna_helpers.config import Settings
+    from pna_helpers.jobs.stack import Stack
+
+    st = Stack(Settings.load(config_file=args.config, backend="aws"))
+    if args.action == "up":
+        out: Any = st.up()
+    elif args.action == "status":
+        out = st.status()
+    elif args.action == "scale":
+        if args.min is None and args.desired is None and args.max is None:
+            raise InputError("pna stack scale needs --min, --desired and/or --max (vCPUs)")
+        out = st.scale(args.min, args.desired, args.max)
+    else:
+        out = st.down(delete=args.delete)
+    if args.json or args.action == "status":
+        print(json.dumps(out, indent=1, default=str))
+    else:
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the bundled demo place on the local backend and summarise it."""
+    from pna_helpers import jobs
+    from pna_helpers.config import Settings
+    from pna_helpers.paths import outputs_dir
+
+    client = jobs.get_client(settings=Settings.load(config_file=args.config, backend="local"))
+    req = jobs.demo_request()
+    job = client.submit(req)
+    print(f"submitted {req.place} as job {job.job_id} (local backend)", file=sys.stderr)
+    [job] = client.wait([job.job_id], timeout=args.timeout, progress=not args.no_progress)
+    if not job.succeeded:
+        _err(f"the demo job {job.job_id} {job.status}: {job.reason}; see 'pna logs "
+             f"{job.job_id}'")
+        return 1
+    loc = client.results_location(job.job_id)
+    _print_scores(loc)
+    print(f"\nresults: {loc}")
+    print(f"log:     {client.store.log_path(job.job_id)}")
+    try:
+        from pna_helpers import reports
+    except ImportError:
+        reports = None
+    if reports is not None and hasattr(reports, "render_report") and not args.no_report:
+        out = outputs_dir() / "reports" / "helsinki-demo.html"
+        try:
+            path = reports.render_report(loc, out)
+            print(f"report:  {path}")
+        except Exception as exc:  # the analysis succeeded; a report problem is not fatal
+            _err(f"the report could not be rendered ({exc}); results are in {loc}")
+    try:
+        from pna_helpers import maps
+
+        if hasattr(maps, "save_map"):
+            m = maps.save_map(loc, outputs_dir() / "reports" / "helsinki-demo-map.html")
+            print(f"map:     {m}")
+    except Exception:
+        pass
+    return 0
+
+
+def _print_scores(location: str) -> None:
+    import pandas as pd
+
+    from pna_helpers.results import SCORE_INFO, SCORES_FILE
+
+    df = pd.read_csv(f"{location}/{SCORES_FILE}")
+    df = df.set_index("score_id")
+    print("\nBNA scores (0-100)")
+    for sid, info in SCORE_INFO.items():
+        if info.get("main") and sid in df.index:
+            v = df.loc[sid, "score_normalized"]
+            print(f"  {info['label']:<14} {float(v):6.2f}")
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    def _common(default: Any) -> argparse.ArgumentParser:
+        c = argparse.ArgumentParser(add_help=False)
+        c.add_argument("--backend", choices=["local", "aws"], default=default,
+                       help="jobs backend (default: PNA_BACKEND, the config file, else local)")
+        c.add_argument("--config", default=default, help="PNA config file (TOML; default "
+                                                         "PNA_CONFIG or ~/.config/pna/config.toml)")
+        return c
+
+    # top level: defaults None; after the subcommand: SUPPRESS, so both positions work
+    top, common = _common(None), _common(argparse.SUPPRESS)
+    js = argparse.ArgumentParser(add_help=False)
+    js.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    wt = argparse.ArgumentParser(add_help=False)
+    wt.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    wt.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    parser = argparse.ArgumentParser(
+        prog="pna", parents=[top],
+        description="PNA jobs: run the Bicycle Network Analysis locally or on AWS Batch.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", parents=[common, wt], help="run the Helsinki demo locally")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("submit", parents=[common, wt], help="submit one place; prints the job id",
+                       description="Submit one analysis; the job id alone goes to stdout.")
+    p.add_argument("--place", default=None, help="place name (required unless --demo)")
+    p.add_argument("--demo", action="store_true", help="submit the bundled demo place")
+    p.add_argument("--wait", action="store_true", help="wait for the job (exit 0 iff SUCCEEDED)")
+    g = p.add_argument_group("inputs (as pna-engine run)")
+    g.add_argument("--boundary", default=None, help="boundary file: path, http(s):// or s3://")
+    g.add_argument("--osm", default=None, help="OSM extract: path or URL")
+    g.add_argument("--population", default=None, help="census blocks: path or URL")
+    g.add_argument("--jobs", action="append", default=[], metavar="PATH_OR_URL",
+                   help="LODES file (repeatable; US only)")
+    g.add_argument("--country", default="United States", help="country name or ISO code")
+    g.add_argument("--state", default=None, help="US state postal code")
+    g.add_argument("--state-fips", default=None)
+    g.add_argument("--city-fips", default=None)
+    g.add_argument("--city-speed-limit", type=int, default=None, help="mph")
+    g.add_argument("--state-speed-limit", type=int, default=None, help="mph")
+    g.add_argument("--max-trip-distance", type=float, default=DEFAULT_MAX_TRIP_DISTANCE,
+                   help="metres (default: %(default)s)")
+    g.add_argument("--offline", action="store_true", help="the engine never downloads")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("submit-many", parents=[common, js],
+                       help="submit every place of a CSV or GeoPackage (AWS: one array job)")
+    p.add_argument("places", help="places .csv (columns place, boundary, osm, ...) or .gpkg")
+    p.set_defaults(func=cmd_submit_many)
+
+    p = sub.add_parser("list", parents=[common, js], help="list jobs, newest first")
+    p.add_argument("--status", action="append", default=[],
+                   help="filter by status (repeatable; ACTIVE = not finished)")
+    p.add_argument("--place", default=None, help="filter by place name")
+    p.add_argument("--since", default=None, help="created since (ISO time, or 2h / 3d)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("status", parents=[common, js], help="status of jobs")
+    p.add_argument("job_ids", nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("wait", parents=[common, js, wt],
+                       help="wait for jobs; exit 0 only if all SUCCEEDED")
+    p.add_argument("job_ids", nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("cancel", parents=[common, js], help="cancel jobs")
+    p.add_argument("job_ids", nargs="*", metavar="JOB")
+    p.add_argument("--all", action="store_true", help="cancel every active job")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("retry", parents=[common], help="resubmit failed or cancelled jobs")
+    p.add_argument("job_ids", nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("logs", parents=[common], help="a job's log")
+    p.add_argument("job_id", metavar="JOB")
+    p.add_argument("--tail", type=int, default=None, help="last N lines only")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("results", parents=[common], help="print where a job's results are")
+    p.add_argument("job_id", metavar="JOB")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("stack", parents=[common, js], help="AWS resources: up|status|scale|down")
+    p.add_argument("action", choices=["up", "status", "scale", "down"])
+    p.add_argument("--min", type=int, default=None, help="scale: minimum vCPUs")
+    p.add_argument("--desired", type=int, default=None, help="scale: desired vCPUs")
+    p.add_argument("--max", type=int, default=None, help="scale: maximum vCPUs")
+    p.add_argument("--delete", action="store_true",
+                   help="down: delete queue, compute environment and job definitions")
+    p.set_defaults(func=cmd_stack)
+
+    # `pna report` (engineer H5's module) registers itself when present.
+    try:
+        from pna_helpers import reports
+    except ImportError:
+        reports = None
+    if reports is not None and hasattr(reports, "register"):
+        reports.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # --backend/--config may come before or after the subcommand
+    for name in ("backend", "config"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted (jobs keep running; see 'pna list')")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""The AWS Batch backend (boto3).
+
+* ``submit``: local inputs are uploaded to ``s3://BUCKET/inputs/<sha256>/<name>``, then
+  ``submit_job`` on the queue with the job definition, container overrides (command
+  ``run-job`` and the environment of the container contract, see :mod:`pna_engine.jobrunner`),
+  a ``retryStrategy`` and a timeout.
+* ``submit_many``: one array job; its manifest (the JSON list of requests) is stored at
+  ``s3://BUCKET/manifests/<id>.json`` and copied to ``s3://BUCKET/results/<parent id>/``; child
+  ``i`` (id ``<parent>:<i>``) runs request ``i`` via ``AWS_BATCH_JOB_ARRAY_INDEX``.
+* ``list``: ``list_jobs`` through paginators, then ``describe_jobs`` in chunks of 100.
+* Every call backs off on throttling and 5xx errors (exponential with jitter).
+* ``logs``: CloudWatch Logs group ``/aws/batch/job``, the job's ``logStreamName``.
+* Results: ``s3://BUCKET/results/<job_id>/`` (the engine's ``status.json`` there gives the phase).
+
+``AWS_ENDPOINT_URL`` (or ``Settings.endpoint_url``) points everything at an emulator.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from pna_engine.errors import InputError
+from pna_helpers.config import Settings
+from pna_helpers.jobs.base import (
+    JobBackend,
+    JobError,
+    register_backend,
+    since_filter,
+    status_filter,
+)
+from pna_helpers.jobs.model import BATCH_STATUSES, FAILED, RUNNING, STARTING, Job, parse_time
+from pna_helpers.jobs.request import AnalysisRequest, slugify
+
+LOG_GROUP = "/aws/batch/job"
+DESCRIBE_CHUNK = 100
+RETRY_CODES = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
+    "InternalFailure", "InternalServerError", "ServerException", "RequestTimeout",
+})
+MAX_ATTEMPTS = 8
+
+
+def aws_error(exc: Exception, what: str) -> InputError:
+    """A one-line, actionable error for a failed AWS call."""
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
+        return InputError(f"{what}: no AWS credentials found - set AWS_PROFILE or "
+                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where an IAM role is "
+                          "available (PNA never stores credentials)")
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return InputError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
+                          "the region and AWS_ENDPOINT_URL")
+    err = getattr(exc, "response", {}).get("Error", {})
+    code, msg = err.get("Code", name), err.get("Message", str(exc))
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"):
+        return InputError(f"{what}: AWS refused ({code}: {msg}); check the credentials and the "
+                          "IAM permissions listed in the README (AWS setup)")
+    return InputError(f"{what}: {code}: {msg}")
+
+
+class Aws:
+    """boto3 clients for one settings object, with backoff on throttling and 5xx."""
+
+    def __init__(self, settings: Settings, sleep=time.sleep):
+        self.settings = settings
+        self._clients: dict[str, Any] = {}
+        self._sleep = sleep
+        self._account: str | None = None
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            kw: dict[str, Any] = {"region_name": self.settings.aws_region,
+                                  "config": Config(retries={"mode": "standard", "max_attempts": 2})}
+            if self.settings.endpoint_url:
+                kw["endpoint_url"] = self.settings.endpoint_url
+            self._clients[service] = boto3.client(service, **kw)
+        return self._clients[service]
+
+    def call(self, service: str, op: str, what: str | None = None, **kw: Any) -> Any:
+        """``client(service).op(**kw)`` retried with exponential backoff on throttling / 5xx."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        fn = getattr(self.client(service), op)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return fn(**kw)
+            except ClientError as exc:
+                meta = exc.response.get("ResponseMetadata", {})
+                code = exc.response.get("Error", {}).get("Code", "")
+                retriable = code in RETRY_CODES or int(meta.get("HTTPStatusCode") or 0) >= 500
+                if not retriable or attempt == MAX_ATTEMPTS - 1:
+                    raise
+            except BotoCoreError as exc:
+                raise aws_error(exc, what or f"{service} {op}") from exc
+            self._sleep(min(20.0, 0.5 * 2 ** attempt) * (0.5 + random.random() / 2))
+        raise AssertionError("unreachable")
+
+    def paginate(self, service: str, op: str, key: str, **kw: Any) -> list[Any]:
+        """Every item under ``key`` of every page of ``op``."""
+        from botocore.exceptions import BotoCoreError
+
+        out: list[Any] = []
+        try:
+            for page in self.client(service).get_paginator(op).paginate(**kw):
+                out.extend(page.get(key, []))
+        except BotoCoreError as exc:
+            raise aws_error(exc, f"{service} {op}") from exc
+        return out
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            try:
+                self._account = self.call("sts", "get_caller_identity")["Account"]
+            except Exception as exc:
+                raise aws_error(exc, "finding the AWS account") from exc
+        return self._account
+
+    @property
+    def bucket(self) -> str:
+        """The results bucket (default ``pna-<account>-<region>``)."""
+        return self.settings.results_bucket or f"pna-{self.account}-{self.settings.aws_region}"
+
+
+@register_backend("aws")
+class AwsBackend(JobBackend):
+    """AWS Batch (see the module docstring)."""
+
+    name = "aws"
+    default_poll = 5.0
+    max_poll = 60.0
+
+    def __init__(self, settings: Settings | None = None, sleep=time.sleep):
+        super().__init__(settings or Settings.load(backend="aws"))
+        self.aws = Aws(self.settings, sleep=sleep)
+        self._checked = False
+        self._manifests: dict[str, list[dict[str, Any]]] = {}
+
+    # ------------------------------------------------------------------ checks
+    def _guard(self, what: str, fn, *a, **kw):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*a, **kw)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws_error(exc, what) from exc
+
+    def check_ready(self) -> None:
+        """The queue and job definition exist (else: run ``pna stack up``)."""
+        if self._checked:
+            return
+        s = self.settings
+        queues = self._guard("checking the job queue", self.aws.call, "batch",
+                             "describe_job_queues", jobQueues=[s.job_queue])["jobQueues"]
+        if not queues:
+            raise JobError(f"AWS Batch job queue {s.job_queue!r} does not exist in "
+                           f"{s.aws_region}: run 'pna stack up' or set PNA_JOB_QUEUE")
+        if queues[0].get("state") != "ENABLED":
+            raise JobError(f"job queue {s.job_queue!r} is {queues[0].get('state')}: run "
+                           "'pna stack up' to enable it")
+        defs = self._guard("checking the job definition", self.aws.call, "batch",
+                           "describe_job_definitions", jobDefinitionName=s.job_definition,
+                           status="ACTIVE")["jobDefinitions"]
+        if not defs:
+            raise JobError(f"AWS Batch job definition {s.job_definition!r} does not exist in "
+                           f"{s.aws_region}: run 'pna stack up' or set PNA_JOB_DEFINITION")
+        self._checked = True
+
+    # ------------------------------------------------------------------ submit
+    def results_prefix(self) -> str:
+        return f"s3://{self.aws.bucket}/results/"
+
+    def _submit_kwargs(self, name: str, env: dict[str, str]) -> dict[str, Any]:
+        s = self.settings
+        return dict(
+            jobName=slugify(name)[:128],
+            jobQueue=s.job_queue,
+            jobDefinition=s.job_definition,
+            containerOverrides={
+                "command": ["run-job"],
+                "environment": [{"name": k, "value": v} for k, v in env.items()],
+            },
+            retryStrategy={"attempts": max(1, s.retry_attempts), "evaluateOnExit": [
+                {"onStatusReason": "Host EC2*", "action": "RETRY"},
+                {"onReason": "CannotPullContainerError*", "action": "RETRY"},
+                {"onReason": "*", "action": "EXIT"},
+            ]},
+            timeout={"attemptDurationSeconds": max(60, s.job_timeout_s)},
+            tags={"pna:place": name[:256], "pna:client": "pna"},
+            propagateTags=True,
+        )
+
+    def _stage(self, requests: list[AnalysisRequest]) -> list[AnalysisRequest]:
+        from pna_helpers.jobs.storage import stage_request
+
+        s3 = self.aws.client("s3")
+        return [self._guard(f"uploading the inputs of {r.place!r} to s3://{self.aws.bucket}",
+                            stage_request, r, s3, self.aws.bucket) for r in requests]
+
+    def submit(self, request: AnalysisRequest) -> Job:
+        """Submit one request as one Batch job."""
+        if not isinstance(request, AnalysisRequest):
+            raise JobError(f"expected an AnalysisRequest, got {type(request).__name__}")
+        self.check_ready()
+        staged = self._stage([request])[0]
+        env = {"PNA_REQUEST": staged.to_json(),
+               "PNA_RESULTS_URI": self.results_prefix() + "{job_id}/",
+               "PNA_PLACE": staged.place}
+        resp = self._guard("submitting the job", self.aws.call, "batch", "submit_job",
+                           **self._submit_kwargs(staged.place, env))
+        return self.get(resp["jobId"])
+
+    def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
+        """Submit many requests as ONE array job; returns its children, in request order."""
+        reqs = list(requests)
+        if not reqs:
+            raise JobError("no requests to submit")
+        if len(reqs) == 1:  # Batch array jobs need at least 2 children
+            return [self.submit(reqs[0])]
+        self.check_ready()
+        staged = self._stage(reqs)
+        manifest = [r.to_dict() for r in staged]
+        body = json.dumps(manifest, indent=1).encode()
+        key = f"manifests/{uuid.uuid4().hex}.json"
+        self._guard("storing the manifest", self.aws.call, "s3", "put_object",
+                    Bucket=self.aws.bucket, Key=key, Body=body, ContentType="application/json")
+        env = {"PNA_MANIFEST": f"s3://{self.aws.bucket}/{key}",
+               "PNA_RESULTS_URI": self.results_prefix() + "{job_id}/",
+               "PNA_PLACE": f"{len(reqs)} places"}
+        kw = self._submit_kwargs(f"pna-array-{len(reqs)}", env)
+        kw["arrayProperties"] = {"size": len(reqs)}
+        resp = self._guard("submitting the array job", self.aws.call, "batch", "submit_job", **kw)
+        parent = resp["jobId"]
+        self._guard("storing the manifest", self.aws.call, "s3", "put_object",
+                    Bucket=self.aws.bucket, Key=f"results/{parent}/manifest.json", Body=body,
+                    ContentType="application/json")
+        self._manifests[env["PNA_MANIFEST"]] = manifest
+        return self.get_many([f"{parent}:{i}" for i in range(len(reqs))])
+
+    # ------------------------------------------------------------------ read
+    def _describe(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(job_ids), DESCRIBE_CHUNK):
+            chunk = job_ids[i:i + DESCRIBE_CHUNK]
+            resp = self._guard("describing jobs", self.aws.call, "batch", "describe_jobs",
+                               jobs=chunk)
+            out.update({d["jobId"]: d for d in resp.get("jobs", [])})
+        return out
+
+    def get(self, job_id: str) -> Job:
+        return self.get_many([str(job_id)])[0]
+
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        ids = [str(j) for j in job_ids]
+        found = self._describe(ids)
+        missing = [j for j in ids if j not in found]
+        if missing:
+            raise JobError(f"unknown job id(s) {', '.join(missing)} in AWS Batch "
+                           f"({self.settings.aws_region}); see 'pna list --backend aws'")
+        return [self._to_job(found[j]) for j in ids]
+
+    def _manifest(self, uri: str) -> list[dict[str, Any]]:
+        if uri not in self._manifests:
+            from pna_engine.jobrunner import split_s3
+
+            bucket, key = split_s3(uri)
+            try:
+                body = self.aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+                self._manifests[uri] = json.loads(body)
+            except Exception:
+                self._manifests[uri] = []
+        return self._manifests[uri]
+
+    def _engine_status(self, results_uri: str) -> dict[str, Any]:
+        from pna_engine.jobrunner import split_s3
+
+        bucket, prefix = split_s3(results_uri)
+        try:
+            body = self.aws.call("s3", "get_object", Bucket=bucket,
+                                 Key=prefix.rstrip("/") + "/status.json")["Body"].read()
+            return json.loads(body)
+        except Exception:
+            return {}
+
+    def _to_job(self, d: dict[str, Any]) -> Job:
+        container = d.get("container") or {}
+        env = {e["name"]: e["value"] for e in container.get("environment", [])}
+        job_id = d["jobId"]
+        arr = d.get("arrayProperties") or {}
+        index = arr.get("index")
+        parent = job_id.rsplit(":", 1)[0] if index is not None or ":" in job_id else None
+        if parent is not None and index is None:
+            index = int(job_id.rsplit(":", 1)[1])
+        request: dict[str, Any] | None = None
+        if env.get("PNA_REQUEST"):
+            try:
+                request = json.loads(env["PNA_REQUEST"])
+            except ValueError:
+                request = None
+        elif env.get("PNA_MANIFEST") and index is not None:
+            items = self._manifest(env["PNA_MANIFEST"])
+            request = items[index] if 0 <= index < len(items) else None
+        place = (request or {}).get("place") or (d.get("tags") or {}).get("pna:place") \
+            or env.get("PNA_PLACE") or d.get("jobName")
+        uri_t = env.get("PNA_RESULTS_URI") or self.results_prefix() + "{job_id}/"
+        results_uri = uri_t.replace("{job_id}", job_id)
+        status = d.get("status", "SUBMITTED")
+        reason = d.get("statusReason")
+        phase = None
+        is_parent = "size" in arr and index is None
+        if not is_parent and status in (STARTING, RUNNING, FAILED):
+            st = self._engine_status(results_uri)
+            phase = st.get("phase")
+            if status == FAILED and st.get("error"):
+                reason = f"{reason}; engine: {st['error']}" if reason else st["error"]
+        job = Job(
+            job_id=job_id, place=place, status=status, phase=phase, reason=reason,
+            created_at=parse_time(d.get("createdAt")), started_at=parse_time(d.get("startedAt")),
+            stopped_at=parse_time(d.get("stoppedAt")), results_uri=results_uri, backend="aws",
+            array_parent=parent, array_index=index, request=request,
+            array_size=arr.get("size") if is_parent else None,
+            extra={"log_stream": container.get("logStreamName"),
+                   "exit_code": container.get("exitCode"), "array_summary":
+                   arr.get("statusSummary") if is_parent else None},
+        )
+        return job
+
+    def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
+             since: _dt.datetime | str | None = None) -> list[Job]:
+        """Jobs of the queue (``list_jobs`` paginated, per status), newest first."""
+        wanted = status_filter(status) or set(BATCH_STATUSES)
+        t = since_filter(since)
+        summaries: dict[str, dict[str, Any]] = {}
+        for st in sorted(wanted & set(BATCH_STATUSES)):
+            try:
+                items = self.aws.paginate("batch", "list_jobs", "jobSummaryList",
+                                          jobQueue=self.settings.job_queue, jobStatus=st)
+            except Exception as exc:
+                err = aws_error(exc, "listing jobs")
+                if "does not exist" in str(err):
+                    raise JobError(f"AWS Batch job queue {self.settings.job_queue!r} does not "
+                                   f"exist in {self.settings.aws_region}: run 'pna stack up' or "
+                                   "set PNA_JOB_QUEUE") from exc
+                raise err from exc
+            for s in items:
+                summaries[s["jobId"]] = s
+        if t is not None:
+            ms = t.timestamp() * 1000
+            summaries = {k: v for k, v in summaries.items() if (v.get("createdAt") or 0) >= ms}
+        jobs = [self._to_job(d) for d in self._describe(list(summaries)).values()]
+        if place:
+            jobs = [j for j in jobs if j.place and slugify(j.place) == slugify(place)]
+        jobs.sort(key=lambda j: j.created_at or _dt.datetime.min.replace(tzinfo=_dt.UTC),
+                  reverse=True)
+        return jobs
+
+    # ------------------------------------------------------------------ control
+    def _cancel_one(self, job: Job, reason: str) -> None:
+        op = "cancel_job" if job.status in ("SUBMITTED", "PENDING", "RUNNABLE") else "terminate_job"
+        self._guard(f"cancelling {job.job_id}", self.aws.call, "batch", op, jobId=job.job_id,
+                    reason=reason)
+
+    def logs(self, job_id: str, tail: int | None = None) -> str:
+        """The job's CloudWatch log (``/aws/batch/job``); last ``tail`` lines if given."""
+        job = self.get(job_id)
+        stream = job.extra.get("log_stream")
+        if not stream:
+            if job.array_size:
+                raise JobError(f"{job_id} is an array job: ask for a child's log, e.g. "
+                               f"'pna logs {job_id}:0'")
+            raise JobError(f"job {job_id} has no log yet (status {job.status}): logs appear "
+                           "once it is RUNNING")
+        events: list[str] = []
+        try:
+            if tail is not None:
+                resp = self.aws.call("logs", "get_log_events", logGroupName=LOG_GROUP,
+                                     logStreamName=stream, startFromHead=False, limit=int(tail))
+                events = [e["message"] for e in resp.get("events", [])]
+            else:
+                token = None
+                while True:
+                    kw: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream,
+                                          "startFromHead": True}
+                    if token:
+                        kw["nextToken"] = token
+                    resp = self.aws.call("logs", "get_log_events", **kw)
+                    events += [e["message"] for e in resp.get("events", [])]
+                    nxt = resp.get("nextForwardToken")
+                    if not resp.get("events") or nxt == token:
+                        break
+                    token = nxt
+        except Exception as exc:
+            if "ResourceNotFound" in str(exc):
+                raise JobError(f"no log stream {stream} in {LOG_GROUP} yet for job "
+                               f"{job_id}") from exc
+            raise aws_error(exc, f"reading the log of {job_id}") from exc
+        return "".join(m if m.endswith("\n") else m + "\n" for m in events)
+
+    def results_location(self, job_id: str) -> str:
+        return self.get(job_id).results_uri or ""
+
+    def container_environment(self, job_id: str) -> tuple[list[str], dict[str, str]]:
+        """(command, environment) of a submitted job, as ``describe_jobs`` reports them."""
+        d = self._describe([job_id]).get(job_id)
+        if d is None:
+            raise JobError(f"unknown job id {job_id!r}")
+        c = d.get("container") or {}
+        return list(c.get("command") or []), {e["name"]: e["value"]
+                                              for e in c.get("environment", [])}

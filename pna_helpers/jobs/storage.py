@@ -1,0 +1,60 @@
+"""Client-side file transfer for the AWS backend.
+
+A Batch container cannot see the submitting machine's files, so local input paths of a request
+are uploaded first, content-addressed: ``s3://BUCKET/inputs/<sha256>/<name>`` (a shapefile's
+sidecar files go to the same prefix). Uploading the same file twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pna_engine.jobrunner import SHAPEFILE_SIDECARS
+from pna_helpers.jobs.request import AnalysisRequest, is_url
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def upload_input(s3: Any, bucket: str, path: str | Path) -> str:
+    """Upload one local input (with its shapefile sidecars); return its ``s3://`` URI."""
+    p = Path(path)
+    prefix = f"inputs/{sha256_file(p)}/"
+    files = [p]
+    if p.suffix.lower() == ".shp":
+        files += [q for q in p.parent.glob(p.stem + ".*")
+                  if q.suffix.lower() in SHAPEFILE_SIDECARS]
+    for f in files:
+        key = prefix + f.name
+        if not _exists(s3, bucket, key):
+            s3.upload_file(str(f), bucket, key)
+    return f"s3://{bucket}/{prefix}{p.name}"
+
+
+def stage_request(request: AnalysisRequest, s3: Any, bucket: str) -> AnalysisRequest:
+    """A copy of ``request`` whose local inputs are uploaded and replaced by ``s3://`` URIs."""
+    d = request.to_dict()
+    for role in ("boundary", "osm", "population"):
+        if d.get(role) and not is_url(d[role]):
+            d[role] = upload_input(s3, bucket, d[role])
+    d["jobs"] = [j if is_url(j) else upload_input(s3, bucket, j) for j in d.get("jobs") or []]
+    return AnalysisRequest.from_dict(d, check_files=False)
