@@ -1,0 +1,202 @@
+"""Connectivity rules (BNA-METHOD.md §7, §8) on tiny hand-built graphs."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import LineString, box
+
+from pna_engine import connectivity
+from pna_engine.blocks import block_road_pairs
+from pna_engine.connectivity import NULL_COST, connect
+from pna_engine.network import _csr
+
+
+class _Net:
+    """Just the two graphs the connectivity phase reads."""
+
+    def __init__(self, n, full_arcs, low_arcs):
+        def csr(arcs):
+            if not arcs:
+                return _csr(n, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int))
+            a = np.array(arcs, dtype=np.int64)
+            return _csr(n, a[:, 0], a[:, 1], a[:, 2])
+
+        self.full = csr(full_arcs)
+        self.low = csr(low_arcs)
+
+
+def _ways(n: int, outside: tuple[int, ...] = ()) -> gpd.GeoDataFrame:
+    """n short segments; those in ``outside`` lie far outside the boundary box."""
+    geoms = [
+        LineString([(10_000 + i, 10_000), (10_000 + i, 10_001)])
+        if i in outside
+        else LineString([(i, 0), (i, 1)])
+        for i in range(n)
+    ]
+    return gpd.GeoDataFrame({"road_id": np.arange(101, 101 + n)}, geometry=geoms, crs=32635)
+
+
+def _blocks(road_lists, positions=None) -> gpd.GeoDataFrame:
+    positions = positions or [(0, 0)] * len(road_lists)
+    return gpd.GeoDataFrame(
+        {
+            "geoid20": [f"b{i}" for i in range(len(road_lists))],
+            "road_ids": [[101 + r for r in rl] for rl in road_lists],
+        },
+        geometry=[box(x, y, x + 10, y + 10) for x, y in positions],
+        crs=32635,
+    )
+
+
+BOUNDARY = box(-50, -50, 500, 500)
+
+
+def _pairs(conn) -> dict[tuple[int, int], tuple[bool, int, int]]:
+    return {
+        (int(s), int(t)): (bool(ls), int(lc), int(hc))
+        for s, t, ls, lc, hc in zip(
+            conn.source, conn.target, conn.low_stress, conn.low_cost, conn.high_cost
+        )
+    }
+
+
+def _chain(n: int, cost: int = 100):
+    arcs = []
+    for i in range(n - 1):
+        arcs += [(i, i + 1, cost), (i + 1, i, cost)]
+    return arcs
+
+
+def test_bound_is_inclusive_and_float_limit_is_respected():
+    # chain 0-1-2-3-4, 100 per hop; block 0 seeds road 0; blocks 1..4 hold roads 1..4
+    net = _Net(5, _chain(5), _chain(5))
+    blocks = _blocks([[0], [1], [2], [3], [4]])
+    conn = connect(blocks, _ways(5), BOUNDARY, net, 300.0)
+    p = _pairs(conn)
+    assert p[(0, 3)] == (True, 300, 300)  # exactly D: kept (<= D)
+    assert (0, 4) not in p  # 400 > D
+    conn = connect(blocks, _ways(5), BOUNDARY, net, 299.9)
+    assert (0, 3) not in _pairs(conn)  # 300 > 299.9
+    assert conn.reachable_blocks[0] == 3  # itself, 1, 2
+
+
+def test_multi_seed_minimum_and_seed_cost_zero():
+    net = _Net(6, _chain(6), _chain(6))
+    blocks = _blocks([[0, 5], [3], [5]])
+    p = _pairs(connect(blocks, _ways(6), BOUNDARY, net, 1000.0))
+    assert p[(0, 1)][2] == 200  # min(300 from road 0, 200 from road 5)
+    assert p[(0, 2)] == (True, 0, 0)  # a seed itself costs 0
+    assert p[(0, 0)] == (True, 0, 0)
+
+
+def test_detour_ratio_exactly_1_25_is_low_stress():
+    # full: 0 -> 1 costs 400; low-stress network only has the detour 0 -> 2 -> 1
+    def run(detour_cost_second_leg):
+        full = [(0, 1, 400), (0, 2, 250), (2, 1, detour_cost_second_leg)]
+        low = [(0, 2, 250), (2, 1, detour_cost_second_leg)]
+        blocks = _blocks([[0], [1]])
+        return _pairs(connect(blocks, _ways(3), BOUNDARY, _Net(3, full, low), 2680.0))
+
+    assert run(250)[(0, 1)] == (True, 500, 400)  # 500 / 400 = 1.25 exactly
+    assert run(251)[(0, 1)] == (False, 501, 400)  # 501 / 400 > 1.25
+
+
+def test_shared_road_pair_is_low_stress_without_low_stress_path():
+    # no low-stress links at all; blocks 0 and 1 share road 1
+    full = _chain(3)
+    blocks = _blocks([[0, 1], [1], [2]])
+    p = _pairs(connect(blocks, _ways(3), BOUNDARY, _Net(3, full, []), 2680.0))
+    assert p[(0, 1)] == (True, 0, 0)  # road 1 is one of block 0's seeds
+    assert p[(0, 2)] == (False, NULL_COST, 100)  # from seed road 1
+    assert p[(1, 0)][0] is True  # shares road 1
+    assert p[(2, 1)] == (False, NULL_COST, 100)
+
+
+def test_seeds_are_roads_intersecting_the_boundary():
+    # block 0's only road lies outside the boundary: no seeds, no pairs, even with itself
+    net = _Net(3, _chain(3), _chain(3))
+    blocks = _blocks([[0], [1], [1, 2]])
+    conn = connect(blocks, _ways(3, outside=(0,)), BOUNDARY, net, 2680.0)
+    assert conn.reachable_blocks[0] == 0
+    assert 0 not in set(conn.source.tolist())
+    # other blocks still reach block 0 through road 0
+    assert (1, 0) in _pairs(conn)
+
+
+def test_straight_line_prefilter():
+    net = _Net(2, _chain(2), _chain(2))
+    # block 1 is 3000 m away from block 0 (polygon distance) though the network says 100
+    blocks = _blocks([[0], [1]], positions=[(0, 0), (3010, 0)])
+    boundary = box(-50, -50, 4000, 500)
+    p = _pairs(connect(blocks, _ways(2), boundary, net, 2680.0))
+    assert (0, 1) not in p and (0, 0) in p
+    blocks = _blocks([[0], [1]], positions=[(0, 0), (2690, 0)])  # exactly 2680 apart
+    p = _pairs(connect(blocks, _ways(2), boundary, net, 2680.0))
+    assert (0, 1) in p
+
+
+def test_parallel_workers_give_the_same_pairs(monkeypatch):
+    n = 40
+    rng = np.random.default_rng(1)
+    arcs = [(i, j, int(c)) for i in range(n) for j in range(n) if i != j and rng.random() < 0.08
+            for c in [rng.integers(0, 900)]]  # fmt: skip
+    low = [a for a in arcs if a[2] % 3]
+    road_lists = [[i, (i * 7) % n] for i in range(n)]
+    blocks = _blocks(road_lists)
+    one = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1000.0, workers=1)
+    monkeypatch.setattr(connectivity, "PARALLEL_MIN_BLOCKS", 1)
+    two = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1000.0, workers=2)
+    assert _pairs(one) == _pairs(two)
+    assert len(one) > n  # the test graph is connected enough to matter
+
+
+def test_pairs_frame_has_reference_columns_and_nulls():
+    net = _Net(3, _chain(3), [])
+    blocks = _blocks([[0], [1], [2]])
+    conn = connect(blocks, _ways(3), BOUNDARY, net, 2680.0)
+    df = conn.pairs_frame(blocks["geoid20"])
+    assert list(df.columns) == [
+        "source_blockid20",
+        "target_blockid20",
+        "low_stress",
+        "low_stress_cost",
+        "high_stress",
+        "high_stress_cost",
+    ]
+    row = df[(df.source_blockid20 == "b0") & (df.target_blockid20 == "b2")].iloc[0]
+    assert pd.isna(row.low_stress_cost) and row.high_stress_cost == 200 and row.high_stress
+
+
+def test_block_road_assignment_rules():
+    # block 100 x 100 at the origin; 15 m buffer
+    blk = np.array([box(0, 0, 100, 100)])
+    ways = np.array(
+        [
+            LineString([(10, 10), (90, 10)]),  # entirely inside
+            LineString([(50, 90), (50, 200)]),  # 10 + 15 = 25 m inside the buffer: no
+            LineString([(50, 70), (50, 200)]),  # 45 m inside: yes
+            LineString([(-100, -14), (200, -14)]),  # along the edge inside the buffer: yes
+            LineString([(300, 300), (400, 300)]),  # far away
+            LineString([(50, 100 + 15 - 31), (50, 300)]),  # 31 m inside: yes (> 30)
+            LineString([(60, 100 + 15 - 29), (60, 300)]),  # 29 m inside: no
+        ]
+    )
+    bi, wi = block_road_pairs(blk, ways)
+    assert bi.tolist() == [0, 0, 0, 0]
+    assert wi.tolist() == [0, 2, 3, 5]
+
+
+@pytest.mark.parametrize("D", [2680.0])
+def test_trail_reachability_recorded(D):
+    net = _Net(4, _chain(4), _chain(2))
+    blocks = _blocks([[0], [3]])
+    seg_trail = np.array([-1, -1, 0, 0])
+    conn = connect(blocks, _ways(4), BOUNDARY, net, D, seg_trail=seg_trail,
+                   trail_ids=np.array([7]))  # fmt: skip
+    hb, ht = conn.trails_high
+    lb, lt = conn.trails_low
+    assert set(zip(hb.tolist(), ht.tolist())) == {(0, 0), (1, 0)}
+    assert set(zip(lb.tolist(), lt.tolist())) == {(1, 0)}  # block 0's low network stops at 1
