@@ -783,20 +783,6 @@ def generate(out_dir: str | Path, population: int = 100_000, seed: int = 1) -> C
     return files
 
 
-def read_run_args(path: str | Path) -> list[str]:
-    """Arguments of a ``run.args`` file (one per line, ``#`` comments), paths made absolute."""
-    path = Path(path)
-    args = [ln.strip() for ln in path.read_text().splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")]
-    path_opts = {"--boundary", "--osm", "--population", "--jobs"}
-    out = []
-    for i, a in enumerate(args):
-        if i > 0 and args[i - 1] in path_opts and "://" not in a:
-            a = str((path.parent / a).resolve())
-        out.append(a)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
