@@ -535,9 +535,15 @@ def difference_map(base: Any, other: Any, column: str = "overall_score") -> Offl
                      extra_fields=["base", "other"])
 
 
-def save_map(m: OfflineMap, path: str | Path) -> Path:
-    """Write the map as one self-contained HTML file (atomic); return the path."""
+def save_map(m: Any, path: str | Path) -> Path:
+    """Write a map as one self-contained HTML file (atomic); return the path.
+
+    ``m`` is a map, or a results location / :class:`~pna_helpers.results.Results`, for which
+    the :func:`explore_map` is written.
+    """
     path = Path(path)
+    if not isinstance(m, folium.Map):
+        m = explore_map(m)
     if isinstance(m, OfflineMap):
         m.save(path)
     else:  # a plain folium map: inline its assets too

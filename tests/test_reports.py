@@ -65,3 +65,8 @@ def test_cli_error_is_one_line(tmp_path: Path) -> None:
     assert p.returncode == 2
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("pna report: error:")
+    assert "does not exist" in lines[0]
+    # the same subcommand through the `pna` command
+    p = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "report", "--help"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "--many" in p.stdout
