@@ -147,3 +147,28 @@ def test_nbval_lax_on_committed_notebooks(demo_engine) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert " passed" in p.stdout
+
+
+def test_scenario_upgrade_joining_islands_raises_scores(demo_engine) -> None:
+    """A protected bike lane on a high-stress way between two low-stress islands: the scores
+    go up (never down), blocks gain low-stress access, none loses it; undoing it loses."""
+    from pna_helpers import scenario
+
+    cands = scenario.find_island_connectors(demo_engine)
+    assert len(cands) > 0 and (cands["islands_joined"] >= 2).all()
+    way = int(cands["osm_id"].iloc[0])
+    sc = scenario.run_scenario(demo_engine, "protected bike lane both ways", way_ids=[way])
+    assert sc.seconds < 30, "interactive: seconds, not minutes"
+    changed = sc.changed_ways()
+    # §3.8 H9 (cycleway=track + oneway:bicycle=no) -> track both ways -> stress 1 (§4.2)
+    assert len(changed) and set(changed["ft_bike_infra"]) == {"track"}
+    seg = changed[["ft_seg_stress", "tf_seg_stress"]].apply(lambda c: c.astype(float))
+    assert ((seg == 1) | seg.isna()).all().all()
+    ch = sc.score_changes(all_scores=False)
+    assert ch.loc["Overall", "change"] > 0
+    assert (ch["change"].fillna(0) >= 0).all()  # more low-stress access never lowers a score
+    blocks = sc.block_changes()
+    assert (blocks["access"] == "gained").any() and not (blocks["access"] == "lost").any()
+    back = scenario.run_scenario(sc.result, "remove bike infrastructure", way_ids=[way])
+    assert back.score_changes(all_scores=False).loc["Overall", "change"] < 0
+    assert (back.block_changes()["access"] == "lost").any()
