@@ -235,7 +235,10 @@ def _csv_column(series: Any, name: str) -> Any:
             and s.notna().any()):
         out = np.where(s.fillna(False).astype(bool).to_numpy(), "t", "f").astype(object)
     elif pd.api.types.is_float_dtype(s.dtype) and name in FOUR_DECIMALS:
-        out = np.array([f"{v:.4f}" if not m else "" for v, m in zip(s.to_numpy(), na)],
+        out = np.array([_numeric4(v) if not m else "" for v, m in zip(s.to_numpy(), na)],
+                       dtype=object)
+    elif s.dtype == object and name in FOUR_DECIMALS:
+        out = np.array([_numeric4(v) if not m else "" for v, m in zip(s.tolist(), na)],
                        dtype=object)
     elif pd.api.types.is_float_dtype(s.dtype):
         out = np.array([repr(float(v)) if not m else "" for v, m in zip(s.to_numpy(), na)],
@@ -245,6 +248,14 @@ def _csv_column(series: Any, name: str) -> Any:
                        dtype=object)
     out[na] = ""
     return out
+
+
+def _numeric4(v: Any) -> str:
+    """A value as PostgreSQL prints a ``NUMERIC(16,4)``: 4 decimals, ties away from zero."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    d = v if isinstance(v, Decimal) else Decimal(f"{float(v):.15g}")
+    return str(d.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
 def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:

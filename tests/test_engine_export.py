@@ -1,0 +1,220 @@
+"""The export (BNA-METHOD §12): file set, names, columns, CRS and CSV formatting, on a small
+hand-built run state. Files are read back with geopandas / pandas / json."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import types
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+import shapely
+
+from pna_engine import destinations, export
+from pna_engine.params import Params
+
+UTM = "EPSG:32635"
+X0, Y0 = 385000.0, 6672000.0
+
+#: §12.1: the files of a bsa run.
+EXPECTED_FILES = (
+    {f"neighborhood_{t}.{e}" for t in ("census_blocks", "ways")
+     for e in ("shp", "shx", "dbf", "prj", "cpg")}
+    | {f"neighborhood_{t}.geojson" for t in (
+        "boundary", "census_blocks", "colleges", "community_centers", "dentists", "doctors",
+        "hospitals", "parks", "pharmacies", "retail", "schools", "social_services",
+        "supermarkets", "transit", "universities", "ways", "ways_intersections")}
+    | {"neighborhood_connected_census_blocks.csv", "neighborhood_overall_scores.csv",
+       "neighborhood_score_inputs.csv", "residential_speed_limit.csv", "mileage.csv"}
+)
+
+
+def box(x0, y0, x1, y1):
+    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
+
+
+def make_state(tmp_path):
+    params = Params(boundary="b", output=str(tmp_path / "out"))
+    boundary = gpd.GeoDataFrame({"NAME": ["Testville"]}, geometry=[box(0, 0, 2000, 1000)],
+                                crs=UTM)
+    blocks = gpd.GeoDataFrame(
+        {"gid": [7, 9], "geoid20": ["250250001001000", "250250001001001"],
+         "pop20": [80.0, 0.0], "aland20": [1e6, 1e6],
+         "road_ids": [[3, 1, 2], []],
+         "pop_low_stress": pd.array([60, None], dtype="Int64"),
+         "pop_high_stress": pd.array([80, None], dtype="Int64"),
+         "pop_score": [0.75, np.nan],
+         "overall_score": [42.5, np.nan],
+         "reachable_blocks": pd.array([1, 0], dtype="Int64")},
+        geometry=[shapely.MultiPolygon([box(0, 0, 1000, 1000)]),
+                  shapely.MultiPolygon([box(1000, 0, 2000, 1000)])], crs=UTM)
+    pts = gpd.GeoDataFrame(
+        {"osm_id": [11, 12], "amenity": ["school", "school"], "name": ["In", "Out"]},
+        geometry=[shapely.Point(X0 + 500, Y0 + 500), shapely.Point(X0 + 9000, Y0 + 500)],
+        crs=UTM)
+    polys = gpd.GeoDataFrame({"osm_id": [21], "shop": ["books"]},
+                             geometry=[box(1200, 200, 1300, 300)], crs=UTM)
+    s = types.SimpleNamespace(params=params, crs=UTM, counts={}, boundary=boundary,
+                              blocks=blocks, osm=types.SimpleNamespace(points=pts, polygons=polys))
+    s.destinations = destinations.build_destinations(s)
+    s.ways = gpd.GeoDataFrame(
+        {"road_id": [1, 2], "osm_id": [100, 200], "name": ["Main St", None],
+         "intersection_from": [1, 2], "intersection_to": [2, 3],
+         "functional_class": ["residential", "path"], "speed_limit": [25.0, np.nan],
+         "ft_seg_stress": [1, 3], "tf_seg_stress": [1, 3], "internal": ["x", "y"]},
+        geometry=[shapely.LineString([(X0, Y0), (X0 + 100, Y0)]),
+                  shapely.LineString([(X0 + 100, Y0), (X0 + 100, Y0 + 100)])], crs=UTM)
+    s.intersections = gpd.GeoDataFrame(
+        {"int_id": [1, 2, 3], "osm_id": [5, 6, 7], "legs": [1, 2, 1],
+         "signalized": [False, True, False], "stops": [False] * 3, "rrfb": [False] * 3,
+         "island": [False] * 3},
+        geometry=shapely.points([(X0, Y0), (X0 + 100, Y0), (X0 + 100, Y0 + 100)]), crs=UTM)
+    s.connectivity = types.SimpleNamespace(
+        source=np.array([0, 0, 1], dtype=np.int32), target=np.array([0, 1, 0], dtype=np.int32),
+        low_stress=np.array([True, False, True]),
+        low_cost=np.array([0, -1, 12], dtype=np.int32),
+        high_cost=np.array([0, 213, 10], dtype=np.int32))
+    s.scores = types.SimpleNamespace(
+        overall_scores=pd.DataFrame({
+            "id": [1, 2], "score_id": ["people", "population_total"],
+            "score_original": [0.943851, 780.0], "score_normalized": [94.3851, np.nan],
+            "human_explanation": ["On average, blocks, got this.", None]}),
+        score_inputs=pd.DataFrame({
+            "id": [1], "category": ["People"], "score_name": ["Median"], "score": [0.93565],
+            "notes": ["n"], "human_explanation": ["h"], "use_pop": [True], "use_emp": [None]}),
+        mileage=pd.DataFrame({"feature_type": ["lane"], "total_mileage": [0.040869962812479045]}))
+    s.speeds = pd.DataFrame({"state_fips_code": ["0 "], "city_fips_code": ["0      "],
+                             "state_speed": pd.array([None], dtype="Int64"),
+                             "city_speed": pd.array([30], dtype="Int64")})
+    s.staging = tmp_path / "staging"
+    return s
+
+
+@pytest.fixture
+def exported(tmp_path):
+    s = make_state(tmp_path)
+    export.write_export(s)
+    return s, s.staging
+
+
+def test_file_set_is_the_reference_one(exported):
+    s, out = exported
+    assert {p.name for p in out.iterdir()} == EXPECTED_FILES
+    assert s.counts["export_files"] == len(EXPECTED_FILES) - 8  # shapefile parts count once
+
+
+def test_geojson_files_are_wgs84_with_reference_columns(exported):
+    _, out = exported
+    for f in out.glob("*.geojson"):
+        gdf = gpd.read_file(f)
+        assert gdf.crs.to_epsg() == 4326, f
+    ways = gpd.read_file(out / "neighborhood_ways.geojson")
+    assert list(ways.columns[:-1]) == list(export.WAYS_COLUMNS)  # no internal column
+    raw = json.loads((out / "neighborhood_ways.geojson").read_text())
+    props = [f["properties"] for f in raw["features"]]
+    assert props[0]["speed_limit"] == 25 and isinstance(props[0]["speed_limit"], int)
+    assert props[1]["speed_limit"] is None and props[1]["name"] is None
+    assert raw["crs"]["properties"]["name"] == "urn:ogc:def:crs:OGC:1.3:CRS84"
+    x, y = raw["features"][0]["geometry"]["coordinates"][0]
+    lon, lat = pyproj.Transformer.from_crs(UTM, 4326, always_xy=True).transform(X0, Y0)
+    assert (x, y) == pytest.approx((lon, lat), abs=1e-9)
+
+    inter = json.loads((out / "neighborhood_ways_intersections.geojson").read_text())
+    assert list(inter["features"][1]["properties"]) == list(export.INTERSECTION_COLUMNS)
+    assert inter["features"][1]["properties"]["signalized"] is True
+
+    bnd = json.loads((out / "neighborhood_boundary.geojson").read_text())["features"]
+    assert bnd[0]["properties"] == {"gid": 1, "name": "Testville"}
+    assert bnd[0]["geometry"]["type"] == "MultiPolygon"
+
+
+def test_destination_geojson_points_and_empty_arrays(exported):
+    _, out = exported
+    raw = json.loads((out / "neighborhood_schools.geojson").read_text())["features"]
+    assert [f["geometry"]["type"] for f in raw] == ["Point", "Point"]
+    assert raw[0]["properties"]["blockid20"] == ["250250001001000"]
+    assert raw[0]["properties"]["school_name"] == "In" and raw[0]["properties"]["osm_id"] == 11
+    assert "blockid20" not in raw[1]["properties"]  # empty array: left out like GDAL does
+    assert list(raw[1]["properties"]) == ["id", "osm_id", "school_name", "pop_low_stress",
+                                          "pop_high_stress", "pop_score"]
+    retail = json.loads((out / "neighborhood_retail.geojson").read_text())["features"]
+    assert list(retail[0]["properties"]) == ["id", "blockid20", "pop_low_stress",
+                                             "pop_high_stress", "pop_score"]
+    empty = gpd.read_file(out / "neighborhood_colleges.geojson")
+    assert len(empty) == 0
+
+
+def test_census_blocks_geojson_and_shapefile(exported):
+    _, out = exported
+    raw = json.loads((out / "neighborhood_census_blocks.geojson").read_text())["features"]
+    p0 = raw[0]["properties"]
+    assert list(p0)[:5] == ["gid", "geoid20", "pop20", "aland20", "road_ids"]
+    assert p0["gid"] == 7 and p0["road_ids"] == [3, 1, 2] and p0["pop_low_stress"] == 60
+    assert p0["emp_low_stress"] is None  # absent analysis columns are NULL
+    assert "road_ids" not in raw[1]["properties"]
+    cols = list(export.BLOCK_SCORE_COLUMNS)
+    assert list(p0)[4:] == cols
+
+    shp = gpd.read_file(out / "neighborhood_census_blocks.shp")
+    assert shp.crs.to_epsg() == 32635  # shapefiles stay in the output CRS
+    names = export.shapefile_names(["geoid20", "pop20", "aland20", *cols])
+    assert list(shp.columns[:-1]) == names
+    # the reference's truncation: 10 characters, duplicates -> first 7 + _01, _02
+    assert {"POP_LOW_ST", "UNIVERSITI", "UNIVERS_01", "UNIVERS_02", "SOCIAL__01"} <= set(names)
+    assert shp.loc[0, "ROAD_IDS"] == "{3,1,2}"
+    assert shp.loc[0, "GEOID20"] == "250250001001000"
+    ways = gpd.read_file(out / "neighborhood_ways.shp")
+    assert {"INTERSECTI", "INTERSE_01", "FT_BIKE_IN", "FT_BIKE_01"} <= set(ways.columns)
+
+
+def test_csv_formatting(exported):
+    _, out = exported
+    pairs = (out / "neighborhood_connected_census_blocks.csv").read_text().splitlines()
+    assert pairs == [",".join(export.PAIRS_COLUMNS),
+                     "250250001001000,250250001001000,t,0,t,0",
+                     "250250001001000,250250001001001,f,,t,213",
+                     "250250001001001,250250001001000,t,12,t,10"]
+    overall = (out / "neighborhood_overall_scores.csv").read_text().splitlines()
+    assert overall[1] == '1,people,0.9439,94.3851,"On average, blocks, got this."'
+    assert overall[2] == "2,population_total,780.0000,,"
+    inputs = (out / "neighborhood_score_inputs.csv").read_text().splitlines()
+    assert inputs[0].split(",") == list(export.SCORE_INPUT_COLUMNS)
+    assert inputs[1].startswith("1,People,Median,0.9357,n,h,t,,")
+    assert (out / "mileage.csv").read_text() == "feature_type,total_mileage\nlane,0.040869962812479045\n"
+    assert (out / "residential_speed_limit.csv").read_text().splitlines()[1] == "0 ,0      ,,30"
+
+
+def test_big_pairs_are_streamed_and_gzipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "PAIRS_CHUNK", 2)
+    monkeypatch.setattr(export, "PAIRS_GZIP_ROWS", 4)
+    n = 5
+    geoids = np.array([f"{i:015d}" for i in range(3)], dtype=object)
+    src = np.array([0, 0, 1, 2, 2])
+    dst = np.array([1, 2, 0, 0, 1])
+    p = export.write_pairs_csv(tmp_path / "neighborhood_connected_census_blocks.csv", geoids,
+                               src, dst, np.array([1, 0, 1, 0, 0], bool),
+                               np.array([5, -1, 7, -1, -1]), np.ones(n, bool),
+                               np.array([5, 9, 7, 8, 11]))
+    assert p.name == "neighborhood_connected_census_blocks.csv.gz"
+    with gzip.open(p, "rt") as f:
+        df = pd.read_csv(f, dtype={"source_blockid20": str, "target_blockid20": str})
+    assert len(df) == n and df["high_stress_cost"].tolist() == [5, 9, 7, 8, 11]
+    assert df["low_stress_cost"].isna().tolist() == [False, True, False, True, True]
+    assert df["source_blockid20"].tolist() == [geoids[i] for i in src]
+    assert not any(x.name.startswith(".") for x in tmp_path.iterdir())
+
+
+def test_missing_tables_are_skipped(tmp_path):
+    s = make_state(tmp_path)
+    s.connectivity = None
+    s.scores = None
+    s.ways = None
+    export.write_export(s)
+    names = {p.name for p in s.staging.iterdir()}
+    assert "neighborhood_connected_census_blocks.csv" not in names
+    assert "mileage.csv" not in names and "neighborhood_ways.geojson" not in names
+    assert "neighborhood_census_blocks.geojson" in names
