@@ -1,0 +1,145 @@
+"""Analysis requests (validation naming the bad field, places CSV / GeoPackage) and settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pna_engine.errors import InputError
+from pna_helpers import jobs
+from pna_helpers.config import Settings
+
+
+@pytest.fixture
+def boundary(tmp_path) -> Path:
+    p = tmp_path / "city.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon",
+                     "coordinates": [[[24.9, 60.1], [25.0, 60.1], [25.0, 60.2], [24.9, 60.1]]]}}]}))
+    return p
+
+
+def test_request_normalises_and_builds_engine_args(boundary):
+    r = jobs.AnalysisRequest(place=" Springfield ", boundary=str(boundary), state="ma",
+                             state_fips=6, city_fips="0612345", city_speed_limit="25",
+                             jobs=["s3://b/lodes/ma_od_main_JT00_2019.csv.gz"],
+                             osm="https://example.org/x.osm.pbf")
+    assert r.place == "Springfield" and r.state == "MA" and r.state_fips == "06"
+    assert r.city_speed_limit == 25 and r.slug == "springfield"
+    args = r.engine_args("/out")
+    assert args[:3] == ["run", "--boundary", str(boundary.resolve())]
+    assert args[args.index("--jobs") + 1] == "s3://b/lodes/ma_od_main_JT00_2019.csv.gz"
+    assert args[args.index("--state-fips") + 1] == "06" and "--offline" not in args
+    back = jobs.AnalysisRequest.from_dict(json.loads(r.to_json()))
+    assert back == r
+    # the engine's own parser accepts the arguments
+    from pna_engine.cli import build_parser, params_from_args
+
+    p = params_from_args(build_parser().parse_args(args))
+    assert p.city_speed_limit == 25 and p.jobs == r.jobs and p.max_trip_distance == 2680.0
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("place", "  ", "'place'"),
+    ("boundary", "/no/such/file.shp", "'boundary': file /no/such/file.shp does not exist"),
+    ("osm", "ftp://x/y.pbf", "'osm': unsupported URL scheme"),
+    ("population", "s3://bucket-only", "'population': bad S3 URI"),
+    ("state", "Mass", "'state'"),
+    ("state_fips", "6a", "'state_fips'"),
+    ("city_fips", "123456789", "'city_fips'"),
+    ("city_speed_limit", 500, "'city_speed_limit'"),
+    ("state_speed_limit", "fast", "'state_speed_limit'"),
+    ("max_trip_distance", -1, "'max_trip_distance'"),
+])
+def test_bad_field_is_named(boundary, field, value, needle):
+    kw = {"place": "P", "boundary": str(boundary), field: value}
+    with pytest.raises(InputError, match=needle.replace("(", r"\(")):
+        jobs.AnalysisRequest(**kw)
+
+
+def test_read_places_csv(tmp_path, boundary):
+    (tmp_path / "sub").mkdir()
+    other = tmp_path / "sub" / "b2.geojson"
+    other.write_text(boundary.read_text())
+    csv = tmp_path / "places.csv"
+    csv.write_text("place,boundary,country,city_speed_limit,jobs\n"
+                   "Alpha,city.geojson,Finland,30,\n"
+                   "Beta,sub/b2.geojson,United States,,s3://b/j1.csv;s3://b/j2.csv\n")
+    reqs = jobs.read_places(csv)
+    assert [r.place for r in reqs] == ["Alpha", "Beta"]
+    assert reqs[0].boundary == str(boundary.resolve()) and reqs[0].city_speed_limit == 30
+    assert reqs[1].boundary == str(other.resolve()) and reqs[1].jobs == ["s3://b/j1.csv",
+                                                                         "s3://b/j2.csv"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("name,boundary\nA,city.geojson\n", "lacks column(s) place"),
+    ("place,boundary,colour\nA,city.geojson,red\n", "unknown column(s) colour"),
+    ("place,boundary\n", "has no rows"),
+    ("place,boundary\nA,city.geojson\nB,missing.geojson\n", "row 3: request field 'boundary'"),
+    ("place,boundary,city_speed_limit\nA,city.geojson,fast\n", "row 2: request field "
+                                                                "'city_speed_limit'"),
+    ('place,boundary\n"A,city.geojson\n', "malformed"),
+])
+def test_malformed_places_csv_one_line(tmp_path, boundary, text, needle):
+    csv = tmp_path / "places.csv"
+    csv.write_text(text)
+    with pytest.raises(InputError) as ei:
+        jobs.read_places(csv)
+    msg = str(ei.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_read_places_geopackage_writes_boundaries(tmp_path):
+    gpd = pytest.importorskip("geopandas")
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame({"name": ["North", "South"], "country": ["Finland", "Finland"],
+                            "city_speed_limit": [30, 40]},
+                           geometry=[box(24.9, 60.15, 25.0, 60.2), box(24.9, 60.1, 25.0, 60.15)],
+                           crs=4326)
+    path = tmp_path / "places.gpkg"
+    gdf.to_file(path, driver="GPKG")
+    reqs = jobs.read_places(path)
+    assert [r.place for r in reqs] == ["North", "South"]
+    assert reqs[1].city_speed_limit == 40
+    b = gpd.read_file(reqs[0].boundary)
+    assert b.crs.to_epsg() == 4326
+    assert b.geometry.iloc[0].equals(gdf.geometry.iloc[0])
+
+
+def test_settings_env_config_and_overrides(tmp_path, monkeypatch):
+    cfg = tmp_path / "pna.toml"
+    cfg.write_text('[pna]\nbackend = "aws"\njob_queue = "from-file"\nmax_vcpus = 16\n'
+                   'instance_types = ["m6id"]\n')
+    monkeypatch.setenv("PNA_CONFIG", str(cfg))
+    monkeypatch.setenv("PNA_JOB_QUEUE", "from-env")
+    monkeypatch.setenv("PNA_SUBNETS", "subnet-1, subnet-2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    s = Settings.load(job_definition="override")
+    assert (s.backend, s.job_queue, s.max_vcpus, s.job_definition) == ("aws", "from-env", 16,
+                                                                       "override")
+    assert s.subnets == ["subnet-1", "subnet-2"] and s.instance_types == ["m6id"]
+    assert s.endpoint_url == "http://127.0.0.1:1"
+    monkeypatch.setenv("PNA_BACKEND", "cloud")
+    with pytest.raises(InputError, match="PNA_BACKEND must be one of local, aws"):
+        Settings.load()
+    monkeypatch.delenv("PNA_BACKEND")
+    cfg.write_text('aws_secret_access_key = "x"\n')
+    with pytest.raises(InputError, match="do not put credentials"):
+        Settings.load()
+    monkeypatch.setenv("PNA_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(InputError, match="not found"):
+        Settings.load()
+
+
+def test_default_backend_is_local(monkeypatch, tmp_path):
+    for k in ("PNA_BACKEND", "PNA_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    c = jobs.get_client()
+    assert c.backend == "local"
+    assert c.store.path.parent == Settings.load().outputs
