@@ -124,7 +124,7 @@ def run_engine(args: list[str], output: str | Path, *, workers: int | None = Non
     res["ok"] = proc.returncode == 0 and res.get("ok", False)
     if not res["ok"]:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-6:]
-        res["error"] = " | ".join(tail) or f"exit {proc.returncode}"
+        res["error"] = res.get("error") or " | ".join(tail) or f"exit {proc.returncode}"
     return res
 
 

@@ -1,0 +1,183 @@
+"""Scaling on synthetic US cities: time and memory per phase from a town to one million people.
+
+For each size the synthetic city (``synthetic_city.py``, seeded, cached in
+``outputs/bench/synthetic/``) is generated once, then the engine runs on it in a fresh process
+(``benchlib.run_engine``). The table shows every phase, the end-to-end time, the peak memory of
+the process tree, the size of the network and of the connected-pairs table, and the growth
+exponent ``k`` of the engine time between consecutive sizes (time ∝ population^k).
+
+When ``benchmarks/bench_connectivity.py`` (the bare shortest-path sweep, "limit") is present,
+it is run on the same city and its time is shown next to the connectivity phase.
+
+Usage::
+
+    python benchmarks/bench_scaling.py                       # 10k, 50k, 200k, 500k, 1M people
+    python benchmarks/bench_scaling.py --sizes 10000,100000 --seed 2 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402
+
+from pna_engine import PHASES  # noqa: E402
+
+DEFAULT_SIZES = (10_000, 50_000, 200_000, 500_000, 1_000_000)
+
+
+def city_dir(population: int, seed: int) -> Path:
+    return benchlib.outputs_dir() / "synthetic" / f"pop{population}-seed{seed}"
+
+
+def ensure_city(population: int, seed: int) -> dict[str, Any]:
+    """Generate the city (in a subprocess) unless it is already there; return its city.json."""
+    d = city_dir(population, seed)
+    meta = d / "city.json"
+    if not meta.exists():
+        subprocess.run([benchlib.python(), str(benchlib.BENCH_DIR / "synthetic_city.py"), str(d),
+                        "--population", str(population), "--seed", str(seed), "--force"],
+                       check=True, capture_output=True, text=True)
+    return json.loads(meta.read_text())
+
+
+def bare_sweep(city: dict[str, Any], workers: int | None) -> dict[str, Any] | None:
+    """Run H3's ``bench_connectivity.py`` (the bare scipy sweep) on the city, if present.
+
+    Returns ``{"sweep_s": ..., "connectivity_s": ...}`` parsed from its JSON output, or None.
+    """
+    script = benchlib.BENCH_DIR / "bench_connectivity.py"
+    if not script.exists():
+        return None
+    args = benchlib.read_args_file(Path(city["run_args"]))
+    cmd = [benchlib.python(), str(script), "--json", "-"]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.run([*cmd, "--", *args], capture_output=True, text=True, cwd=benchlib.REPO)
+    out = {"wall_s": round(time.perf_counter() - t0, 2)}
+    if proc.returncode != 0:
+        out["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return out
+    m = re.search(r"\{.*\}", proc.stdout, re.S)
+    if m:
+        try:
+            out.update(json.loads(m.group(0)))
+        except json.JSONDecodeError:
+            out["raw"] = proc.stdout[-500:]
+    return out
+
+
+def run_sizes(sizes: list[int], seed: int = 1, workers: int | None = None,
+              limit: bool = True, profile_largest: bool = False) -> list[dict[str, Any]]:
+    """Generate and run each size; return one record per size."""
+    results = []
+    for i, n in enumerate(sizes):
+        t0 = time.perf_counter()
+        city = ensure_city(n, seed)
+        print(f"[bench_scaling] {n:,} people: city ready ({time.perf_counter() - t0:.1f} s; "
+              f"generation took {city['seconds']} s); running the engine ...", flush=True)
+        args = benchlib.read_args_file(Path(city["run_args"]))
+        out = benchlib.outputs_dir() / "runs" / f"synthetic-{n}"
+        prof = None
+        if profile_largest and i == len(sizes) - 1:
+            prof = benchlib.outputs_dir() / f"synthetic-{n}.prof"
+        res = benchlib.run_engine(args, out, workers=workers, profile=prof)
+        res.update({"name": f"synthetic {n:,}", "population": n, "city": city})
+        if prof is not None and res.get("ok"):
+            res["hot_spots"] = benchlib.print_profile(prof)
+        if limit and res.get("ok"):
+            res["limit"] = bare_sweep(city, workers)
+        results.append(res)
+        if not res.get("ok"):
+            print(f"[bench_scaling] {n:,}: FAILED: {res.get('error')}", flush=True)
+        else:
+            print(f"[bench_scaling] {n:,}: {res['wall_s']:.1f} s end to end, "
+                  f"{res.get('peak_tree_mb', 0) / 1024:.2f} GB peak", flush=True)
+    return results
+
+
+def _limit_s(r: dict[str, Any]) -> float | None:
+    lim = r.get("limit") or {}
+    for k in ("sweep_s", "bare_sweep_s", "limit_s"):
+        if isinstance(lim.get(k), int | float):
+            return float(lim[k])
+    return None
+
+
+def print_report(results: list[dict[str, Any]]) -> None:
+    done = [r for r in results if r.get("ok")]
+    if not done:
+        return
+    print("\nSynthetic cities: inputs")
+    rows = []
+    for r in done:
+        c, k = r["city"], r.get("counts", {})
+        rows.append([r["population"], round(c["side_m"] ** 2 / 1e6), c["counts"]["blocks"],
+                     k.get("blocks"), c["counts"]["road_segments"], k.get("network_vertices"),
+                     k.get("network_links"), k.get("connected_pairs"), c["seconds"]])
+    print(benchlib.table(rows, ["population", "km²", "blocks in file", "blocks kept",
+                                "OSM road segments", "net vertices", "net links",
+                                "connected pairs", "generate s"]))
+    print("\nTime per phase (s) and peak memory (sum of RSS of the process tree)")
+    phases = [p for p in PHASES if any(p in r["timings"] for r in done)]
+    rows, prev = [], None
+    for r in done:
+        t = r["timings"]
+        k = None
+        if prev is not None:
+            k = math.log(t["total"] / prev["timings"]["total"]) / math.log(
+                r["population"] / prev["population"])
+        lim = _limit_s(r)
+        conn = t.get("connectivity")
+        rows.append([r["population"], *[t.get(p) for p in phases], t.get("total"), r["wall_s"],
+                     round(r.get("peak_tree_mb", 0) / 1024, 2), lim,
+                     conn / lim if lim and conn else None, k])
+        prev = r
+    print(benchlib.table(rows, ["population", *phases, "engine", "end-to-end", "peak GB",
+                                "bare sweep s", "conn/sweep", "growth k"]))
+    big = done[-1]
+    if big["population"] >= 1_000_000:
+        ok1 = big["wall_s"] < 300
+        ok2 = big.get("peak_tree_mb", 0) < 8 * 1024
+        lim = _limit_s(big)
+        ratio = big["timings"].get("connectivity", 0) / lim if lim else None
+        print(f"\n1M-people targets: end to end {big['wall_s']:.0f} s (< 300 s: "
+              f"{'met' if ok1 else 'NOT met'}); peak {big.get('peak_tree_mb', 0) / 1024:.2f} GB "
+              f"(< 8 GB: {'met' if ok2 else 'NOT met'}); connectivity / bare sweep "
+              + (f"{ratio:.2f} (<= 2: {'met' if ratio <= 2 else 'NOT met'})" if ratio
+                 else "not measured"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Scaling on synthetic cities.")
+    ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
+                    help="comma-separated populations (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--no-limit", action="store_true", help="skip the bare-sweep measurement")
+    ap.add_argument("--profile-largest", action="store_true",
+                    help="run the largest size under cProfile and print hot spots")
+    ap.add_argument("--json", default=None, help="write the results to this file")
+    a = ap.parse_args(argv)
+    sizes = [int(float(s)) for s in a.sizes.split(",") if s]
+    results = run_sizes(sizes, seed=a.seed, workers=a.workers, limit=not a.no_limit,
+                        profile_largest=a.profile_largest)
+    print_report(results)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
