@@ -127,11 +127,24 @@ def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path) -> None:
         "type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
             [0.0, 0.0], [0.001, 0.0], [0.001, 0.001], [0.0, 0.001], [0.0, 0.0]]]}}]}))
     osm = demo_engine.run["parameters"]["osm"]
+    assert Path(osm).exists()
     text = text_of(run_nb("run_analysis", tmp_path, place="Nowhere", boundary=str(empty),
                           osm=str(osm), country="Finland", timeout_minutes=10))
     assert "FAILED" in text and "last lines of the log" in text
     text = text_of(run_nb("run_many", tmp_path, timeout_minutes=20))
     assert "2 succeeded, 0 failed" in text
+    # a places file with a good and a bad place; the bad one is retried and fails again
+    from pna_helpers import jobs
+
+    demo = jobs.demo_request()
+    places = tmp_path / "places.csv"
+    places.write_text(
+        "place,boundary,osm,population,country,city_speed_limit,offline\n"
+        f"Demo again,{demo.boundary},{demo.osm},{demo.population},Finland,25,true\n"
+        f"Nowhere else,{empty},{demo.osm},,Finland,,true\n")
+    text = text_of(run_nb("run_many", tmp_path, places_file=str(places), retry_failed=True,
+                          timeout_minutes=20, poll_seconds=0.5))
+    assert "1 succeeded, 1 failed" in text and "- Nowhere else:" in text
     text = text_of(run_nb("monitor", tmp_path))
     assert "Nowhere" in text and "SUCCEEDED" in text and "FAILED" in text
     text = text_of(run_nb("monitor", tmp_path, status="FAILED", log_lines=5))
