@@ -455,10 +455,11 @@ def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
     return m
 
 
-def explore_map(results: Any, destinations: bool = True,
-                category_scores: bool = True) -> OfflineMap:
+def explore_map(results: Any, destinations: bool = True, category_scores: bool = True,
+                collapsed: bool = True) -> OfflineMap:
     """Everything on one map: network stress, block overall and category scores, destinations
-    per category, boundary, with a layer control (category layers start hidden)."""
+    per category, boundary, with a layer control (category layers start hidden; the control
+    opens on hover unless ``collapsed=False``)."""
     from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
 
     res = load_results(results)
@@ -474,7 +475,7 @@ def explore_map(results: Any, destinations: bool = True,
     add_boundary(m, res.boundary)
     add_legend(m, "Block score (0-100) / network", score_legend_items()
                + [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")])
-    folium.LayerControl(collapsed=False).add_to(m)
+    folium.LayerControl(collapsed=collapsed).add_to(m)
     return m
 
 
