@@ -797,8 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     f = generate(a.out_dir, population=a.population, seed=a.seed)
     print(json.dumps({"seconds": f.seconds, "side_m": f.side_m, "population": f.population,
                       "jobs": f.jobs_total, **f.counts}, indent=1))
-    print(f"run: pna-engine run $(grep -v '^#' {f.run_args} | tr '\\n' ' ') --output OUT",
-          file=sys.stderr)
+    print(f"run: cd {f.folder} && grep -v '^#' run.args | xargs -d '\\n' pna-engine run "
+          "--output OUT", file=sys.stderr)
     return 0
 
 
