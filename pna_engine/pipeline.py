@@ -79,6 +79,7 @@ def phase_import(s: RunState) -> None:
     from pna_engine import boundary, download, jobsdata, osm, population, speeds
 
     s.boundary, s.crs = boundary.load_boundary(s.params.boundary, s.params)
+    s.inputs["boundary"] = str(s.params.boundary)
     s.blocks = population.load_blocks(s)
     s.jobs = jobsdata.load_jobs(s)
     s.speeds = speeds.residential_speeds(s.params)
