@@ -32,18 +32,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("place")
     g.add_argument("--country", default="United States",
                    help="country name or ISO code; US mode iff United States (default: %(default)s)")
-    g.add_argument("--state", default=None, help="US state postal code, e.g. MA")
-    g.add_argument("--state-fips", default=None, help="2-digit US state FIPS code")
-    g.add_argument("--city-fips", default=None, help="7-digit US city FIPS code (state + place)")
+    g.add_argument("--state", default=None,
+                   help="US state postal code, e.g. MA (default: none; needed in the US to "
+                        "download census blocks and jobs)")
+    g.add_argument("--state-fips", default=None,
+                   help="2-digit US state FIPS code (default: from --state)")
+    g.add_argument("--city-fips", default=None,
+                   help="7-digit US city FIPS code, state + place (default: none)")
     g.add_argument("--city-speed-limit", type=int, default=None,
-                   help="residential default speed of the city, mph (default: none)")
+                   help="residential default speed of the city, mph (default: none in the US; "
+                        "30 elsewhere, as the reference tool)")
     g.add_argument("--state-speed-limit", type=int, default=None,
-                   help="residential default speed of the state, mph (default: none)")
+                   help="residential default speed of the state, mph (default: none; "
+                        "US only)")
     g = p.add_argument_group("analysis")
     g.add_argument("--max-trip-distance", type=float, default=DEFAULT_MAX_TRIP_DISTANCE,
                    help="maximum trip distance, metres (default: %(default)s)")
     g.add_argument("--workers", type=int, default=None,
                    help="processes for the connectivity phase (default: all cores)")
+    g.add_argument("--worldpop-year", type=int, default=None,
+                   help="WorldPop year for non-US population (default: the current year)")
+    g.add_argument("--lodes-year", type=int, default=None,
+                   help="LODES year for US jobs (default: the latest available)")
     g = p.add_argument_group("downloads")
     g.add_argument("--offline", action="store_true",
                    help="never download: a missing input is an error naming the option to give")
@@ -58,7 +68,23 @@ def params_from_args(a: argparse.Namespace) -> Params:
         city_fips=a.city_fips, city_speed_limit=a.city_speed_limit,
         state_speed_limit=a.state_speed_limit, max_trip_distance=a.max_trip_distance,
         workers=a.workers, offline=a.offline, cache_dir=a.cache_dir,
+        worldpop_year=getattr(a, "worldpop_year", None), lodes_year=getattr(a, "lodes_year", None),
     )
+
+
+def check_local_inputs(params: Params) -> None:
+    """Fail early, before any output is written, when a local input file does not exist."""
+    from pathlib import Path
+
+    from pna_engine.download import is_remote
+
+    named = [("--boundary", params.boundary), ("--osm", params.osm),
+             ("--population", params.population)] + [("--jobs", j) for j in params.jobs]
+    for option, value in named:
+        if value and not is_remote(str(value)) and not Path(str(value)).expanduser().exists():
+            raise InputError(f"{option} file not found: {value}")
+    if params.workers is not None and params.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {params.workers}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             from pna_engine import pipeline
 
             params = params_from_args(args)
+            check_local_inputs(params)
 
             def on_phase(name: str) -> None:
                 if not args.quiet:

@@ -95,6 +95,40 @@ class Params:
             v = getattr(self, name)
             if v is not None and not (0 < v < 200):
                 raise InputError(f"--{name.replace('_', '-')} must be a speed in mph (1-199), got {v!r}")
+        if self.boundary_buffer is None or self.boundary_buffer < 0:
+            raise InputError(f"the boundary buffer must be >= 0 metres, got {self.boundary_buffer!r}")
+        if self.state is not None:
+            from pna_engine.download import STATE_FIPS
+
+            if str(self.state).strip().upper() not in STATE_FIPS:
+                raise InputError(
+                    f"unknown US state code {self.state!r}: give a 2-letter postal code such as MA")
+        if self.state_fips is not None and not (
+                str(self.state_fips).isdigit() and len(str(self.state_fips)) <= 2):
+            raise InputError(f"--state-fips must be a 2-digit FIPS code, got {self.state_fips!r}")
+        if self.city_fips is not None and not (
+                str(self.city_fips).isdigit() and len(str(self.city_fips)) <= 7):
+            raise InputError(f"--city-fips must be a 7-digit FIPS code, got {self.city_fips!r}")
+
+    @property
+    def iso3(self) -> str | None:
+        """ISO 3166-1 alpha-3 code of ``country`` (None when pycountry does not know it)."""
+        if not self.country:
+            return None
+        c = self.country.strip()
+        if c.lower() in ("us", "usa", "united states", "united states of america"):
+            return "USA"
+        import pycountry
+
+        try:
+            return pycountry.countries.lookup(c).alpha_3
+        except LookupError:
+            return None
+
+    @property
+    def is_us(self) -> bool:
+        """US mode of the reference (TIGER blocks, LODES jobs, FIPS speed defaults)."""
+        return self.iso3 == "USA"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (for run.json)."""
