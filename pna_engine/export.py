@@ -91,7 +91,7 @@ INTEGER_COLUMNS = frozenset(
 FOUR_DECIMALS = {"score", "score_original", "score_normalized"}
 #: Pair rows above which the pairs CSV is gzipped (``.csv.gz``).
 PAIRS_GZIP_ROWS = 20_000_000
-PAIRS_CHUNK = 1_000_000
+PAIRS_CHUNK = 500_000
 
 
 # --------------------------------------------------------------------------- values
@@ -103,11 +103,13 @@ def _column_values(series: Any, integer: bool = False) -> list[Any]:
     if integer and pd.api.types.is_float_dtype(series.dtype):
         series = series.round().astype("Int64")
     vals = series.tolist()
-    if series.dtype == object:
+    if series.dtype == object:  # may hold lists, numpy scalars, NaN: normalise each value
         return [None if (v is None or (not isinstance(v, list | tuple | np.ndarray)
                                        and pd.isna(v))) else
-                (list(v) if isinstance(v, tuple | np.ndarray) else v) for v in vals]
-    na = series.isna().to_numpy()
+                _jsonable(list(v) if isinstance(v, tuple | np.ndarray) else v) for v in vals]
+    na = series.isna().to_numpy().copy()
+    if pd.api.types.is_float_dtype(series.dtype):
+        na |= ~np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))
     if na.any():
         return [None if m else v for v, m in zip(vals, na)]
     return vals
@@ -158,7 +160,7 @@ def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
                 v = vals[i]
                 if isinstance(v, list) and len(v) == 0:
                     continue  # GDAL leaves empty arrays out
-                props[c] = _jsonable(v)
+                props[c] = v
             g = gjson[i] if gjson[i] is not None else "null"
             sep = ",\n" if i < len(table) - 1 else "\n"
             f.write('{ "type": "Feature", "properties": ' + json.dumps(props, ensure_ascii=False)
@@ -270,6 +272,59 @@ def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
+def _text_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Byte matrix (rows x max length, left-aligned) and valid-byte mask of strings."""
+    b = np.asarray([str(v).encode() for v in values], dtype=bytes)
+    width = max(b.dtype.itemsize, 1)
+    m = np.frombuffer(b.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(b), width)
+    lengths = np.char.str_len(b) if len(b) else np.zeros(0, dtype=np.int64)
+    return m, np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+
+
+def _int_matrix(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal digits of non-negative integers as a right-aligned byte matrix + valid mask;
+    negative (or NaN) values are NULL: no byte."""
+    c = np.asarray(c)
+    null = np.isnan(c) if c.dtype.kind == "f" else c < 0
+    v = np.where(null, 0, c).astype(np.int64)
+    width = max(len(str(int(v.max()))) if len(v) else 1, 1)
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = (v[:, None] // powers[None, :]) % 10 + 48
+    ndig = np.ones(len(v), dtype=np.int64)
+    for k in range(1, width):
+        ndig += v >= 10**k
+    ndig[null] = 0
+    return digits.astype(np.uint8), np.arange(width)[None, :] >= (width - ndig)[:, None]
+
+
+def _const(n: int, text: bytes) -> tuple[np.ndarray, np.ndarray]:
+    m = np.frombuffer(text, dtype=np.uint8)[None, :].repeat(n, axis=0)
+    return m, np.ones(m.shape, dtype=bool)
+
+
+def pairs_csv_bytes(gm: np.ndarray, gv: np.ndarray, source: np.ndarray, target: np.ndarray,
+                    low_stress: np.ndarray, low_cost: np.ndarray, high_stress: np.ndarray,
+                    high_cost: np.ndarray) -> bytes:
+    """CSV rows of connected pairs, built as one byte matrix (no per-row Python).
+
+    ``gm``/``gv``: block id byte matrix and mask (:func:`_text_matrix`), indexed by
+    ``source``/``target``.
+    """
+    n = len(source)
+    if n == 0:
+        return b""
+    comma = _const(n, b",")
+    tf = np.frombuffer(b"ft", dtype=np.uint8)
+    low = (tf[np.asarray(low_stress, bool).astype(np.int64)][:, None], np.ones((n, 1), bool))
+    high = (tf[np.asarray(high_stress, bool).astype(np.int64)][:, None], np.ones((n, 1), bool))
+    parts = [(gm[source], gv[source]), comma, (gm[target], gv[target]), comma, low, comma,
+             _int_matrix(low_cost), comma, high, comma, _int_matrix(high_cost),
+             _const(n, b"\n")]
+    m = np.concatenate([p[0] for p in parts], axis=1)
+    valid = np.concatenate([p[1] for p in parts], axis=1)
+    return m[valid].tobytes()
+
+
 def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: np.ndarray,
                     low_stress: np.ndarray, low_cost: np.ndarray, high_stress: np.ndarray,
                     high_cost: np.ndarray) -> Path:
@@ -282,33 +337,22 @@ def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: 
     n = len(source)
     if n > PAIRS_GZIP_ROWS:
         path = path.with_name(path.name + ".gz")
-    geoids = np.asarray(geoids, dtype=object)
-
-    def cost_text(c: np.ndarray) -> np.ndarray:
-        c = np.asarray(c)
-        null = np.isnan(c) if c.dtype.kind == "f" else c < 0
-        txt = np.where(null, 0, c).astype(np.int64).astype(str).astype(object)
-        txt[null] = ""
-        return txt
+    gm, gv = _text_matrix(np.asarray(geoids, dtype=object))
+    source = np.asarray(source, dtype=np.int64)
+    target = np.asarray(target, dtype=np.int64)
 
     def opener(p: Path) -> Any:
         if n > PAIRS_GZIP_ROWS:
-            return gzip.open(p, "wt", encoding="utf-8", compresslevel=3)  # noqa: SIM115
-        return open(p, "w", encoding="utf-8")  # noqa: SIM115
+            return gzip.open(p, "wb", compresslevel=3)  # noqa: SIM115
+        return open(p, "wb")  # noqa: SIM115
 
     with atomic_path(path) as tmp, opener(tmp) as f:
-        f.write(",".join(PAIRS_COLUMNS) + "\n")
+        f.write((",".join(PAIRS_COLUMNS) + "\n").encode())
         for a in range(0, n, PAIRS_CHUNK):
             b = min(a + PAIRS_CHUNK, n)
-            parts = [geoids[source[a:b]], geoids[target[a:b]],
-                     np.where(np.asarray(low_stress[a:b], bool), "t", "f").astype(object),
-                     cost_text(low_cost[a:b]),
-                     np.where(np.asarray(high_stress[a:b], bool), "t", "f").astype(object),
-                     cost_text(high_cost[a:b])]
-            lines = parts[0] + "," + parts[1]
-            for p in parts[2:]:
-                lines = lines + "," + p
-            f.write("\n".join(lines.tolist()) + "\n")
+            f.write(pairs_csv_bytes(gm, gv, source[a:b], target[a:b], low_stress[a:b],
+                                    np.asarray(low_cost[a:b]), high_stress[a:b],
+                                    np.asarray(high_cost[a:b])))
     return path
 
 
@@ -355,8 +399,8 @@ def _pairs_arrays(s: Any) -> tuple[np.ndarray, ...] | None:
         src = np.array([pos[v] for v in pairs["source_blockid20"]], dtype=np.int64)
         dst = np.array([pos[v] for v in pairs["target_blockid20"]], dtype=np.int64)
         return (ids, src, dst, pairs["low_stress"].to_numpy(bool),
-                pairs["low_stress_cost"].to_numpy(float), pairs["high_stress"].to_numpy(bool),
-                pairs["high_stress_cost"].to_numpy(float))
+                pairs["low_stress_cost"].to_numpy(dtype=float, na_value=np.nan), pairs["high_stress"].to_numpy(bool),
+                pairs["high_stress_cost"].to_numpy(dtype=float, na_value=np.nan))
     src = _get(conn, "source")  # pna_engine.connectivity.Connectivity: compact arrays
     if src is None:
         return None
