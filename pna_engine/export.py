@@ -451,8 +451,7 @@ def write_export(s: Any) -> None:
     written: list[str] = []
 
     if s.boundary is not None:
-        b = _with_gid(s.boundary.rename(columns={c: c.lower() for c in s.boundary.columns
-                                                 if c != s.boundary.geometry.name}))
+        b = _with_gid(_boundary_with_attributes(s.boundary))
         cols = [c for c in b.columns if c != b.geometry.name]
         write_geojson(out / "neighborhood_boundary.geojson", b, cols,
                       _force_multi_series(b.geometry))
@@ -506,6 +505,28 @@ def write_export(s: Any) -> None:
         write_csv(out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
         written.append("residential_speed_limit.csv")
     s.counts["export_files"] = len(written)
+
+
+def _boundary_with_attributes(boundary: Any) -> Any:
+    """The boundary with its source attributes (lowercase), as the reference exports it.
+
+    The import dissolves the boundary to one geometry; when the source file has exactly one
+    feature its attributes (e.g. ``name``) are read back from ``boundary.attrs["source"]``.
+    """
+    geom = boundary.geometry.name
+    b = boundary.rename(columns={c: c.lower() for c in boundary.columns if c != geom})
+    src = boundary.attrs.get("source")
+    if len(b.columns) == 1 and src and len(b) == 1:
+        import pyogrio
+
+        try:
+            attrs = pyogrio.read_dataframe(src, read_geometry=False)
+        except Exception:  # attributes are informative only
+            return b
+        if len(attrs) == 1:
+            for c in attrs.columns:
+                b.insert(len(b.columns) - 1, str(c).lower(), attrs[c].to_numpy())
+    return b
 
 
 def _force_multi_series(geoms: Any) -> Any:

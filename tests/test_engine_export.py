@@ -218,3 +218,14 @@ def test_missing_tables_are_skipped(tmp_path):
     assert "neighborhood_connected_census_blocks.csv" not in names
     assert "mileage.csv" not in names and "neighborhood_ways.geojson" not in names
     assert "neighborhood_census_blocks.geojson" in names
+
+
+def test_boundary_attributes_are_read_back_from_a_single_feature_source(tmp_path):
+    s = make_state(tmp_path)
+    src = tmp_path / "place.geojson"
+    s.boundary.to_crs(4326).to_file(src, driver="GeoJSON")  # NAME = Testville
+    s.boundary = s.boundary[["geometry"]].copy()  # the import keeps only the geometry
+    s.boundary.attrs["source"] = str(src)
+    export.write_export(s)
+    raw = json.loads((s.staging / "neighborhood_boundary.geojson").read_text())["features"]
+    assert raw[0]["properties"] == {"gid": 1, "name": "Testville"}
