@@ -298,7 +298,7 @@ def test_demo_submit_wait_results_loadable(client):
     [done] = client.wait([job.job_id], timeout=600, progress=False)
     assert done.status == "SUCCEEDED", client.logs(job.job_id, tail=30)
     res = load_results(client.results_location(job.job_id))
-    scores = res.overall_scores()
+    scores = res.overall_scores
     assert "overall_score" in set(scores["score_id"])
     assert 0 <= float(scores.set_index("score_id").loc["overall_score", "score_normalized"]) <= 100
     run = json.loads((Path(done.results_uri) / "run.json").read_text())

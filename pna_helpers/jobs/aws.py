@@ -74,6 +74,7 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._sleep = sleep
         self._account: str | None = None
+        self._session: Any = None
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -84,7 +85,9 @@ class Aws:
                                   "config": Config(retries={"mode": "standard", "max_attempts": 2})}
             if self.settings.endpoint_url:
                 kw["endpoint_url"] = self.settings.endpoint_url
-            self._clients[service] = boto3.client(service, **kw)
+            if self._session is None:  # own session: fresh credential lookup, thread-safe
+                self._session = boto3.session.Session()
+            self._clients[service] = self._session.client(service, **kw)
         return self._clients[service]
 
     def call(self, service: str, op: str, what: str | None = None, **kw: Any) -> Any:
