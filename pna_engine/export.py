@@ -154,17 +154,24 @@ def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         head = json.dumps(header, ensure_ascii=False)
         f.write(head[:-1] + ',\n"features": [\n')
-        for i in range(len(table)):
-            props = {}
-            for c, vals in zip(cols, values):
-                v = vals[i]
-                if isinstance(v, list) and len(v) == 0:
-                    continue  # GDAL leaves empty arrays out
-                props[c] = v
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+        list_cols = [c for c, vals in zip(cols, values) if any(isinstance(v, list) for v in vals)]
+        n = len(table)
+        rows = zip(*values) if cols else iter([()] * n)
+        chunk: list[str] = []
+        for i, row in enumerate(rows):
+            props = dict(zip(cols, row))
+            for c in list_cols:
+                if props[c] == []:
+                    del props[c]  # GDAL leaves empty arrays out
             g = gjson[i] if gjson[i] is not None else "null"
-            sep = ",\n" if i < len(table) - 1 else "\n"
-            f.write('{ "type": "Feature", "properties": ' + json.dumps(props, ensure_ascii=False)
-                    + ', "geometry": ' + g + " }" + sep)
+            chunk.append('{ "type": "Feature", "properties": ' + encode(props)
+                         + ', "geometry": ' + g + " }")
+            if len(chunk) >= 10_000:
+                f.write(",\n".join(chunk) + (",\n" if i < n - 1 else "\n"))
+                chunk = []
+        if chunk:
+            f.write(",\n".join(chunk) + "\n")
         f.write("]\n}\n")
 
 
