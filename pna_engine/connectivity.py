@@ -140,6 +140,20 @@ def block_segments(blocks: Any, ways: Any) -> tuple[np.ndarray, np.ndarray]:
     return _csr_from_lists(lengths, order[pos])
 
 
+def _sharing_blocks(
+    bs_ptr: np.ndarray, bs_idx: np.ndarray, nb: int, n_seg: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Block -> blocks sharing at least one road (CSR), from the block-road incidence."""
+    import scipy.sparse as sp
+
+    m = sp.csr_matrix(
+        (np.ones(len(bs_idx), dtype=np.float32), bs_idx, bs_ptr), shape=(nb, n_seg)
+    )
+    sh = (m @ m.T).tocsr()
+    sh.sort_indices()
+    return sh.indptr.astype(np.int64), sh.indices.astype(np.int64)
+
+
 # --------------------------------------------------------------------------- search
 _CTX: dict[str, Any] = {}
 
@@ -150,67 +164,115 @@ def _search_block(b: int, graph: Any, seeds: np.ndarray) -> tuple[np.ndarray, np
 
     d = dijkstra(graph, directed=True, indices=seeds, min_only=True, limit=_CTX["limit"])
     reached = np.flatnonzero(d <= _CTX["D"])
-    return reached, d[reached].astype(np.int64)
+    return reached, d[reached]
 
 
-def _target_minima(reached: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum cost per target block over the target's roads (vertex -> blocks CSR)."""
-    tb, pos = _gather(_CTX["rb_ptr"], _CTX["rb_idx"], reached)
+_BIG = np.inf
+
+
+def _scratch(name: str, dtype: Any, fill: Any) -> np.ndarray:
+    """A per-process array of one entry per block, kept in its ``fill`` state between calls."""
+    a = _CTX.get(name)
+    if a is None:
+        a = np.full(_CTX["n_blocks"] + 1, fill, dtype=dtype)  # + the padding dummy
+        _CTX[name] = a
+    return a
+
+
+def _target_minima(reached: np.ndarray, cost: np.ndarray, into: str) -> np.ndarray:
+    """Minimum cost per target block over the target's roads, left in scratch array ``into``.
+
+    Returns the (unique) target blocks touched; the caller reads ``_CTX[into][targets]`` and
+    must reset those entries to ``_BIG``. Uses the padded vertex -> blocks table when the
+    largest vertex degree is small (padding points at a dummy block ``n_blocks``).
+    """
+    pad = _CTX["rb_pad"]
+    if pad is not None:
+        tb = pad[reached].ravel()
+        c = np.repeat(cost, pad.shape[1])
+    else:
+        tb, pos = _gather(_CTX["rb_ptr"], _CTX["rb_idx"], reached)
+        c = cost[pos]
+    best = _scratch(into, np.float64, _BIG)
     if len(tb) == 0:
-        return tb, tb
-    c = cost[pos]
-    order = np.lexsort((c, tb))
-    tb, c = tb[order], c[order]
-    first = np.ones(len(tb), dtype=bool)
-    first[1:] = tb[1:] != tb[:-1]
-    return tb[first], c[first]
+        return tb
+    np.minimum.at(best, tb, c)
+    stamp = _scratch("stamp", np.int64, -1)
+    k = np.arange(len(tb))
+    stamp[tb] = k
+    out = tb[stamp[tb] == k]
+    return out[out < _CTX["n_blocks"]]
+
+
+def _padded(ptr: np.ndarray, idx: np.ndarray, fill: int, max_width: int = 12) -> np.ndarray | None:
+    """CSR rows as a dense (rows x max degree) table padded with ``fill``; None if too wide."""
+    deg = np.diff(ptr)
+    w = int(deg.max()) if len(deg) else 0
+    if w == 0 or w > max_width:
+        return None
+    out = np.full((len(deg), w), fill, dtype=np.int64)
+    rows = np.repeat(np.arange(len(deg)), deg)
+    cols = np.arange(len(idx)) - np.repeat(ptr[:-1], deg)
+    out[rows, cols] = idx
+    return out
 
 
 def _within_d(b: int, targets: np.ndarray) -> np.ndarray:
-    """Straight-line prefilter: polygon distance <= D (bbox bounds first, exact if needed)."""
+    """Straight-line prefilter: polygon distance <= D.
+
+    Cheap bounds first: the distance between two points of the polygons is an upper bound
+    (accept), the distance between bounding boxes a lower bound (reject); the exact polygon
+    distance is computed only in between.
+    """
     import shapely
 
     D = _CTX["D"]
+    rp = _CTX["rep_xy"]
+    d = rp[targets] - rp[b]
+    ok = np.einsum("ij,ij->i", d, d) <= D * D
+    if ok.all():
+        return ok
+    rest = np.flatnonzero(~ok)
     bb = _CTX["bounds"]
     sb = bb[b]
-    tb = bb[targets]
+    tb = bb[targets[rest]]
     dx = np.maximum(0.0, np.maximum(tb[:, 0] - sb[2], sb[0] - tb[:, 2]))
     dy = np.maximum(0.0, np.maximum(tb[:, 1] - sb[3], sb[1] - tb[:, 3]))
-    lower = np.hypot(dx, dy)
-    ok = lower <= D
-    rp = _CTX["rep_xy"]
-    upper = np.hypot(rp[targets, 0] - rp[b, 0], rp[targets, 1] - rp[b, 1])
-    unsure = ok & (upper > D)
-    if unsure.any():
-        geoms = _CTX["geoms"]
-        ok[unsure] = shapely.distance(geoms[b], geoms[targets[unsure]]) <= D
+    maybe = rest[dx * dx + dy * dy <= D * D]
+    if len(maybe):
+        ok[maybe] = shapely.distance(_CTX["geoms"][b], _CTX["geoms"][targets[maybe]]) <= D
     return ok
 
 
 def _process_block(b: int) -> tuple[Any, ...] | None:
     ptr, idx = _CTX["bs_ptr"], _CTX["bs_idx"]
     roads = idx[ptr[b] : ptr[b + 1]]
-    seeds = np.unique(roads[_CTX["is_source_road"][roads]])
+    seeds = roads[_CTX["is_source_road"][roads]]
     if len(seeds) == 0:
         return None
     r_full, c_full = _search_block(b, _CTX["full"], seeds)
     r_low, c_low = _search_block(b, _CTX["low"], seeds)
-    t_full, m_full = _target_minima(r_full, c_full)
-    t_low, m_low = _target_minima(r_low, c_low)
-    keep = _within_d(b, t_full)
-    t_full, m_full = t_full[keep], m_full[keep]
+    t_full = _target_minima(r_full, c_full, "best_full")
+    t_low = _target_minima(r_low, c_low, "best_low")
+    best_full, best_low = _CTX["best_full"], _CTX["best_low"]
+    m_full = best_full[t_full]
     # low-stress targets are a subset of full targets (the low network is a subgraph)
-    low_cost = np.full(len(t_full), NULL_COST, dtype=np.int64)
-    pos = np.searchsorted(t_full, t_low)
-    pos_ok = pos < len(t_full)
-    pos_ok[pos_ok] = t_full[pos[pos_ok]] == t_low[pos_ok]
-    low_cost[pos[pos_ok]] = m_low[pos_ok]
-    shared_blocks, _ = _gather(_CTX["rb_ptr"], _CTX["rb_idx"], roads)
-    shared = np.isin(t_full, shared_blocks)
-    has_low = low_cost != NULL_COST
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_ok = (m_full == 0) | (low_cost / np.where(m_full == 0, 1, m_full) <= DETOUR_RATIO)
-    low_stress = shared | (has_low & ratio_ok)
+    low_cost = best_low[t_full]
+    best_full[t_full] = _BIG
+    best_low[t_low] = _BIG
+    keep = _within_d(b, t_full)
+    if not keep.all():
+        t_full, m_full, low_cost = t_full[keep], m_full[keep], low_cost[keep]
+    sp_, si_ = _CTX["sh_ptr"], _CTX["sh_idx"]
+    shared_blocks = si_[sp_[b] : sp_[b + 1]]
+    mark = _scratch("mark", bool, False)
+    mark[shared_blocks] = True
+    shared = mark[t_full]
+    mark[shared_blocks] = False
+    # low/high <= 1.25 (or high = 0); costs are small integers, so the product is exact
+    has_low = low_cost < _BIG
+    low_stress = shared | (has_low & ((m_full == 0) | (low_cost <= DETOUR_RATIO * m_full)))
+    low_cost[~has_low] = NULL_COST
     trails = None
     seg_trail = _CTX["seg_trail"]
     if seg_trail is not None:
@@ -220,12 +282,39 @@ def _process_block(b: int) -> tuple[Any, ...] | None:
     return t_full, m_full, low_cost, low_stress, trails
 
 
-def _run_chunk(blocks: np.ndarray) -> list[tuple[int, Any]]:
-    out = []
+_PART_KEYS = ("src", "tgt", "high", "low", "ls", "th_b", "th_t", "tl_b", "tl_t")
+
+
+def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
+    """Process source blocks; return their pairs concatenated (one pickle per chunk)."""
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _PART_KEYS}
     for b in blocks:
         r = _process_block(int(b))
-        if r is not None:
-            out.append((int(b), r))
+        if r is None:
+            continue
+        t_full, m_full, low_cost, low_stress, trails = r
+        cols["src"].append(np.full(len(t_full), b, np.int32))
+        cols["tgt"].append(t_full.astype(np.int32))
+        cols["high"].append(m_full.astype(np.int32))
+        cols["low"].append(low_cost.astype(np.int32))
+        cols["ls"].append(low_stress)
+        if trails is not None:
+            cols["th_b"].append(np.full(len(trails[0]), b, np.int64))
+            cols["th_t"].append(trails[0].astype(np.int64))
+            cols["tl_b"].append(np.full(len(trails[1]), b, np.int64))
+            cols["tl_t"].append(trails[1].astype(np.int64))
+    return _concat_parts([cols])
+
+
+def _concat_parts(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    dtypes = dict(src=np.int32, tgt=np.int32, high=np.int32, low=np.int32, ls=bool,
+                  th_b=np.int64, th_t=np.int64, tl_b=np.int64, tl_t=np.int64)  # fmt: skip
+    out = {}
+    for k in _PART_KEYS:
+        arrs = [a for p in parts for a in (p[k] if isinstance(p[k], list) else [p[k]])]
+        out[k] = np.concatenate(arrs).astype(dtypes[k], copy=False) if arrs else np.zeros(
+            0, dtypes[k]
+        )
     return out
 
 
@@ -292,6 +381,7 @@ def connect(
     is_source_road = shapely.intersects(boundary_geom, way_geoms)
     source_blocks = np.flatnonzero(shapely.intersects(boundary_geom, geoms))
     rep = shapely.point_on_surface(geoms)
+    sh_ptr, sh_idx = _sharing_blocks(bs_ptr, bs_idx, nb, len(way_geoms))
     _CTX.clear()
     _CTX.update(
         D=D,
@@ -303,61 +393,42 @@ def connect(
         bs_idx=bs_idx,
         rb_ptr=rb_ptr,
         rb_idx=rb_idx,
+        rb_pad=_padded(rb_ptr, rb_idx, nb),
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
         rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),
         geoms=geoms,
         seg_trail=seg_trail,
+        n_blocks=nb,
+        sh_ptr=sh_ptr,
+        sh_idx=sh_idx,
     )
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    results: list[tuple[int, Any]] = []
-    if n_workers > 1 and len(source_blocks) >= PARALLEL_MIN_BLOCKS:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    try:
+        if n_workers > 1 and len(source_blocks) >= PARALLEL_MIN_BLOCKS:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
-        chunks = np.array_split(source_blocks, n_workers * 8)
-        ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as ex:
-            for part in ex.map(_run_chunk, chunks):
-                results.extend(part)
-    else:
-        results = _run_chunk(source_blocks)
-    _CTX.clear()
-    return _assemble(results, nb, trail_ids)
-
-
-def _assemble(
-    results: list[tuple[int, Any]], nb: int, trail_ids: np.ndarray | None
-) -> Connectivity:
-    if results:
-        src = np.concatenate([np.full(len(r[0]), b, np.int32) for b, r in results])
-        tgt = np.concatenate([r[0] for _, r in results]).astype(np.int32)
-        high = np.concatenate([r[1] for _, r in results]).astype(np.int32)
-        low = np.concatenate([r[2] for _, r in results]).astype(np.int32)
-        ls = np.concatenate([r[3] for _, r in results]).astype(bool)
-    else:
-        src = tgt = high = low = np.zeros(0, np.int32)
-        ls = np.zeros(0, bool)
-    reach = np.bincount(src, minlength=nb).astype(np.int64)
-
-    def trail_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
-        bl = [np.full(len(r[4][k]), b, np.int64) for b, r in results if r[4] is not None]
-        tr = [r[4][k] for _, r in results if r[4] is not None]
-        if not bl:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(bl), np.concatenate(tr).astype(np.int64)
-
+            chunks = np.array_split(source_blocks, n_workers * 4)
+            ctx = mp.get_context("fork")
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as ex:
+                parts = list(ex.map(_run_chunk, chunks))
+        else:
+            parts = [_run_chunk(source_blocks)]
+    finally:
+        _CTX.clear()
+    p = _concat_parts(parts)
     return Connectivity(
-        source=src,
-        target=tgt,
-        low_stress=ls,
-        low_cost=low,
-        high_cost=high,
-        reachable_blocks=reach,
+        source=p["src"],
+        target=p["tgt"],
+        low_stress=p["ls"],
+        low_cost=p["low"],
+        high_cost=p["high"],
+        reachable_blocks=np.bincount(p["src"], minlength=nb).astype(np.int64),
         n_blocks=nb,
         trail_ids=trail_ids if trail_ids is not None else np.zeros(0, np.int64),
-        trails_high=trail_pairs(0),
-        trails_low=trail_pairs(1),
+        trails_high=(p["th_b"], p["th_t"]),
+        trails_low=(p["tl_b"], p["tl_t"]),
     )
 
 
