@@ -105,10 +105,10 @@ def markdown(real: list[dict[str, Any]], scaling: list[dict[str, Any]], info: di
         inputs = (f"synthetic US city, {c['side_m'] ** 2 / 1e6:,.0f} km², "
                   f"{k.get('blocks', c['counts']['blocks']):,} blocks, "
                   f"{c['counts']['road_segments']:,} road segments")
-        lim, c1 = bench_scaling._limit_s(r), bench_scaling._connect_1_s(r)
+        lim = bench_scaling._limit_s(r)
         ref = f"bare sweep {_s(lim)} (1 process)" if lim else "–"
-        speed = (f"connectivity in 1 process: {c1 / lim:.2f}× the bare sweep"
-                 if lim and c1 else "–")
+        ratio = bench_scaling.limit_ratio(r)
+        speed = f"connectivity in 1 process: {ratio:.2f}× the bare sweep" if ratio else "–"
         lines.append(row(r, inputs, ref, speed))
     lines.append("")
     lines.append("Reference tool: brokenspoke-analyzer 3.2.4 with PostgreSQL/PostGIS/pgRouting on "
