@@ -402,15 +402,15 @@ def build_category(cat: Category, points: Any, polygons: Any, blocks: Any, quirk
     import geopandas as gpd
     import pandas as pd
 
+    b14 = bool(quirks.identical_polygons_both_deleted)
     if cat.kind == "clustered":
         rows = build_clustered(cat, points, polygons, bool(quirks.amenity_points_inside_polygons))
     elif cat.kind == "retail":
         rows = build_retail(cat, points, polygons)
     elif cat.kind == "individual":
-        rows = build_individual(cat, points, polygons,
-                                bool(quirks.identical_polygons_both_deleted))
+        rows = build_individual(cat, points, polygons, b14)
     else:
-        rows = build_transit(cat, points, polygons, bool(quirks.identical_polygons_both_deleted))
+        rows = build_transit(cat, points, polygons, b14)
     n = len(rows["geom_pt"])
     pts = np.asarray(rows["geom_pt"], dtype=object).reshape(n)
     polys = np.asarray(rows["geom_poly"], dtype=object).reshape(n)
