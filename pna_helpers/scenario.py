@@ -34,6 +34,9 @@ _CLEAR_BIKE = {"cycleway": None, "cycleway:both": None, "cycleway:left": None,
 
 #: Named changes -> OSM tag edits (BNA-METHOD.md §3.8 rules they trigger in brackets).
 CHANGES: dict[str, dict[str, str | None]] = {
+    # W10 / F15: cycleway=track -> track on both sides of a two-way road, with traffic only
+    # on a one-way road (no contraflow: the network's directions do not change)
+    "protected bike lane": {**_CLEAR_BIKE, "cycleway": "track"},
     # H9: cycleway=track and oneway:bicycle=no -> track in both directions (stress 1, §4.2)
     "protected bike lane both ways": {**_CLEAR_BIKE, "cycleway": "track", "oneway:bicycle": "no"},
     # H5: cycleway:both=lane -> lane both ways

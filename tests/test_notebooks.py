@@ -170,10 +170,10 @@ def test_scenario_upgrade_joining_islands_raises_scores(demo_engine) -> None:
     cands = scenario.find_island_connectors(demo_engine)
     assert len(cands) > 0 and (cands["islands_joined"] >= 2).all()
     way = int(cands["osm_id"].iloc[0])
-    sc = scenario.run_scenario(demo_engine, "protected bike lane both ways", way_ids=[way])
+    sc = scenario.run_scenario(demo_engine, "protected bike lane", way_ids=[way])
     assert sc.seconds < 30, "interactive: seconds, not minutes"
     changed = sc.changed_ways()
-    # §3.8 H9 (cycleway=track + oneway:bicycle=no) -> track both ways -> stress 1 (§4.2)
+    # §3.8 W10/F15 (cycleway=track) -> track (with traffic on one-way roads) -> stress 1 (§4.2)
     assert len(changed) and set(changed["ft_bike_infra"]) == {"track"}
     seg = changed[["ft_seg_stress", "tf_seg_stress"]].apply(lambda c: c.astype(float))
     assert ((seg == 1) | seg.isna()).all().all()
