@@ -163,6 +163,11 @@ def normalise_fields(gdf: Any, source: str) -> Any:
     gdf = gdf.rename(columns={id_col: "geoid20", pop_col: "pop20"})
     if "gid" not in gdf.columns:  # row number in the source, as the reference's import adds it
         gdf.insert(0, "gid", np.arange(1, len(gdf) + 1, dtype=np.int64))
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(gdf["geoid20"].dtype):
+        # block ids stored as numbers lost their leading zeros: census block ids have 15 digits
+        gdf["geoid20"] = gdf["geoid20"].astype("int64").astype(str).str.zfill(15)
     gdf["geoid20"] = gdf["geoid20"].astype(str)
     gdf["pop20"] = gdf["pop20"].astype("float64").fillna(0.0)
     if gdf.crs is None:  # the reference declares every input as EPSG:4326

@@ -129,6 +129,15 @@ def test_tiger2010_fields_are_renamed(tmp_path):
     assert "blockid10" not in blocks.columns and "pop10" not in blocks.columns
 
 
+def test_numeric_block_ids_get_their_leading_zeros_back(tmp_path):
+    g = _blocks_2020(UTM)
+    g["GEOID20"] = [10010001001000 + i for i in range(len(g))]  # Alabama: state FIPS 01
+    path = tmp_path / "numeric.gpkg"
+    g.to_file(path, driver="GPKG")
+    blocks = population.load_blocks(_state(tmp_path, population=str(path)))
+    assert blocks["geoid20"].iloc[0] == "010010001001000"
+
+
 def test_missing_fields_error_names_found_and_expected(tmp_path):
     g = _blocks_2020().rename(columns={"GEOID20": "BLOCK", "POP20": "PEOPLE"})
     path = tmp_path / "bad.gpkg"
