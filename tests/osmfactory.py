@@ -2,7 +2,7 @@
 
 Example::
 
-    from tests.osmfactory import write_osm
+    from osmfactory import write_osm
     path = write_osm(tmp_path / "t.osm.pbf",
                      nodes={1: (24.94, 60.17), 2: (24.95, 60.17, {"highway": "traffic_signals"})},
                      ways={10: ([1, 2], {"highway": "residential", "name": "Oak St"})},
@@ -95,5 +95,40 @@ def box_polygon_geojson(path: str | Path, lon0: float, lat0: float, half_w_m: fl
         "geometry": {"type": "Polygon",
                      "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}}]}
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(gj))
     return path
+
+
+# --------------------------------------------------------------------------- engine runs
+LON0, LAT0 = 24.94, 60.17
+
+
+def run_to_stress(tmp_path: str | Path, nodes: Mapping[int, NodeSpec],
+                  ways: Mapping[int, WaySpec], relations: Mapping[int, RelSpec] | None = None,
+                  *, blocks: Any = None, boundary_half_m: float = 3000.0, ext: str = ".osm.pbf",
+                  **params: Any) -> Any:
+    """Write an OSM file, then run the engine's import -> features -> stress on it.
+
+    The boundary is a square of half-side ``boundary_half_m`` around (LON0, LAT0); ``blocks``
+    (a GeoDataFrame in EPSG:4326, or None for the polygon clip only) drives the bbox clip.
+    Extra keyword arguments go to :class:`~pna_engine.params.Params` (e.g. ``country``).
+    Returns the :class:`~pna_engine.pipeline.RunState` (``ways``, ``intersections``, ``osm``).
+    """
+    from pna_engine import boundary, features, osm, speeds, stress
+    from pna_engine.params import Params
+    from pna_engine.pipeline import RunState
+
+    tmp_path = Path(tmp_path)
+    bpath = box_polygon_geojson(tmp_path / "boundary.geojson", LON0, LAT0, boundary_half_m)
+    opath = write_osm(tmp_path / f"map{ext}", nodes, ways, relations)
+    params.setdefault("country", "finland")
+    p = Params(boundary=str(bpath), osm=str(opath), output=str(tmp_path / "out"), **params)
+    s = RunState(params=p, staging=tmp_path / "staging")
+    s.boundary, s.crs = boundary.load_boundary(bpath, p)
+    s.blocks = None if blocks is None else blocks.to_crs(s.crs)
+    s.speeds = speeds.residential_speeds(p)
+    s.osm = osm.import_osm(opath, s)
+    s.ways, s.intersections, s.paths = features.compute_features(s)
+    s.ways = stress.compute_stress(s)
+    return s
