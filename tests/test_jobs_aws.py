@@ -226,10 +226,15 @@ def test_list_paginates_and_describes_in_chunks_of_100(client):
                  for i, j in enumerate(ids)]
     batch = client.aws.client("batch")
     with Stubber(batch) as stub:
-        stub.add_response("list_jobs", {"jobSummaryList": summaries[:100], "nextToken": "t1"},
-                          {"jobQueue": "pna-queue", "jobStatus": "RUNNABLE"})
-        stub.add_response("list_jobs", {"jobSummaryList": summaries[100:]},
-                          {"jobQueue": "pna-queue", "jobStatus": "RUNNABLE", "nextToken": "t1"})
+        for st in jobs.BATCH_STATUSES:  # every status is listed, page by page
+            if st != "RUNNABLE":
+                stub.add_response("list_jobs", {"jobSummaryList": []},
+                                  {"jobQueue": "pna-queue", "jobStatus": st})
+                continue
+            stub.add_response("list_jobs", {"jobSummaryList": summaries[:100], "nextToken": "t1"},
+                              {"jobQueue": "pna-queue", "jobStatus": st})
+            stub.add_response("list_jobs", {"jobSummaryList": summaries[100:]},
+                              {"jobQueue": "pna-queue", "jobStatus": st, "nextToken": "t1"})
         descs = [_desc(s["jobId"], "RUNNABLE", createdAt=s["createdAt"]) for s in summaries]
         stub.add_response("describe_jobs", {"jobs": descs[:100]}, {"jobs": ids[:100]})
         stub.add_response("describe_jobs", {"jobs": descs[100:]}, {"jobs": ids[100:]})
@@ -433,3 +438,18 @@ def test_container_contract_end_to_end(client, tmp_path):
     assert "overall_score" in set(scores["score_id"])
     run = json.loads(_s3_get(client, job.results_uri + "run.json"))
     assert run["parameters"]["country"] == "Finland"
+
+
+def test_stack_fargate(moto_url):
+    s = _settings(moto_url, compute_type="FARGATE", compute_environment="ce-fg", job_queue="q-fg",
+                  job_definition="jd-fg", results_bucket="pna-fg")
+    out = Stack(s).up()
+    assert "instance-profile:pna-batch-instance-profile" not in out  # no EC2 hosts to profile
+    st = Stack(s)
+    assert st.status()["compute_environment"]["type"] == "FARGATE"
+    jd = st.aws.client("batch").describe_job_definitions(
+        jobDefinitionName="jd-fg", status="ACTIVE")["jobDefinitions"][0]
+    assert jd["platformCapabilities"] == ["FARGATE"]
+    res = {r["type"]: int(r["value"]) for r in jd["containerProperties"]["resourceRequirements"]}
+    assert res["MEMORY"] % 1024 == 0 and 2048 * res["VCPU"] <= res["MEMORY"] <= 8192 * res["VCPU"]
+    assert jd["containerProperties"]["executionRoleArn"].endswith("role/pna-batch-execution-role")

@@ -303,3 +303,16 @@ def test_demo_submit_wait_results_loadable(client):
     assert 0 <= float(scores.set_index("score_id").loc["overall_score", "score_normalized"]) <= 100
     run = json.loads((Path(done.results_uri) / "run.json").read_text())
     assert run["parameters"]["country"] == req.country
+
+
+def test_credentials_never_reach_disk(tmp_path, slow, monkeypatch):
+    secret = "SeCrEt-" + os.urandom(8).hex()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", secret + "-token")
+    outputs = tmp_path / "o"
+    c = jobs.get_client("local", outputs=outputs)
+    job = c.submit(_req(f"{slow.url}/fast/0/b.geojson"))
+    c.wait([job.job_id], timeout=60, progress=False)
+    for p in outputs.rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes(), p

@@ -341,11 +341,17 @@ class AwsBackend(JobBackend):
 
     def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
              since: _dt.datetime | str | None = None) -> list[Job]:
-        """Jobs of the queue (``list_jobs`` paginated, per status), newest first."""
-        wanted = status_filter(status) or set(BATCH_STATUSES)
+        """Jobs of the queue, newest first.
+
+        ``list_jobs`` is paginated for every Batch status (an array parent's status lags its
+        children's, so the status filter is applied to the described jobs); array parents are
+        replaced by their children (``<parent>:<index>``, one per place); ``describe_jobs``
+        runs in chunks of 100.
+        """
+        wanted = status_filter(status)
         t = since_filter(since)
         summaries: dict[str, dict[str, Any]] = {}
-        for st in sorted(wanted & set(BATCH_STATUSES)):
+        for st in BATCH_STATUSES:
             try:
                 items = self.aws.paginate("batch", "list_jobs", "jobSummaryList",
                                           jobQueue=self.settings.job_queue, jobStatus=st)
@@ -361,11 +367,20 @@ class AwsBackend(JobBackend):
         if t is not None:
             ms = t.timestamp() * 1000
             summaries = {k: v for k, v in summaries.items() if (v.get("createdAt") or 0) >= ms}
-        jobs = [self._to_job(d) for d in self._describe(list(summaries)).values()]
+        described = self._describe(list(summaries))
+        children = [f"{jid}:{i}" for jid, d in described.items()
+                    if ":" not in jid and "size" in (d.get("arrayProperties") or {})
+                    for i in range(int(d["arrayProperties"]["size"]))]
+        missing = [c for c in children if c not in described]
+        described.update(self._describe(missing))
+        jobs = [self._to_job(d) for d in described.values()]
+        jobs = [j for j in jobs if not j.array_size]  # parents: their children stand for them
+        if wanted:
+            jobs = [j for j in jobs if j.status in wanted]
         if place:
             jobs = [j for j in jobs if j.place and slugify(j.place) == slugify(place)]
-        jobs.sort(key=lambda j: j.created_at or _dt.datetime.min.replace(tzinfo=_dt.UTC),
-                  reverse=True)
+        jobs.sort(key=lambda j: (j.created_at or _dt.datetime.min.replace(tzinfo=_dt.UTC),
+                                 j.array_index or 0), reverse=True)
         return jobs
 
     # ------------------------------------------------------------------ control

@@ -294,6 +294,9 @@ class Stack:
     def job_definition_spec(self, job_role: str, execution_role: str) -> dict[str, Any]:
         """The ``register_job_definition`` arguments (without the content hash)."""
         s = self.settings
+        memory = s.job_memory_mib
+        if self.fargate:  # Fargate takes 2-8 GiB per vCPU, in 1 GiB steps
+            memory = min(max(memory // 1024 * 1024, 2048 * s.job_vcpus), 8192 * s.job_vcpus)
         props: dict[str, Any] = {
             "image": self.image,
             "command": ["run-job"],
@@ -301,7 +304,7 @@ class Stack:
             "executionRoleArn": execution_role,
             "resourceRequirements": [
                 {"type": "VCPU", "value": str(s.job_vcpus)},
-                {"type": "MEMORY", "value": str(s.job_memory_mib)}],
+                {"type": "MEMORY", "value": str(memory)}],
             "environment": [{"name": "PNA_SCRATCH", "value": "/tmp"}],
             "logConfiguration": {"logDriver": "awslogs"},
         }
