@@ -60,12 +60,16 @@ def _print_jobs(jobs_: list, as_json: bool) -> None:
 # --------------------------------------------------------------------------- commands
 def cmd_submit(args: argparse.Namespace) -> int:
     from pna_helpers import jobs
+    from pna_helpers.jobs.request import DEMO_PLACE, slugify
 
-    if args.demo:
+    demo_named = (not args.boundary and args.place is not None
+                  and slugify(args.place) == slugify(DEMO_PLACE))
+    if args.demo or demo_named:
         req = jobs.demo_request()
     else:
         if not args.boundary:
-            raise InputError("give --boundary (and --place), or --demo for the bundled demo place")
+            raise InputError("give --boundary (and --place), or --demo (or --place "
+                             f"\"{DEMO_PLACE}\") for the bundled demo place")
         req = jobs.AnalysisRequest(
             place=args.place or "", boundary=args.boundary, osm=args.osm,
             population=args.population, jobs=list(args.jobs), country=args.country,

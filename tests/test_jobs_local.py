@@ -316,3 +316,21 @@ def test_credentials_never_reach_disk(tmp_path, slow, monkeypatch):
     for p in outputs.rglob("*"):
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), p
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _engine_complete(), reason="engine phases not all present yet")
+def test_cli_demo_place_submit_wait_results(tmp_path):
+    """The README's flow on a machine with no AWS configuration, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PNA_"))}
+    env.update(PNA_OUTPUTS=str(tmp_path / "fresh"), HOME=str(tmp_path))
+    r = _pna(["submit", "--place", "Helsinki demo"], env)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip()
+    r = _pna(["wait", job_id, "--no-progress"], env)
+    assert r.returncode == 0, r.stderr
+    r = _pna(["results", job_id], env)
+    folder = Path(r.stdout.strip())
+    assert folder == tmp_path / "fresh" / "results" / job_id
+    assert (folder / "neighborhood_overall_scores.csv").exists()
+    assert json.loads((folder / "status.json").read_text())["state"] == "succeeded"
