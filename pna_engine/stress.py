@@ -140,7 +140,8 @@ def intersection_stress(ways: Any, ints: Any, crossing_name_sentinels: bool
     fc = ways["functional_class"].to_numpy(dtype=object)
     f = ways["intersection_from"].to_numpy(dtype=np.int64, na_value=-1)
     to = ways["intersection_to"].to_numpy(dtype=np.int64, na_value=-1)
-    name = ways["name"].to_numpy(dtype=object)
+    name = np.array([v if isinstance(v, str) else None for v in ways["name"].to_numpy(dtype=object)],
+                    dtype=object)
     iid = ints["int_id"].to_numpy(dtype=np.int64)
     pos = pd.Series(np.arange(len(iid)), index=iid)
     sig = ints["signalized"].to_numpy(dtype=bool) | ints["stops"].to_numpy(dtype=bool)
