@@ -51,10 +51,7 @@ def demo_engine():
     pytest.importorskip("pyrosm")
     from pna_helpers.results import demo_results
 
-    try:
-        return demo_results()
-    except (ImportError, ModuleNotFoundError) as exc:  # engine phases still missing
-        pytest.skip(f"the engine cannot run the demo yet: {exc}")
+    return demo_results()
 
 
 # --------------------------------------------------------------------------- static checks
@@ -116,7 +113,9 @@ def test_scenario_notebook(demo_engine, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- ops notebooks
-def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path) -> None:
+def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PNA_CONCURRENCY", "2")  # the kernels' local backend runs 2 jobs at once
     text = text_of(run_nb("stack", tmp_path))
     assert "local backend" in text
     text = text_of(run_nb("run_analysis", tmp_path, timeout_minutes=10))
@@ -131,7 +130,7 @@ def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path) -> None:
     text = text_of(run_nb("run_analysis", tmp_path, place="Nowhere", boundary=str(empty),
                           osm=str(osm), country="Finland", timeout_minutes=10))
     assert "FAILED" in text and "last lines of the log" in text
-    text = text_of(run_nb("run_many", tmp_path, timeout_minutes=20))
+    text = text_of(run_nb("run_many", tmp_path, timeout_minutes=20, poll_seconds=0.5))
     assert "2 succeeded, 0 failed" in text
     # a places file with a good and a bad place; the bad one is retried and fails again
     from pna_helpers import jobs
@@ -153,7 +152,7 @@ def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path) -> None:
 
 def test_nbval_lax_on_committed_notebooks(demo_engine) -> None:
     """``pytest --nbval-lax notebooks/`` runs every committed notebook top to bottom."""
-    env = dict(os.environ)
+    env = dict(os.environ, PNA_CONCURRENCY="2")
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-kernel-name", "python3",
          "-p", "no:cacheprovider", "-q", "-o", "addopts=", str(NOTEBOOKS)],
