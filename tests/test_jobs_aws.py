@@ -453,3 +453,40 @@ def test_stack_fargate(moto_url):
     res = {r["type"]: int(r["value"]) for r in jd["containerProperties"]["resourceRequirements"]}
     assert res["MEMORY"] % 1024 == 0 and 2048 * res["VCPU"] <= res["MEMORY"] <= 8192 * res["VCPU"]
     assert jd["containerProperties"]["executionRoleArn"].endswith("role/pna-batch-execution-role")
+
+
+def test_container_fetches_shapefiles_with_their_sidecars(client, tmp_path):
+    """S3 and HTTP inputs: a .shp comes with its .shx/.dbf/.prj (the engine needs them)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from pna_engine.jobrunner import fetch
+    from pna_helpers.jobs.storage import upload_input
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for ext in (".shp", ".shx", ".dbf", ".prj"):
+        (src / f"zones{ext}").write_bytes(f"content of {ext}".encode())
+    uri = upload_input(client.aws.client("s3"), "pna-test", src / "zones.shp")
+    got = fetch(uri, tmp_path / "from-s3")
+    assert got.name == "zones.shp"
+    assert sorted(p.name for p in got.parent.iterdir()) == ["zones.dbf", "zones.prj",
+                                                            "zones.shp", "zones.shx"]
+    assert (got.parent / "zones.prj").read_bytes() == b"content of .prj"
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                functools.partial(Quiet, directory=str(src)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        got = fetch(f"http://127.0.0.1:{httpd.server_address[1]}/zones.shp", tmp_path / "http")
+    finally:
+        httpd.shutdown()
+    assert sorted(p.name for p in got.parent.iterdir()) == ["zones.dbf", "zones.prj",
+                                                            "zones.shp", "zones.shx"]
+    with pytest.raises(InputError, match="does not exist"):
+        fetch("s3://pna-test/inputs/nope/missing.geojson", tmp_path / "x")
