@@ -197,10 +197,14 @@ def select_blocks(blocks: Any, boundary: Any, *, us: bool, source: str = "popula
             f"no census block of {source} overlaps the boundary ({n_read} blocks read); "
             "check that the population file covers the place and has a correct CRS")
     share = np.zeros(n_read)
-    g = geoms[hit]
+    idx = np.flatnonzero(hit)
+    inside = shapely.contains_properly(bnd, geoms[idx])  # wholly inside: share 1, no overlay
+    share[idx[inside]] = 1.0
+    edge = idx[~inside]
+    g = geoms[edge]
     area = shapely.area(g)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share[hit] = np.where(area > 0, shapely.area(shapely.intersection(g, bnd)) / area, 0.0)
+        share[edge] = np.where(area > 0, shapely.area(shapely.intersection(g, bnd)) / area, 0.0)
     keep = hit & (share >= MIN_SHARE_INSIDE)
     if us and "aland20" in blocks.columns:
         aland = blocks["aland20"].astype("float64").to_numpy()
