@@ -59,7 +59,12 @@ def load_jobs(s: Any) -> Any:
         if params.jobs:
             s.notes.append("jobs: LODES files ignored in a non-US run (as in the reference)")
         return None
-    sources = list(params.jobs) or download.lodes_urls(params)
+    if not params.jobs and _is_puerto_rico(params):
+        # LEHD publishes no LODES for Puerto Rico: the reference's jobs table stays empty
+        s.notes.append("jobs: no LODES data exists for Puerto Rico; every block has 0 jobs")
+        sources: list[str] = []
+    else:
+        sources = list(params.jobs) or download.lodes_urls(params)
     totals = []
     for i, src in enumerate(sources):
         path = download.fetch(src, params, what="the LODES jobs file", option="--jobs")
@@ -76,3 +81,8 @@ def load_jobs(s: Any) -> Any:
     out = pd.DataFrame({"blockid20": ids.to_numpy(), "jobs": jobs})
     s.counts["jobs"] = int(out["jobs"].sum())
     return out
+
+
+def _is_puerto_rico(params: Any) -> bool:
+    return (str(getattr(params, "state", "") or "").upper() == "PR"
+            or str(getattr(params, "state_fips", "") or "").zfill(2) == "72")

@@ -299,6 +299,15 @@ def test_lodes_wrong_layout(tmp_path):
         jobsdata.load_jobs(_jobs_state(tmp_path, [str(bad)]))
 
 
+def test_puerto_rico_has_no_lodes(tmp_path):
+    s = _jobs_state(tmp_path, [])
+    s.params.state = "PR"
+    s.params.offline = True  # nothing may be downloaded
+    jobs = jobsdata.load_jobs(s)
+    assert jobs["jobs"].tolist() == [0, 0, 0] and len(jobs) == len(s.blocks)
+    assert any("Puerto Rico" in n for n in s.notes)
+
+
 def test_no_jobs_outside_the_us(tmp_path):
     assert jobsdata.load_jobs(_jobs_state(tmp_path, [], country="Finland")) is None
 
