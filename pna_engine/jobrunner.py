@@ -15,6 +15,8 @@ The container contract (environment variables):
     child's id is ``<parent>:<index>``).
 ``PNA_SCRATCH`` (optional)
     Scratch folder for fetched inputs and the export before upload (default: the temp dir).
+``PNA_REGION`` (optional)
+    Region of the S3 bucket (default: ``AWS_REGION`` / ``AWS_DEFAULT_REGION``).
 
 What it does: fetch the inputs (S3, HTTP or local paths) into scratch, run the engine
 (:func:`pna_engine.pipeline.run`) while mirroring ``status.json`` to the results location,
@@ -57,7 +59,8 @@ def s3_client() -> Any:
     kw: dict[str, Any] = {}
     if os.environ.get("AWS_ENDPOINT_URL"):
         kw["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = (os.environ.get("PNA_REGION") or os.environ.get("AWS_REGION")
+              or os.environ.get("AWS_DEFAULT_REGION"))
     return boto3.client("s3", region_name=region or "us-east-1", **kw)
 
 

@@ -219,6 +219,7 @@ class AwsBackend(JobBackend):
         staged = self._stage([request])[0]
         env = {"PNA_REQUEST": staged.to_json(),
                "PNA_RESULTS_URI": self.results_prefix() + "{job_id}/",
+               "PNA_REGION": self.settings.aws_region,
                "PNA_PLACE": staged.place}
         resp = self._guard("submitting the job", self.aws.call, "batch", "submit_job",
                            **self._submit_kwargs(staged.place, env))
@@ -240,6 +241,7 @@ class AwsBackend(JobBackend):
                     Bucket=self.aws.bucket, Key=key, Body=body, ContentType="application/json")
         env = {"PNA_MANIFEST": f"s3://{self.aws.bucket}/{key}",
                "PNA_RESULTS_URI": self.results_prefix() + "{job_id}/",
+               "PNA_REGION": self.settings.aws_region,
                "PNA_PLACE": f"{len(reqs)} places"}
         kw = self._submit_kwargs(f"pna-array-{len(reqs)}", env)
         kw["arrayProperties"] = {"size": len(reqs)}
