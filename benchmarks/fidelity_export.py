@@ -62,6 +62,16 @@ def compare(out: Path, ref: Path) -> list[tuple[str, str]]:
             lb = sorted((ref / name).read_text().splitlines())
             rows.append((name, "same lines" if la == lb else
                          f"DIFF {len(set(la) ^ set(lb))} lines"))
+    extras = ref / "extras" / "census_blocks_after_import_32635.csv"
+    if extras.exists():
+        import pandas as pd
+
+        after = pd.read_csv(extras, dtype={"geoid20": str})
+        blocks = json.loads((out / "neighborhood_census_blocks.geojson").read_text())["features"]
+        got = {f["properties"]["geoid20"]: f["properties"]["pop20"] for f in blocks}
+        want = dict(zip(after["geoid20"], after["pop20"].astype(float)))
+        rows.append(("blocks after import (geoid20, pop20)",
+                     f"{len(got)} vs {len(want)} " + ("same" if got == want else "DIFF")))
     for cat in CATEGORIES:
         fa = json.loads((out / f"neighborhood_{cat}.geojson").read_text())["features"]
         fb = json.loads((ref / f"neighborhood_{cat}.geojson").read_text())["features"]
