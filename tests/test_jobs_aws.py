@@ -347,6 +347,8 @@ def test_user_errors_are_one_line_messages(moto_url, stack_up, monkeypatch, tmp_
     with pytest.raises(InputError, match="no AWS credentials found") as ei:
         nocreds.get("anything")
     assert "\n" not in str(ei.value)
+    with pytest.raises(InputError, match="^batch list_jobs: no AWS credentials found"):
+        nocreds.list()
 
 
 def test_cli_against_the_emulator(moto_url, stack_up, boundary):

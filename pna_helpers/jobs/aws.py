@@ -357,6 +357,8 @@ class AwsBackend(JobBackend):
             try:
                 items = self.aws.paginate("batch", "list_jobs", "jobSummaryList",
                                           jobQueue=self.settings.job_queue, jobStatus=st)
+            except InputError:
+                raise
             except Exception as exc:
                 err = aws_error(exc, "listing jobs")
                 if "does not exist" in str(err):
