@@ -208,7 +208,7 @@ def _download_s3(uri: str) -> Path:
     return dest
 
 
-def _resolve_job(job_id: str) -> str:
+def _resolve_job(job_id: str) -> tuple[str, str | None]:
     try:
         from pna_helpers import jobs
     except ImportError as exc:  # pragma: no cover - jobs API is part of the package
@@ -216,12 +216,13 @@ def _resolve_job(job_id: str) -> str:
     client = jobs.get_client()
     try:
         loc = client.results_location(job_id)
+        place = client.get(job_id).place
     except Exception as exc:
         raise InputError(f"{job_id!r} is not a results folder, .zip, s3:// URI or job id of the "
                          f"{getattr(client, 'backend', 'default')} backend ({exc})") from exc
     if not loc:
         raise InputError(f"job {job_id} has no results location yet")
-    return str(loc)
+    return str(loc), place
 
 
 def _check_status(root: Path) -> dict[str, Any] | None:
@@ -479,7 +480,8 @@ def load_results(location: str | Path, name: str | None = None) -> Results:
             raise InputError(f"results location {loc} does not exist; give an export folder, "
                              "a .zip, an s3:// URI or a job id")
         else:
-            return load_results(_resolve_job(loc), name=name)
+            job_loc, place = _resolve_job(loc)
+            return load_results(job_loc, name=name or place)
     # status first: a running job has status.json but no scores yet
     status = _check_status(folder)
     root = _find_export_root(folder)
@@ -514,6 +516,12 @@ def _place_name(root: Path, run: dict[str, Any] | None) -> str:
     # official layout: <country>/<region>/<city>/<YY.MM>
     if _yy_mm().match(root.name):
         return root.parent.name
+    # a local job's folder (outputs/results/<job id>): the place of that job
+    if root.parent.name == "results" and root.parent.parent == outputs_dir():
+        with contextlib.suppress(Exception):
+            from pna_helpers import jobs
+
+            return str(jobs.get_client("local").get(root.name).place)
     return root.name
 
 

@@ -120,6 +120,14 @@ def test_ops_notebooks_local_backend(demo_engine, tmp_path: Path,
     assert "local backend" in text
     text = text_of(run_nb("run_analysis", tmp_path, timeout_minutes=10))
     assert "SUCCEEDED" in text and "Overall" in text
+    # the job's results load by job id, named after the job's place
+    from pna_helpers import jobs
+    from pna_helpers.results import load_results
+
+    [job] = jobs.get_client("local").list(place="Helsinki demo")
+    res = load_results(job.job_id)
+    assert res.name == "Helsinki demo" and res.folder.name == job.job_id
+    assert load_results(res.folder).name == "Helsinki demo"
     # a place whose boundary has no roads: the job fails, the notebook shows reason and log
     empty = tmp_path / "nowhere.geojson"
     empty.write_text(json.dumps({"type": "FeatureCollection", "features": [{
