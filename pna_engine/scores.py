@@ -722,7 +722,11 @@ def total_miles(ways: Any, boundary: Any) -> tuple[float | None, float | None]:
     g = np.asarray(ways.geometry.values)
     ft = pd.to_numeric(ways["ft_seg_stress"], errors="coerce").to_numpy(float, na_value=np.nan)
     tf = pd.to_numeric(ways["tf_seg_stress"], errors="coerce").to_numpy(float, na_value=np.nan)
+    shapely.prepare(boundary)
     hit = shapely.intersects(boundary, g)
+    # a segment strictly inside the boundary is its own intersection: clip only the others
+    # (GEOS overlay of every segment with a detailed boundary dominated big cities)
+    inside = shapely.contains_properly(boundary, g)
     total = np.nan_to_num(ft) + np.nan_to_num(tf)
     out = []
     for level, mult in ((1, {2: 2, 4: 1, 1: 1}), (3, {6: 2, 4: 1, 3: 1})):
@@ -730,7 +734,9 @@ def total_miles(ways: Any, boundary: Any) -> tuple[float | None, float | None]:
         if not sel.any():
             out.append(None)
             continue
-        length = shapely.length(shapely.intersection(g[sel], boundary))
+        gs, ins = g[sel], inside[sel]
+        length = shapely.length(gs)
+        length[~ins] = shapely.length(shapely.intersection(gs[~ins], boundary))
         m = np.zeros(sel.sum())
         for k, v in mult.items():
             m[total[sel] == k] = v
