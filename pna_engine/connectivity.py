@@ -103,26 +103,6 @@ def _csr_from_lists(lengths: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, 
     return ptr, flat
 
 
-def _invert(ptr: np.ndarray, idx: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Transpose a CSR membership (rows -> cols) into cols -> rows."""
-    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
-    order = np.lexsort((rows, idx))
-    cnt = np.bincount(idx, minlength=n_cols)
-    iptr = np.zeros(n_cols + 1, dtype=np.int64)
-    np.cumsum(cnt, out=iptr[1:])
-    return iptr, rows[order]
-
-
-def _gather(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate ``idx[ptr[r]:ptr[r+1]]`` for r in rows; also return the row position of each."""
-    lo = ptr[rows]
-    cnt = ptr[rows + 1] - lo
-    total = int(cnt.sum())
-    pos = np.repeat(np.arange(len(rows)), cnt)
-    offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return idx[np.repeat(lo, cnt) + offs], pos
-
-
 def block_segments(blocks: Any, ways: Any) -> tuple[np.ndarray, np.ndarray]:
     """Block -> segment row indices (CSR ptr, idx) from the blocks' ``road_ids`` lists."""
     road_id = ways["road_id"].to_numpy(dtype=np.int64)
@@ -155,70 +135,60 @@ def _sharing_blocks(
 
 
 # --------------------------------------------------------------------------- search
+# Per-process context: the graphs and tables, set before the worker processes fork.
 _CTX: dict[str, Any] = {}
+_INF = np.inf
+#: Seeded blocks processed before their pairs are post-processed together.
+CHUNK_BLOCKS = 512
 
 
-def _search_block(b: int, graph: Any, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded multi-seed Dijkstra: (reached vertex indices, integer costs <= D)."""
+def _block_minima(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(blocks, minimum cost over the block's roads) for the blocks with a road at <= D.
+
+    ``d`` is a search's distance per vertex. The block -> road table is one flat array with
+    the entries of each block contiguous, so the minima are a ``minimum.reduceat`` over the
+    (few) entries whose road was reached: no (block x road) table is ever built.
+    """
+    g = d[_CTX["bs_idx"]]
+    f = np.flatnonzero(g <= _CTX["D"])
+    if len(f) == 0:
+        return f, g[f]
+    eb = _CTX["entry_block"][f]
+    first = np.flatnonzero(eb[1:] != eb[:-1]) + 1
+    first = np.concatenate(([0], first))
+    return eb[first], np.minimum.reduceat(g[f], first)
+
+
+def _search_block(
+    seeds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Both bounded searches of one block, reduced at once to target-block minima.
+
+    Returns (targets (sorted), full-network cost, low-stress cost (inf = none), trail indices
+    reached on each network or None).
+    """
     from scipy.sparse.csgraph import dijkstra
 
-    d = dijkstra(graph, directed=True, indices=seeds, min_only=True, limit=_CTX["limit"])
-    reached = np.flatnonzero(d <= _CTX["D"])
-    return reached, d[reached]
+    limit = _CTX["limit"]
+    d = dijkstra(_CTX["full"], directed=True, indices=seeds, min_only=True, limit=limit)
+    targets, high = _block_minima(d)
+    dl = dijkstra(_CTX["low"], directed=True, indices=seeds, min_only=True, limit=limit)
+    t_low, m_low = _block_minima(dl)
+    # low-stress targets are a subset of the full-network targets (subgraph, same seeds)
+    low = np.full(len(targets), _INF)
+    low[np.searchsorted(targets, t_low)] = m_low
+    trails = None
+    seg_trail = _CTX["seg_trail"]
+    if seg_trail is not None:
+        D = _CTX["D"]
+        th = np.unique(seg_trail[d <= D])
+        tl = np.unique(seg_trail[dl <= D])
+        trails = (th[th >= 0], tl[tl >= 0])
+    return targets, high, low, trails
 
 
-_BIG = np.inf
-
-
-def _scratch(name: str, dtype: Any, fill: Any) -> np.ndarray:
-    """A per-process array of one entry per block, kept in its ``fill`` state between calls."""
-    a = _CTX.get(name)
-    if a is None:
-        a = np.full(_CTX["n_blocks"] + 1, fill, dtype=dtype)  # + the padding dummy
-        _CTX[name] = a
-    return a
-
-
-def _target_minima(reached: np.ndarray, cost: np.ndarray, into: str) -> np.ndarray:
-    """Minimum cost per target block over the target's roads, left in scratch array ``into``.
-
-    Returns the (unique) target blocks touched; the caller reads ``_CTX[into][targets]`` and
-    must reset those entries to ``_BIG``. Uses the padded vertex -> blocks table when the
-    largest vertex degree is small (padding points at a dummy block ``n_blocks``).
-    """
-    pad = _CTX["rb_pad"]
-    if pad is not None:
-        tb = pad[reached].ravel()
-        c = np.repeat(cost, pad.shape[1])
-    else:
-        tb, pos = _gather(_CTX["rb_ptr"], _CTX["rb_idx"], reached)
-        c = cost[pos]
-    best = _scratch(into, np.float64, _BIG)
-    if len(tb) == 0:
-        return tb
-    np.minimum.at(best, tb, c)
-    stamp = _scratch("stamp", np.int64, -1)
-    k = np.arange(len(tb))
-    stamp[tb] = k
-    out = tb[stamp[tb] == k]
-    return out[out < _CTX["n_blocks"]]
-
-
-def _padded(ptr: np.ndarray, idx: np.ndarray, fill: int, max_width: int = 12) -> np.ndarray | None:
-    """CSR rows as a dense (rows x max degree) table padded with ``fill``; None if too wide."""
-    deg = np.diff(ptr)
-    w = int(deg.max()) if len(deg) else 0
-    if w == 0 or w > max_width:
-        return None
-    out = np.full((len(deg), w), fill, dtype=np.int64)
-    rows = np.repeat(np.arange(len(deg)), deg)
-    cols = np.arange(len(idx)) - np.repeat(ptr[:-1], deg)
-    out[rows, cols] = idx
-    return out
-
-
-def _within_d(b: int, targets: np.ndarray) -> np.ndarray:
-    """Straight-line prefilter: polygon distance <= D.
+def _within_d(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """Straight-line prefilter per pair: polygon distance <= D.
 
     Cheap bounds first: the distance between two points of the polygons is an upper bound
     (accept), the distance between bounding boxes a lower bound (reject); the exact polygon
@@ -228,58 +198,44 @@ def _within_d(b: int, targets: np.ndarray) -> np.ndarray:
 
     D = _CTX["D"]
     rp = _CTX["rep_xy"]
-    d = rp[targets] - rp[b]
+    d = rp[tgt] - rp[src]
     ok = np.einsum("ij,ij->i", d, d) <= D * D
-    if ok.all():
-        return ok
     rest = np.flatnonzero(~ok)
+    if len(rest) == 0:
+        return ok
     bb = _CTX["bounds"]
-    sb = bb[b]
-    tb = bb[targets[rest]]
-    dx = np.maximum(0.0, np.maximum(tb[:, 0] - sb[2], sb[0] - tb[:, 2]))
-    dy = np.maximum(0.0, np.maximum(tb[:, 1] - sb[3], sb[1] - tb[:, 3]))
+    sb = bb[src[rest]]
+    tb = bb[tgt[rest]]
+    dx = np.maximum(0.0, np.maximum(tb[:, 0] - sb[:, 2], sb[:, 0] - tb[:, 2]))
+    dy = np.maximum(0.0, np.maximum(tb[:, 1] - sb[:, 3], sb[:, 1] - tb[:, 3]))
     maybe = rest[dx * dx + dy * dy <= D * D]
     if len(maybe):
-        ok[maybe] = shapely.distance(_CTX["geoms"][b], _CTX["geoms"][targets[maybe]]) <= D
+        g = _CTX["geoms"]
+        ok[maybe] = shapely.distance(g[src[maybe]], g[tgt[maybe]]) <= D
     return ok
 
 
-def _process_block(b: int) -> tuple[Any, ...] | None:
-    ptr, idx = _CTX["bs_ptr"], _CTX["bs_idx"]
-    roads = idx[ptr[b] : ptr[b + 1]]
-    seeds = roads[_CTX["is_source_road"][roads]]
-    if len(seeds) == 0:
-        return None
-    r_full, c_full = _search_block(b, _CTX["full"], seeds)
-    r_low, c_low = _search_block(b, _CTX["low"], seeds)
-    t_full = _target_minima(r_full, c_full, "best_full")
-    t_low = _target_minima(r_low, c_low, "best_low")
-    best_full, best_low = _CTX["best_full"], _CTX["best_low"]
-    m_full = best_full[t_full]
-    # low-stress targets are a subset of full targets (the low network is a subgraph)
-    low_cost = best_low[t_full]
-    best_full[t_full] = _BIG
-    best_low[t_low] = _BIG
-    keep = _within_d(b, t_full)
+def _postprocess(
+    src: np.ndarray, tgt: np.ndarray, high: np.ndarray, low: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Prefilter, shared-road rule and detour rule on a chunk of candidate pairs."""
+    keep = _within_d(src, tgt)
     if not keep.all():
-        t_full, m_full, low_cost = t_full[keep], m_full[keep], low_cost[keep]
-    sp_, si_ = _CTX["sh_ptr"], _CTX["sh_idx"]
-    shared_blocks = si_[sp_[b] : sp_[b + 1]]
-    mark = _scratch("mark", bool, False)
-    mark[shared_blocks] = True
-    shared = mark[t_full]
-    mark[shared_blocks] = False
-    # low/high <= 1.25 (or high = 0); costs are small integers, so the product is exact
-    has_low = low_cost < _BIG
-    low_stress = shared | (has_low & ((m_full == 0) | (low_cost <= DETOUR_RATIO * m_full)))
-    low_cost[~has_low] = NULL_COST
-    trails = None
-    seg_trail = _CTX["seg_trail"]
-    if seg_trail is not None:
-        th = np.unique(seg_trail[r_full])
-        tl = np.unique(seg_trail[r_low])
-        trails = (th[th >= 0], tl[tl >= 0])
-    return t_full, m_full, low_cost, low_stress, trails
+        src, tgt, high, low = src[keep], tgt[keep], high[keep], low[keep]
+    keys = src.astype(np.int64) * _CTX["n_blocks"] + tgt
+    sk = _CTX["share_keys"]
+    pos = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
+    shared = sk[pos] == keys if len(sk) else np.zeros(len(keys), dtype=bool)
+    has_low = low < _INF
+    # low / high <= 1.25 (or high = 0); costs are small integers, so the product is exact
+    low_stress = shared | (has_low & ((high == 0) | (low <= DETOUR_RATIO * high)))
+    return {
+        "src": src.astype(np.int32),
+        "tgt": tgt.astype(np.int32),
+        "high": high.astype(np.int32),
+        "low": np.where(has_low, low, NULL_COST).astype(np.int32),
+        "ls": low_stress,
+    }
 
 
 _PART_KEYS = ("src", "tgt", "high", "low", "ls", "th_b", "th_t", "tl_b", "tl_t")
@@ -287,23 +243,46 @@ _PART_KEYS = ("src", "tgt", "high", "low", "ls", "th_b", "th_t", "tl_b", "tl_t")
 
 def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
     """Process source blocks; return their pairs concatenated (one pickle per chunk)."""
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in _PART_KEYS}
+    ptr, idx, is_src = _CTX["bs_ptr"], _CTX["bs_idx"], _CTX["is_source_road"]
+    parts: list[dict[str, Any]] = []
+    buf: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "t", "h", "l")}
+    trails: dict[str, list[np.ndarray]] = {k: [] for k in ("th_b", "th_t", "tl_b", "tl_t")}
+
+    def flush() -> None:
+        if not buf["t"]:
+            return
+        lens = np.fromiter((len(x) for x in buf["t"]), dtype=np.int64, count=len(buf["t"]))
+        src = np.repeat(np.asarray(buf["b"], dtype=np.int64), lens)
+        parts.append(
+            _postprocess(src, np.concatenate(buf["t"]), np.concatenate(buf["h"]),
+                         np.concatenate(buf["l"]))
+        )  # fmt: skip
+        for v in buf.values():
+            v.clear()
+
     for b in blocks:
-        r = _process_block(int(b))
-        if r is None:
+        b = int(b)
+        roads = idx[ptr[b] : ptr[b + 1]]
+        seeds = roads[is_src[roads]]
+        if len(seeds) == 0:
             continue
-        t_full, m_full, low_cost, low_stress, trails = r
-        cols["src"].append(np.full(len(t_full), b, np.int32))
-        cols["tgt"].append(t_full.astype(np.int32))
-        cols["high"].append(m_full.astype(np.int32))
-        cols["low"].append(low_cost.astype(np.int32))
-        cols["ls"].append(low_stress)
-        if trails is not None:
-            cols["th_b"].append(np.full(len(trails[0]), b, np.int64))
-            cols["th_t"].append(trails[0].astype(np.int64))
-            cols["tl_b"].append(np.full(len(trails[1]), b, np.int64))
-            cols["tl_t"].append(trails[1].astype(np.int64))
-    return _concat_parts([cols])
+        t, h, lo, tr = _search_block(seeds)
+        buf["b"].append(b)
+        buf["t"].append(t)
+        buf["h"].append(h)
+        buf["l"].append(lo)
+        if tr is not None:
+            trails["th_b"].append(np.full(len(tr[0]), b, np.int64))
+            trails["th_t"].append(tr[0])
+            trails["tl_b"].append(np.full(len(tr[1]), b, np.int64))
+            trails["tl_t"].append(tr[1])
+        if len(buf["b"]) >= CHUNK_BLOCKS:
+            flush()
+    flush()
+    out = _concat_parts(parts)
+    for k, v in trails.items():
+        out[k] = np.concatenate(v).astype(np.int64) if v else np.zeros(0, np.int64)
+    return out
 
 
 def _concat_parts(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -311,9 +290,9 @@ def _concat_parts(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
                   th_b=np.int64, th_t=np.int64, tl_b=np.int64, tl_t=np.int64)  # fmt: skip
     out = {}
     for k in _PART_KEYS:
-        arrs = [a for p in parts for a in (p[k] if isinstance(p[k], list) else [p[k]])]
-        out[k] = np.concatenate(arrs).astype(dtypes[k], copy=False) if arrs else np.zeros(
-            0, dtypes[k]
+        arrs = [p[k] for p in parts if k in p]
+        out[k] = (
+            np.concatenate(arrs).astype(dtypes[k], copy=False) if arrs else np.zeros(0, dtypes[k])
         )
     return out
 
@@ -376,12 +355,12 @@ def connect(
     geoms = np.asarray(blocks.geometry.values)
     way_geoms = np.asarray(ways.geometry.values)
     bs_ptr, bs_idx = block_segments(blocks, ways)
-    rb_ptr, rb_idx = _invert(bs_ptr, bs_idx, len(way_geoms))
     shapely.prepare(boundary_geom)
     is_source_road = shapely.intersects(boundary_geom, way_geoms)
     source_blocks = np.flatnonzero(shapely.intersects(boundary_geom, geoms))
     rep = shapely.point_on_surface(geoms)
     sh_ptr, sh_idx = _sharing_blocks(bs_ptr, bs_idx, nb, len(way_geoms))
+    share_keys = np.repeat(np.arange(nb, dtype=np.int64), np.diff(sh_ptr)) * nb + sh_idx
     _CTX.clear()
     _CTX.update(
         D=D,
@@ -391,17 +370,14 @@ def connect(
         low=network.low,
         bs_ptr=bs_ptr,
         bs_idx=bs_idx,
-        rb_ptr=rb_ptr,
-        rb_idx=rb_idx,
-        rb_pad=_padded(rb_ptr, rb_idx, nb),
+        entry_block=np.repeat(np.arange(nb, dtype=np.int64), np.diff(bs_ptr)),
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
         rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),
         geoms=geoms,
         seg_trail=seg_trail,
         n_blocks=nb,
-        sh_ptr=sh_ptr,
-        sh_idx=sh_idx,
+        share_keys=np.sort(share_keys),
     )
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
