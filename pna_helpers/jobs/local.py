@@ -7,8 +7,10 @@
   environment (``PNA_REQUEST``, ``PNA_RESULTS_URI``, ``PNA_JOB_ID``); it writes
   ``outputs/logs/<job_id>.log``, records its pid / process group, heartbeats, and records the
   outcome. Results go to ``outputs/results/<job_id>/``.
-* At most ``concurrency`` jobs run at once (default 1); queued jobs are started by whichever
-  process next touches the store, or by a finishing supervisor.
+* At most ``concurrency`` jobs run at once (default 1; each job records the limit of the
+  client that submitted it, and queued jobs start in order while fewer than their limit run);
+  queued jobs are started by whichever process next touches the store, or by a finishing
+  supervisor.
 * Cancel marks the job CANCELLED, then kills the job's whole process group (SIGTERM, then
   SIGKILL). A job whose supervisor died (kernel restart, crash, kill -9) is found on the next
   API call and marked FAILED with that reason - never left RUNNING.
@@ -84,10 +86,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     pgid INTEGER,
     host TEXT,
     heartbeat REAL,
-    exit_code INTEGER
+    exit_code INTEGER,
+    concurrency INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
@@ -113,6 +115,9 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
             con.executescript(SCHEMA)
+            cols = {r[1] for r in con.execute("PRAGMA table_info(jobs)")}
+            if "concurrency" not in cols:  # a store from an older PNA
+                con.execute("ALTER TABLE jobs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1")
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -141,16 +146,6 @@ class Store:
     def row(self, job_id: str) -> sqlite3.Row | None:
         with self.connect() as con:
             return con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        with self.connect() as con:
-            r = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return r[0] if r else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.tx() as con:
-            con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
-                        "SET value = excluded.value", (key, value))
 
     def log_path(self, job_id: str) -> Path:
         return self.logs_dir / f"{job_id}.log"
@@ -245,7 +240,6 @@ class LocalBackend(JobBackend):
     def __init__(self, settings: Settings | None = None):
         super().__init__(settings or Settings.load(backend="local"))
         self.store = Store(self.settings.outputs)
-        self.store.set_meta("concurrency", str(self.settings.concurrency))
 
     # ------------------------------------------------------------------ helpers
     def _job(self, r: sqlite3.Row) -> Job:
@@ -322,10 +316,11 @@ class LocalBackend(JobBackend):
             for req in requests:
                 job_id = uuid.uuid4().hex[:12]
                 con.execute(
-                    "INSERT INTO jobs(job_id, place, status, created_at, results_uri, request) "
-                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs(job_id, place, status, created_at, results_uri, request, "
+                    "concurrency) VALUES(?, ?, ?, ?, ?, ?, ?)",
                     (job_id, req.place, SUBMITTED, _iso(),
-                     str(self.store.results_path(job_id)), req.to_json()))
+                     str(self.store.results_path(job_id)), req.to_json(),
+                     self.settings.concurrency))
                 ids.append(job_id)
         self._reconcile()
         return [self._job(self._row_or_fail(i)) for i in ids]
@@ -409,15 +404,21 @@ def _append_log(path: Path, line: str) -> None:
 
 # --------------------------------------------------------------------------- dispatch
 def dispatch(store: Store) -> list[str]:
-    """Start queued jobs while fewer than ``concurrency`` run; return the started ids."""
-    concurrency = int(store.get_meta("concurrency", "1") or 1)
+    """Start queued jobs, oldest first, while fewer jobs run than the next one's
+    ``concurrency``; return the started ids."""
     with store.tx() as con:
         busy = con.execute("SELECT count(*) FROM jobs WHERE status IN (?, ?)",
                            (STARTING, RUNNING)).fetchone()[0]
-        queued = [r[0] for r in con.execute(
-            "SELECT job_id FROM jobs WHERE status IN (?, ?) ORDER BY created_at, rowid",
-            (SUBMITTED, RUNNABLE)).fetchall()]
-        start = queued[: max(0, concurrency - busy)]
+        queued = con.execute(
+            "SELECT job_id, concurrency FROM jobs WHERE status IN (?, ?) "
+            "ORDER BY created_at, rowid", (SUBMITTED, RUNNABLE)).fetchall()
+        start: list[str] = []
+        for job_id, limit in queued:
+            if busy >= max(1, limit or 1):
+                break
+            start.append(job_id)
+            busy += 1
+        queued = [r[0] for r in queued]
         for job_id in start:
             con.execute("UPDATE jobs SET status = ?, heartbeat = ? WHERE job_id = ?",
                         (STARTING, time.time(), job_id))
