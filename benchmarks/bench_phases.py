@@ -45,11 +45,16 @@ def phase_table(res: dict[str, Any]) -> str:
     """Per-phase table: seconds, share of the engine total, peak memory during the phase."""
     t = res.get("timings", {})
     total = t.get("total") or sum(t.get(p, 0.0) for p in PHASES) or 1.0
-    rows = [[p, t.get(p), 100.0 * t.get(p, 0.0) / total, res.get("phase_tree_mb", {}).get(p)]
-            for p in PHASES if p in t]
-    rows.append(["engine total", t.get("total"), 100.0, res.get("peak_tree_mb")])
-    rows.append(["process (end to end)", res.get("wall_s"), None, res.get("peak_rss_mb")])
-    return benchlib.table(rows, ["phase", "seconds", "% of total", "peak MB"])
+    cpu = res.get("phase_cpu_s", {})
+    rows = [[p, t.get(p), 100.0 * t.get(p, 0.0) / total, cpu.get(p),
+             res.get("phase_tree_mb", {}).get(p)] for p in PHASES if p in t]
+    rows.append(["engine total", t.get("total"), 100.0, sum(cpu.values()) if cpu else None,
+                 res.get("peak_tree_mb")])
+    rows.append(["process (end to end)", res.get("wall_s"), None, res.get("cpu_s"),
+                 res.get("peak_rss_mb")])
+    load = res.get("load")
+    note = f"\n(1-minute load average before/after: {load[0]} / {load[1]})" if load else ""
+    return benchlib.table(rows, ["phase", "wall s", "% of total", "CPU s", "peak MB"]) + note
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,8 +99,10 @@ def print_report(results: list[dict[str, Any]]) -> None:
     print("\nTime per phase (s, median of the repeats; memory = peak sum of RSS of the process tree)")
     phases = [p for p in PHASES if any(p in r["timings"] for r in done)]
     rows = [[r["name"], *[r["timings"].get(p) for p in phases], r["timings"].get("total"),
-             r["wall_s"], r.get("peak_tree_mb")] for r in done]
-    print(benchlib.table(rows, ["case", *phases, "engine", "end-to-end", "peak MB"]))
+             r["wall_s"], r.get("cpu_s"), r.get("peak_tree_mb"),
+             "/".join(str(x) for x in r.get("load", []))] for r in done]
+    print(benchlib.table(rows, ["case", *phases, "engine", "end-to-end", "CPU s", "peak MB",
+                                "load before/after"]))
     ref = [r for r in done if r.get("ref_total_s")]
     if ref:
         print("\nAgainst the reference tool (brokenspoke-analyzer 3.2.4, same inputs, same machines)")

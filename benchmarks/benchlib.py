@@ -99,8 +99,10 @@ def run_engine(args: list[str], output: str | Path, *, workers: int | None = Non
     -------
     dict
         ``ok``, ``wall_s`` (process start to exit), ``timings`` (per phase and ``total``, s),
-        ``phase_tree_mb`` (peak tree memory during each phase), ``peak_tree_mb``,
-        ``peak_rss_mb``, ``counts`` (the run's counts), ``error`` (last stderr lines on failure).
+        ``phase_tree_mb`` (peak tree memory during each phase), ``phase_cpu_s`` (CPU seconds of
+        the process and its finished workers per phase), ``cpu_s``, ``peak_tree_mb``,
+        ``peak_rss_mb``, ``counts`` (the run's counts), ``load`` (1-minute load average before
+        and after), ``error`` (last stderr lines on failure).
     """
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as fh:
         result_path = fh.name
@@ -110,10 +112,12 @@ def run_engine(args: list[str], output: str | Path, *, workers: int | None = Non
     full = [*args, "--output", str(output), "--quiet"]
     if workers is not None:
         full += ["--workers", str(workers)]
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run([*cmd, "--", *full], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO)
     wall = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
     try:
         res = json.loads(Path(result_path).read_text() or "{}")
     except (OSError, json.JSONDecodeError):
@@ -121,6 +125,8 @@ def run_engine(args: list[str], output: str | Path, *, workers: int | None = Non
     finally:
         Path(result_path).unlink(missing_ok=True)
     res["wall_s"] = round(wall, 3)
+    # 1-minute load average before/after: other work on the machine inflates wall times
+    res["load"] = [round(load0, 2), round(load1, 2)]
     res["ok"] = proc.returncode == 0 and res.get("ok", False)
     if not res["ok"]:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-6:]
@@ -236,13 +242,22 @@ def _child(argv: list[str]) -> int:
     ns = build_parser().parse_args(["run", *rest])
     params = params_from_args(ns)
     phase_mb: dict[str, float] = {}
-    current: list[str] = []
+    phase_cpu: dict[str, float] = {}
+    current: list[Any] = []
 
-    def on_phase(name: str) -> None:
+    def cpu_now() -> float:  # this process + finished children (connectivity workers)
+        ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
+
+    def close_phase() -> None:
         if current:
             phase_mb[current[0]] = round(sampler.phase_peak, 1)
+            phase_cpu[current[0]] = round(cpu_now() - current[1], 3)
+
+    def on_phase(name: str) -> None:
+        close_phase()
         sampler.phase_peak = sampler.sample()
-        current[:] = [name]
+        current[:] = [name, cpu_now()]
 
     result: dict[str, Any] = {"ok": False}
     prof = None
@@ -258,10 +273,10 @@ def _child(argv: list[str]) -> int:
             prof.disable()
             prof.dump_stats(a.profile)
         sampler.stop()
-        if current:
-            phase_mb[current[0]] = round(sampler.phase_peak, 1)
+        close_phase()
         result = {"ok": True, "timings": state.timings, "counts": _jsonable(state.counts),
-                  "phase_rss_mb": state.peak_rss_mb, "phase_tree_mb": phase_mb}
+                  "phase_rss_mb": state.peak_rss_mb, "phase_tree_mb": phase_mb,
+                  "phase_cpu_s": phase_cpu, "cpu_s": round(cpu_now(), 3)}
     except BaseException as exc:  # report, then fail the process
         result["error"] = f"{type(exc).__name__}: {exc}"
         import traceback
