@@ -460,65 +460,81 @@ def _speed_table(s: Any) -> Any:
 
 # --------------------------------------------------------------------------- entry point
 def write_export(s: Any) -> None:
-    """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``."""
+    """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
+
+    The shapefiles and the pairs CSV are written by a background thread (GDAL, zlib and file
+    writes release the GIL) while the GeoJSON files are built.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Path(s.staging)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-
-    if s.boundary is not None:
-        b = _with_gid(_boundary_with_attributes(s.boundary))
-        cols = [c for c in b.columns if c != b.geometry.name]
-        write_geojson(out / "neighborhood_boundary.geojson", b, cols,
-                      _force_multi_series(b.geometry))
-        written.append("neighborhood_boundary.geojson")
-
     blocks = _blocks_table(s)
     if blocks is not None:
         blocks = _with_gid(blocks)
-        cols = block_columns(blocks)
-        write_shapefile(out / "neighborhood_census_blocks.shp", blocks, cols[1:],
-                        blocks.geometry)  # the reference's shapefile has no gid
-        write_geojson(out / "neighborhood_census_blocks.geojson", blocks, cols, blocks.geometry)
-        written += ["neighborhood_census_blocks.shp", "neighborhood_census_blocks.geojson"]
-
-    dests = _get(s.scores, "destinations") or s.destinations or {}
-    for cat in CATEGORIES:
-        t = dests.get(cat)
-        if t is None:
-            continue
-        name_col = DESTINATION_NAME[cat]
-        cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
-            "pop_low_stress", "pop_high_stress", "pop_score"]
-        geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
-        write_geojson(out / f"neighborhood_{cat}.geojson", t, cols, geom)
-        written.append(f"neighborhood_{cat}.geojson")
-
-    if s.ways is not None:
-        write_shapefile(out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS, s.ways.geometry)
-        write_geojson(out / "neighborhood_ways.geojson", s.ways, WAYS_COLUMNS, s.ways.geometry)
-        written += ["neighborhood_ways.shp", "neighborhood_ways.geojson"]
-    if s.intersections is not None:
-        write_geojson(out / "neighborhood_ways_intersections.geojson", s.intersections,
-                      INTERSECTION_COLUMNS, s.intersections.geometry)
-        written.append("neighborhood_ways_intersections.geojson")
-
     pairs = _pairs_arrays(s)
-    if pairs is not None:
-        p = write_pairs_csv(out / "neighborhood_connected_census_blocks.csv", *pairs)
-        written.append(p.name)
-    for attr, fname, cols in (
-        ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
-        ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
-        ("mileage", "mileage.csv", ("feature_type", "total_mileage")),
-    ):
-        t = _get(s.scores, attr)
-        if t is not None:
-            write_csv(out / fname, t, cols)
-            written.append(fname)
-    speeds = _speed_table(s)
-    if speeds is not None:
-        write_csv(out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
-        written.append("residential_speed_limit.csv")
+
+    with ThreadPoolExecutor(1) as background:
+        jobs = []
+        if blocks is not None:
+            cols = block_columns(blocks)
+            jobs.append(background.submit(  # the reference's shapefile has no gid
+                write_shapefile, out / "neighborhood_census_blocks.shp", blocks, cols[1:],
+                blocks.geometry))
+        if s.ways is not None:
+            jobs.append(background.submit(write_shapefile, out / "neighborhood_ways.shp", s.ways,
+                                          WAYS_COLUMNS, s.ways.geometry))
+        if pairs is not None:
+            jobs.append(background.submit(
+                write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs))
+
+        if s.boundary is not None:
+            b = _with_gid(_boundary_with_attributes(s.boundary))
+            cols = [c for c in b.columns if c != b.geometry.name]
+            write_geojson(out / "neighborhood_boundary.geojson", b, cols,
+                          _force_multi_series(b.geometry))
+            written.append("neighborhood_boundary.geojson")
+        if blocks is not None:
+            write_geojson(out / "neighborhood_census_blocks.geojson", blocks,
+                          block_columns(blocks), blocks.geometry)
+            written += ["neighborhood_census_blocks.shp", "neighborhood_census_blocks.geojson"]
+        dests = _get(s.scores, "destinations") or s.destinations or {}
+        for cat in CATEGORIES:
+            t = dests.get(cat)
+            if t is None:
+                continue
+            name_col = DESTINATION_NAME[cat]
+            cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
+                "pop_low_stress", "pop_high_stress", "pop_score"]
+            geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
+            write_geojson(out / f"neighborhood_{cat}.geojson", t, cols, geom)
+            written.append(f"neighborhood_{cat}.geojson")
+        if s.ways is not None:
+            write_geojson(out / "neighborhood_ways.geojson", s.ways, WAYS_COLUMNS,
+                          s.ways.geometry)
+            written += ["neighborhood_ways.shp", "neighborhood_ways.geojson"]
+        if s.intersections is not None:
+            write_geojson(out / "neighborhood_ways_intersections.geojson", s.intersections,
+                          INTERSECTION_COLUMNS, s.intersections.geometry)
+            written.append("neighborhood_ways_intersections.geojson")
+        for attr, fname, cols in (
+            ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
+            ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
+            ("mileage", "mileage.csv", ("feature_type", "total_mileage")),
+        ):
+            t = _get(s.scores, attr)
+            if t is not None:
+                write_csv(out / fname, t, cols)
+                written.append(fname)
+        speeds = _speed_table(s)
+        if speeds is not None:
+            write_csv(out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
+            written.append("residential_speed_limit.csv")
+        for job in jobs:
+            result = job.result()  # re-raises a background failure
+            if isinstance(result, Path):
+                written.append(result.name)
     s.counts["export_files"] = len(written)
 
 
