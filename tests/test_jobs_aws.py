@@ -338,6 +338,9 @@ def test_user_errors_are_one_line_messages(moto_url, stack_up, monkeypatch, tmp_
         other.submit(jobs.AnalysisRequest(place="X", boundary=str(boundary)))
     with pytest.raises(jobs.JobError, match="does not exist"):
         other.list()
+    nobucket = AwsBackend(_settings(moto_url, results_bucket="pna-no-such-bucket"))
+    with pytest.raises(InputError, match="bucket does not exist - run 'pna stack up'"):
+        nobucket.submit(jobs.AnalysisRequest(place="X", boundary=str(boundary)))
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

@@ -63,6 +63,9 @@ def aws_error(exc: Exception, what: str) -> InputError:
                 "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"):
         return InputError(f"{what}: AWS refused ({code}: {msg}); check the credentials and the "
                           "IAM permissions listed in the README (AWS setup)")
+    if code == "NoSuchBucket" or "NoSuchBucket" in str(exc):
+        return InputError(f"{what}: the S3 bucket does not exist - run 'pna stack up' or set "
+                          "PNA_RESULTS_BUCKET")
     return InputError(f"{what}: {code}: {msg}")
 
 
@@ -208,8 +211,16 @@ class AwsBackend(JobBackend):
         from pna_helpers.jobs.storage import stage_request
 
         s3 = self.aws.client("s3")
-        return [self._guard(f"uploading the inputs of {r.place!r} to s3://{self.aws.bucket}",
-                            stage_request, r, s3, self.aws.bucket) for r in requests]
+        out = []
+        for r in requests:
+            try:
+                out.append(stage_request(r, s3, self.aws.bucket))
+            except InputError:
+                raise
+            except Exception as exc:  # ClientError, S3UploadFailedError, BotoCoreError
+                raise aws_error(exc, f"uploading the inputs of {r.place!r} to "
+                                     f"s3://{self.aws.bucket}") from exc
+        return out
 
     def submit(self, request: AnalysisRequest) -> Job:
         """Submit one request as one Batch job."""
