@@ -241,6 +241,11 @@ class LocalBackend(JobBackend):
         super().__init__(settings or Settings.load(backend="local"))
         self.store = Store(self.settings.outputs)
 
+    @property
+    def concurrency(self) -> int:
+        """Jobs this client lets run at once (recorded with each job it submits)."""
+        return self.settings.concurrency
+
     # ------------------------------------------------------------------ helpers
     def _job(self, r: sqlite3.Row) -> Job:
         status, phase, reason = r["status"], r["phase"], r["reason"]
