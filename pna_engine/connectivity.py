@@ -31,8 +31,10 @@ DETOUR_RATIO = 1.25
 #: Trails (§9.4): path_length > 4800 m and bbox_length > 3300 m.
 TRAIL_MIN_LENGTH = 4800.0
 TRAIL_MIN_BBOX = 3300.0
-#: Below this many source blocks everything runs in the calling process.
+#: Worker processes are used only for at least this many source blocks and this much work
+#: (source blocks x vertices): below it, forking costs more than it saves.
 PARALLEL_MIN_BLOCKS = 400
+PARALLEL_MIN_WORK = 1e8
 
 
 @dataclass
@@ -381,7 +383,12 @@ def connect(
     )
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
-        if n_workers > 1 and len(source_blocks) >= PARALLEL_MIN_BLOCKS:
+        work = float(len(source_blocks)) * network.full.shape[0]
+        if (
+            n_workers > 1
+            and len(source_blocks) >= PARALLEL_MIN_BLOCKS
+            and work >= PARALLEL_MIN_WORK
+        ):
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 

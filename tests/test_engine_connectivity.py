@@ -148,6 +148,7 @@ def test_parallel_workers_give_the_same_pairs(monkeypatch):
     blocks = _blocks(road_lists)
     one = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1000.0, workers=1)
     monkeypatch.setattr(connectivity, "PARALLEL_MIN_BLOCKS", 1)
+    monkeypatch.setattr(connectivity, "PARALLEL_MIN_WORK", 0)
     two = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1000.0, workers=2)
     assert _pairs(one) == _pairs(two)
     assert len(one) > n  # the test graph is connected enough to matter
