@@ -182,6 +182,12 @@ def _array_text(v: Any) -> Any:
     return v
 
 
+def _dbf_text(v: Any) -> Any:
+    if isinstance(v, str) and len(v.encode("utf-8")) > 254:
+        return v.encode("utf-8")[:254].decode("utf-8", errors="ignore")
+    return v
+
+
 def shapefile_names(columns: Iterable[str]) -> list[str]:
     """DBF field names as in the reference export: upper case, at most 10 characters; a name
     already taken becomes its first 7 characters + ``_01``, ``_02``, ..."""
@@ -213,6 +219,8 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
         s = table[c].reset_index(drop=True)
         if s.dtype == object and any(isinstance(v, list | tuple | np.ndarray) for v in s):
             s = s.map(_array_text)
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            s = s.map(_dbf_text)  # DBF text fields hold 254 bytes, as GDAL would truncate
         elif c in INTEGER_COLUMNS and pd.api.types.is_float_dtype(s.dtype):
             s = s.round().astype("Int64")
         data[field_name] = s
