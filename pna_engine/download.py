@@ -144,6 +144,9 @@ def _download_http(url: str, dest: Path, what: str, option: str) -> None:
         raise OfflineError(
             f"could not download {what} from {url}: network unreachable "
             f"({type(exc).__name__}); pass {option} PATH with a local file") from exc
+    except requests.RequestException as exc:  # e.g. connection broken mid-way
+        raise InputError(f"the download of {what} from {url} was interrupted "
+                         f"({type(exc).__name__}); try again or pass {option} PATH") from exc
 
 
 def _s3_client() -> Any:

@@ -225,3 +225,29 @@ def test_s3_uri_is_downloaded_through_the_endpoint(tmp_path, s3_server):
     with pytest.raises(InputError, match="s3://inputs/missing"):
         download.fetch("s3://inputs/missing.osm", _state(tmp_path).params)
     assert _no_temp_files(tmp_path / "cache")
+
+
+def test_interrupted_download_leaves_nothing(tmp_path):
+    """A server announcing 1000 bytes and closing after 10: an error, and no cached file."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve_once():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+        conn.close()
+
+    t = threading.Thread(target=serve_once, daemon=True)
+    t.start()
+    s = _state(tmp_path)
+    with pytest.raises(InputError, match="interrupted"):
+        download.fetch(f"http://127.0.0.1:{port}/x.osm.pbf", s.params, option="--osm")
+    t.join(5)
+    srv.close()
+    assert not download.cached_path(f"http://127.0.0.1:{port}/x.osm.pbf", s.params).exists()
+    assert _no_temp_files(tmp_path / "cache")
