@@ -171,14 +171,34 @@ def test_blocks_jobs_boundary_are_read_by_the_engine(city):
 
 
 def test_engine_runs_on_the_synthetic_city(city, tmp_path):
-    """End to end in US mode (jobs, water blocks, speeds from the command line)."""
+    """End to end in US mode (jobs, water blocks, speeds from the command line): the blocks,
+    people and jobs the engine keeps are those of the BNA-METHOD §2.5/§2.6 rules, worked out
+    here from the generated files."""
     pytest.importorskip("pna_engine.osm", reason="engine import phase not available yet")
     import json
+
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
 
     from pna_engine.cli import main
 
     args = city.args() + ["--output", str(tmp_path / "out"), "--quiet"]
     assert main(["run", *args]) == 0
     run = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert run["counts"]["blocks"] > 0.6 * city.counts["blocks"]
-    assert run["counts"]["population"] > 0.6 * POPULATION
+    # §2.5: kept = intersects the boundary with >= 50 % of its area inside, and ALAND20 > 0
+    blocks = gpd.read_file(city.blocks).to_crs(32613)
+    bnd = gpd.read_file(city.boundary).to_crs(32613).geometry.union_all()
+    g = blocks.geometry.values
+    share = shapely.area(shapely.intersection(g, bnd)) / shapely.area(g)
+    kept = blocks[(share >= 0.5) & (blocks["ALAND20"] > 0)]
+    assert 0 < len(kept) < len(blocks)
+    assert run["counts"]["blocks"] == len(kept)
+    assert run["counts"]["population"] == kept["POP20"].sum()
+    # §2.6: jobs of a block = S000 over main + aux rows with that w_geocode
+    od = pd.concat([pd.read_csv(p, dtype={"w_geocode": str}) for p in city.jobs])
+    assert run["counts"]["jobs"] == od[od["w_geocode"].isin(kept["GEOID20"])]["S000"].sum()
+    assert run["counts"]["connected_pairs"] > len(kept)  # blocks reach their neighbours
+    scores = pd.read_csv(tmp_path / "out" / "neighborhood_overall_scores.csv")
+    overall = scores.loc[scores["score_id"] == "overall_score", "score_normalized"].iloc[0]
+    assert 0 < overall <= 100
