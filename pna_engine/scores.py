@@ -507,6 +507,8 @@ def _load_template() -> pd.DataFrame:
     with resources.as_file(path) as p:
         t = pd.read_csv(p, dtype=str, keep_default_na=False)
     t["id"] = t["id"].astype(int)
+    for c in [c for c in t.columns if c.startswith("use_")]:  # true or NULL, as the reference
+        t[c] = pd.Series([True if v == "t" else None for v in t[c]], dtype=object)
     return t
 
 
@@ -626,7 +628,7 @@ def _overall_scores(
     zero = Decimal(0)
     sub: dict[str, tuple[Decimal, str]] = {}
     for sid, flag in OVERALL_SUBSCORES.items():
-        row = si[si[flag] == "t"].iloc[0]
+        row = si[si[flag].eq(True)].iloc[0]
         val = row["score"] if row["score"] is not None else zero
         sub[sid] = (numeric4(val), row["human_explanation"])
 

@@ -263,3 +263,25 @@ def test_non_us_run_keeps_job_weight_b7():
     assert s.blocks.iloc[2].overall_score == pytest.approx(100.0)
     si = scores.compute_scores(_state(jobs=True, quirks=Quirks.corrected())).score_inputs
     assert si.set_index("id").loc[11, "score"] == numeric4(0.5)  # float division
+
+
+def test_score_input_rows_follow_the_spec_layout():
+    si = scores._load_template().set_index("id")
+    assert list(si.index) == list(range(1, 133))
+    flags = [c for c in si.columns if c.startswith("use_")]
+    flagged = {c: si.index[si[c].eq(True)].tolist() for c in flags}
+    # §11.1: the flagged (used) rows and their ids
+    assert flagged == {
+        "use_pop": [5], "use_emp": [10], "use_k12": [15], "use_tech": [24], "use_univ": [33],
+        "use_doctor": [42], "use_dentist": [51], "use_hospital": [60], "use_pharmacy": [69],
+        "use_retail": [78], "use_grocery": [87], "use_social_svcs": [96], "use_parks": [105],
+        "use_trails": [114], "use_comm_ctrs": [119], "use_transit": [128],
+    }  # fmt: skip
+    assert si.loc[87, "score_name"] == "Average score of access to grocery stores"
+    assert si.loc[83, "score_name"] == "Average score of low stress access to supermarkets"
+    assert si.loc[92, "score_name"] == "Average score of low stress access to social services"
+    assert si.loc[97, "score_name"] == "Average social_services bike shed access score"
+    assert si.loc[1, "category"] == "People" and si.loc[132, "category"] == "Transit"
+    # trails have no shed rows: 110-114 then community centers from 115
+    assert si.loc[114, "score_name"] == "Average score of access to trails"
+    assert si.loc[115, "score_name"] == "Average score of low stress access to community centers"
