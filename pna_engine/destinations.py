@@ -256,10 +256,6 @@ def _contained_mask(polys: np.ndarray, identical_both_deleted: bool) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- constructions
-def _empty_frame(n: int) -> dict[str, Any]:
-    return {"osm_id": [None] * n, "name": [None] * n, "geom_pt": [], "geom_poly": []}
-
-
 def _rows(osm_id: Any, name: Any, pts: np.ndarray, polys: np.ndarray) -> dict[str, Any]:
     return {"osm_id": list(osm_id), "name": list(name), "geom_pt": list(pts),
             "geom_poly": list(polys)}

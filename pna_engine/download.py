@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -331,17 +330,3 @@ def worldpop_url(iso3: str, year: int) -> str:
     iso3 = iso3.upper()
     return (f"{base}/{year}/{iso3}/v1/1km_ua/constrained/"
             f"{iso3.lower()}_pop_{year}_CN_1km_R2025A_UA_v1.tif")
-
-
-def extract_zip(path: Path) -> Path:
-    """Unpack a zip next to itself (once) and return the folder."""
-    import zipfile
-
-    out = path.with_suffix("")
-    if not out.is_dir():
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        with zipfile.ZipFile(path) as z:
-            z.extractall(tmp)
-        os.replace(tmp, out)
-    return out
