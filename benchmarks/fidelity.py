@@ -210,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     ok = res["rates"].get("all_stress", 0) >= 0.995
     print("PASS" if ok else "FAIL", f"(identical stress on {res['rates'].get('all_stress', 0):.2%}"
           " of reference segments; target 99.5%)")
+    if (Path(a.ours) / "neighborhood_overall_scores.csv").exists():  # full export: scores (H3)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fidelity_scores
+
+        ref = Path(a.reference)
+        case = ref.parent if (ref / "neighborhood_ways.geojson").exists() else ref
+        sres = fidelity_scores.from_export(a.ours, case)
+        print(fidelity_scores.report("scores", sres))
+        ok = ok and sres["ok"]
     return 0 if ok else 1
 
 
