@@ -187,15 +187,20 @@ def print_report(results: list[dict[str, Any]]) -> None:
             if r.get("limit", {}) and r["limit"].get("error"):
                 print(f"limit {r['population']:,}: failed: {r['limit']['error']}")
             continue
+        wk = sorted(int(k[9:-2]) for k in r["limit"] if k.startswith("connect_w")
+                    and k.endswith("_s") and not k.endswith("cpu_s") and k != "connect_w1_s")
+        ck = _lim(r, f"connect_w{wk[-1]}_s") if wk else None
         lim_rows.append([r["population"], lim, _lim(r, "sweep_cpu_s"), c1,
                          _lim(r, "connect_w1_cpu_s"), limit_ratio(r),
+                         f"{ck:.2f} ({wk[-1]})" if ck else None,
                          r["timings"].get("connectivity")])
     if lim_rows:
         print("\nLimit: bare scipy sweep (1 process, one bounded search per source block on each "
               "network, nothing else) vs our connectivity on the same graph")
         print(benchlib.table(lim_rows, ["population", "sweep wall s", "sweep CPU s",
                                         "ours 1 proc wall s", "ours 1 proc CPU s",
-                                        "ratio (CPU)", "ours in the run, all cores, wall s"]))
+                                        "ratio (CPU)", "ours N workers wall s (N)",
+                                        "ours in the engine run wall s"]))
     big = done[-1]
     if big["population"] >= 1_000_000:
         ok1 = big["wall_s"] < 300
