@@ -34,7 +34,7 @@ TRAIL_MIN_BBOX = 3300.0
 #: Worker processes are used only for at least this many source blocks and this much work
 #: (source blocks x vertices): below it, forking costs more than it saves.
 PARALLEL_MIN_BLOCKS = 400
-PARALLEL_MIN_WORK = 1e8
+PARALLEL_MIN_WORK = 2e7
 
 
 @dataclass
