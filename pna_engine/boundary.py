@@ -88,12 +88,26 @@ def load_boundary(path: str | Path, params: Any = None) -> tuple[Any, Any]:
     if merged.is_empty or merged.area == 0:
         raise InputError(f"the boundary in {p} has no area; it must be a polygon")
     wgs_gdf = gpd.GeoDataFrame({"geometry": [merged]}, crs=WGS84)
-    out_crs = wgs_gdf.estimate_utm_crs()
+    out_crs = utm_crs(*merged.bounds)
     out = wgs_gdf.to_crs(out_crs)
     out["geometry"] = [_as_multipolygon(g) for g in out.geometry.values]
     out.attrs["wgs84"] = merged
     out.attrs["source"] = str(p)
     return out, out_crs
+
+
+def utm_crs(minx: float, miny: float, maxx: float, maxy: float) -> Any:
+    """The WGS 84 UTM zone containing the centre of a geographic bounding box (§2.2).
+
+    Same result as GeoPandas ``estimate_utm_crs`` (which the reference uses: the first UTM
+    zone whose area of use contains the centre) without its slow database query.
+    """
+    from pyproj import CRS
+
+    lon = (minx + maxx) / 2.0
+    lat = (miny + maxy) / 2.0
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
 def _as_multipolygon(g: Any) -> Any:

@@ -57,12 +57,15 @@ def _eq(a: np.ndarray, value: Any) -> np.ndarray:
 
 
 def _isin(a: np.ndarray, values: Iterable[Any]) -> np.ndarray:
-    s = set(values)
-    return np.fromiter((v in s for v in a), dtype=bool, count=len(a))
+    import pandas as pd
+
+    return pd.Series(a, dtype=object).isin(list(values)).to_numpy(dtype=bool)
 
 
 def _present(a: np.ndarray) -> np.ndarray:
-    return np.fromiter((v is not None and v == v for v in a), dtype=bool, count=len(a))
+    import pandas as pd
+
+    return ~pd.isna(np.asarray(a, dtype=object))
 
 
 def _str_series(a: np.ndarray) -> Any:
@@ -424,12 +427,13 @@ def infra_width(t: Tags, owc: np.ndarray, infra: np.ndarray, direction: str) -> 
     is_dir = _eq(owc, other_dir)
     cands = [(t(own), True), (t(other), is_dir), (t("cycleway:both:width"), True),
              (t("cycleway:width"), True)]
+    nums = [first_number(a) for a, _ in cands]
     rules: list[tuple[np.ndarray, Any]] = []
     for suffix, factor in ((" ft", 1.0), (" m", M_TO_FT)):
-        for a, ok in cands:
-            rules.append((_endswith(a, suffix) & ok, factor * first_number(a)))
-    for a, ok in cands:
-        rules.append((_present(a) & ok, M_TO_FT * first_number(a)))
+        for (a, ok), n in zip(cands, nums):
+            rules.append((_endswith(a, suffix) & ok, factor * n))
+    for (a, ok), n in zip(cands, nums):
+        rules.append((_present(a) & ok, M_TO_FT * n))
     out = first_match(t.n, rules, default=np.nan, dtype=float)
     out[~_present(infra)] = np.nan
     return out

@@ -139,8 +139,6 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     way_tags: list[dict[str, str]] = []
     counts: list[int] = []
     refs: list[int] = []
-    xs: list[int] = []
-    ys: list[int] = []
     node_ids: list[int] = []
     node_x: list[float] = []
     node_y: list[float] = []
@@ -148,7 +146,13 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     rel_ids: list[int] = []
     rel_tags: list[dict[str, str]] = []
     rel_members: list[list[tuple[str, int, str]]] = []
-    refs_append, xs_append, ys_append = refs.append, xs.append, ys.append
+    # Coordinates come as one WKB linestring per way (built in C++, decoded in bulk); a way
+    # with a missing node location or a single node falls back to a per-node loop.
+    wkb = osmium.geom.WKBFactory()
+    make_line, all_nodes = wkb.create_linestring, osmium.geom.use_nodes.ALL
+    lines_wkb: list[bytes | str | None] = []
+    fallback: dict[int, list[tuple[float, float]]] = {}
+    refs_extend = refs.extend
     try:
         fp = (osmium.FileProcessor(str(p))
               .with_locations()
@@ -159,7 +163,6 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
                 way_ids.append(wid)
                 tags = dict(o.tags) if len(o.tags) else {}
                 if wid in edits:
-                    tags = dict(tags)
                     for k, v in edits[wid].items():
                         if v is None:
                             tags.pop(k, None)
@@ -167,11 +170,16 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
                             tags[k] = str(v)
                 way_tags.append(tags)
                 nodes = o.nodes
-                counts.append(len(nodes))
-                for n in nodes:
-                    refs_append(n.ref)
-                    xs_append(n.x)
-                    ys_append(n.y)
+                r = [n.ref for n in nodes]
+                refs_extend(r)
+                counts.append(len(r))
+                try:
+                    lines_wkb.append(make_line(nodes, all_nodes))
+                except Exception:  # noqa: BLE001 - invalid location or < 2 nodes
+                    lines_wkb.append(None)
+                    fallback[len(lines_wkb) - 1] = [
+                        (n.lon, n.lat) if n.location.valid() else (np.nan, np.nan)
+                        for n in nodes]
             elif o.is_node():
                 loc = o.location
                 if not loc.valid():
@@ -189,11 +197,25 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     except Exception as exc:  # noqa: BLE001 - libosmium errors: corrupt or unreadable file
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"cannot read the OSM file {p}: {first}; is it a valid OSM extract?") from None
-    x = np.asarray(xs, dtype=np.int64)
-    y = np.asarray(ys, dtype=np.int64)
-    invalid = (x == np.iinfo(np.int32).max) | (y == np.iinfo(np.int32).max)
-    lon = np.where(invalid, np.nan, x / 1e7)
-    lat = np.where(invalid, np.nan, y / 1e7)
+    import shapely
+
+    n_refs = np.asarray(counts, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(n_refs)[:-1]]).astype(np.int64)
+    lon = np.full(len(refs), np.nan)
+    lat = np.full(len(refs), np.nan)
+    if lines_wkb:
+        geoms = shapely.from_wkb(np.array(lines_wkb, dtype=object))
+        coords, gi = shapely.get_coordinates(geoms, return_index=True)
+        if len(gi):
+            within = np.arange(len(gi)) - np.searchsorted(gi, gi)
+            pos = starts[gi] + within
+            lon[pos], lat[pos] = coords[:, 0], coords[:, 1]
+        for wi, pts in fallback.items():
+            if pts:
+                a = np.asarray(pts, dtype=float)
+                lon[starts[wi]:starts[wi] + len(a)] = a[:, 0]
+                lat[starts[wi]:starts[wi] + len(a)] = a[:, 1]
+    invalid = np.isnan(lon) | np.isnan(lat)
     wix = np.repeat(np.arange(len(way_ids)), np.asarray(counts, dtype=np.int64))
     raw = _Raw(
         way_ids=np.asarray(way_ids, dtype=np.int64), way_tags=way_tags, wix=wix,
@@ -254,8 +276,7 @@ def clip_polygon(raw: _Raw, polygon: Any) -> _Raw:
     import shapely
 
     shapely.prepare(polygon)
-    inside = shapely.contains_xy(polygon, raw.lon, raw.lat) | shapely.intersects_xy(
-        polygon, raw.lon, raw.lat)
+    inside = shapely.intersects_xy(polygon, raw.lon, raw.lat)
     way_in = np.bincount(raw.wix, weights=inside, minlength=len(raw.way_ids)) > 0
     raw = _keep_refs(raw, way_in[raw.wix])
     node_in = shapely.intersects_xy(polygon, raw.node_lon, raw.node_lat) | np.isin(
@@ -298,18 +319,13 @@ def _tag_frame(tags: list[dict[str, str]], keys: frozenset[str]) -> Any:
     """Style columns (object dtype, None when absent) for a list of tag dicts."""
     import pandas as pd
 
-    cols: dict[str, list[Any]] = {}
-    n = len(tags)
+    col_of = {c: j for j, c in enumerate(STYLE_COLUMNS)}
+    data = np.full((len(tags), len(STYLE_COLUMNS)), None, dtype=object)
     for i, t in enumerate(tags):
         for k, v in t.items():
             if k in keys:
-                col = cols.get(k)
-                if col is None:
-                    col = cols[k] = [None] * n
-                col[i] = v
-    data = {c: pd.array(cols[c], dtype=object) if c in cols else pd.array([None] * n, dtype=object)
-            for c in STYLE_COLUMNS}
-    return pd.DataFrame(data)
+                data[i, col_of[k]] = v
+    return pd.DataFrame(data, columns=STYLE_COLUMNS, dtype=object)
 
 
 def _has_style_tag(tags: list[dict[str, str]], keys: frozenset[str]) -> np.ndarray:
