@@ -285,7 +285,6 @@ class CompactLines(MacroElement):
 
 
 def _compact_payload(gdf: Any, template: list[tuple[str, str]], tolerance_m: float) -> str:
-    import numpy as np
     import pandas as pd
     import shapely
 
@@ -298,13 +297,9 @@ def _compact_payload(gdf: Any, template: list[tuple[str, str]], tolerance_m: flo
     geom = geom.to_crs(4326)
     # multi-lines: one polyline per part, sharing the tooltip of their segment
     parts, owner = shapely.get_parts(geom.to_numpy(), return_index=True)
-    xy, idx = shapely.get_coordinates(parts, return_index=True)
-    q = np.round(xy * 1e6).astype(np.int64)
-    d = q.copy()
-    same = np.r_[False, idx[1:] == idx[:-1]]
-    d[same] = q[same] - q[np.flatnonzero(same) - 1]
-    cuts = np.flatnonzero(~same)[1:]
-    lines = [c.ravel().tolist() for c in np.split(d, cuts)]
+    keep = ~shapely.is_empty(parts)
+    parts, owner = parts[keep], owner[keep]
+    lines, _ = _delta_encode(parts)
     texts, keys, codes = [], [], []
     for lit, col in template:
         vals = _text(gdf, col).to_numpy()[owner]
@@ -361,9 +356,84 @@ def score_legend_items(scale: float = 1.0) -> list[tuple[str, str]]:
     return items
 
 
+def _delta_encode(geoms: Any) -> tuple[list[list[int]], Any]:
+    """Coordinates of line/ring geometries as integer 1e-6 degree deltas, one list per
+    geometry; returns (lists, index of the geometry each list belongs to)."""
+    import numpy as np
+    import shapely
+
+    xy, idx = shapely.get_coordinates(geoms, return_index=True)
+    if not len(xy):
+        return [], np.array([], dtype=int)
+    q = np.round(xy * 1e6).astype(np.int64)
+    d = q.copy()
+    same = np.r_[False, idx[1:] == idx[:-1]]
+    d[same] = q[same] - q[np.flatnonzero(same) - 1]
+    starts = np.flatnonzero(~same)
+    return [c.ravel().tolist() for c in np.split(d, starts[1:])], idx[starts]
+
+
+class CompactPolygons(MacroElement):
+    """A choropleth of polygons from a compact payload (see :class:`CompactLines`).
+
+    Several layers of the same polygons (overall and category scores of the blocks) share one
+    copy of the geometry: the first layer stores it in the page, the others refer to it.
+    """
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var G = window.__pnaGeom = window.__pnaGeom || {};
+  {% if this.geometry %}G["{{ this.key }}"] = {{ this.geometry }};{% endif %}
+  var g = G["{{ this.key }}"], d = {{ this.payload }};
+  var group = {{ this._parent.get_name() }};
+  function ring(a) {
+    var x = 0, y = 0, ll = [];
+    for (var k = 0; k < a.length; k += 2) { x += a[k]; y += a[k + 1]; ll.push([y / 1e6, x / 1e6]); }
+    return ll;
+  }
+  for (var i = 0; i < g.p.length; i++) {
+    var f = g.o[i], v = d.v[f];
+    L.polygon(g.p[i].map(ring), {fillColor: d.k[d.c[f]], color: "#555", weight: 0.5,
+                                 fillOpacity: 0.6})
+      .bindTooltip(g.n[f] + "<br>" + d.label + ": " + (v === null ? "no data" : v))
+      .addTo(group);
+  }
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, key: str, geometry: str | None, payload: str) -> None:
+        super().__init__()
+        self._name = "CompactPolygons"
+        self.key, self.geometry, self.payload = key, geometry, payload
+
+
+def _polygon_geometry(gdf: Any, headers: list[str], tolerance_m: float) -> str:
+    import numpy as np
+    import shapely
+
+    geom = gdf.geometry
+    if tolerance_m > 0:
+        geom = geom.to_crs(gdf.to_crs(4326).estimate_utm_crs()).simplify(
+            tolerance_m, preserve_topology=True)
+    parts, owner = shapely.get_parts(geom.to_crs(4326).to_numpy(), return_index=True)
+    keep = ~shapely.is_empty(parts)
+    parts, owner = parts[keep], owner[keep]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coded, _ = _delta_encode(rings)
+    bounds = np.flatnonzero(np.r_[True, ring_part[1:] != ring_part[:-1]])
+    per_part = [coded[a:b] for a, b in zip(bounds, np.r_[bounds[1:], len(coded)])]
+    data = {"p": per_part, "o": owner[np.unique(ring_part)].tolist(), "n": headers}
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
 def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
                      name: str | None = None, show: bool = True) -> None:
-    """Choropleth of block ``column`` (0-100, or 0-1 for ``*_score`` columns except overall)."""
+    """Choropleth of block ``column`` (0-100; 0-1 ``*_score`` columns are shown x100).
+
+    Layers of the same blocks on one map share their geometry (compact encoding).
+    """
     import numpy as np
     import pandas as pd
 
@@ -371,23 +441,27 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
 
     if column not in blocks.columns:
         return
+    blocks = blocks[blocks.geometry.notna() & ~blocks.geometry.is_empty]
     vals = pd.to_numeric(blocks[column], errors="coerce").to_numpy(dtype=float)
     scale = 1.0 if column == "overall_score" or np.nanmax(np.r_[vals, 0]) > 1.0001 else 100.0
-    b = blocks.assign(_v=np.round(vals * scale, 1))
-    keep = ["geoid20", "pop20", "_v"]
-    data = compact_geojson(b, keep, tolerance_m=0.5)
+    v = np.round(vals * scale, 1)
+    colors = pd.Series([_score_color(x) for x in v])
+    code, uniq = pd.factorize(colors)
     label = name or BLOCK_SCORE_COLUMNS.get(column, column)
+    payload = json.dumps({"v": [None if x != x else float(x) for x in v], "c": code.tolist(),
+                          "k": list(uniq), "label": label.replace("(0-1)", "(x100)")},
+                         separators=(",", ":"))
+    registry = m.__dict__.setdefault("_pna_geometry", {})
+    sig = (len(blocks), tuple(blocks.index[:3]), tuple(blocks.total_bounds.round(7)))
+    key = registry.get(sig)
+    geometry = None
+    if key is None:
+        key = registry[sig] = f"blocks{len(registry)}"
+        pop = _text(blocks, "pop20")
+        headers = ("Block " + _text(blocks, "geoid20") + ", " + pop + " people").tolist()
+        geometry = _polygon_geometry(blocks, headers, tolerance_m=0.5)
     fg = folium.FeatureGroup(name=f"Blocks: {label}", show=show)
-    gj = folium.GeoJson(
-        data,
-        style_function=lambda f: {"fillColor": _score_color(f["properties"].get("_v")),
-                                  "color": "#555", "weight": 0.5, "fillOpacity": 0.6},
-        highlight_function=lambda _f: {"weight": 2},
-    )
-    folium.GeoJsonTooltip(fields=["geoid20", "pop20", "_v"],
-                          aliases=["Block", "Population", f"{label} x{scale:g}" if scale != 1
-                                   else label]).add_to(gj)
-    gj.add_to(fg)
+    CompactPolygons(key, geometry, payload).add_to(fg)
     fg.add_to(m)
 
 

@@ -136,3 +136,25 @@ def test_charts_draw(export: Path) -> None:
     # 3 blocks have an overall score; their population 100 + 50 + 80
     assert sum(p.get_height() for p in fig.axes[0].patches) == 3
     assert sum(p.get_height() for p in fig.axes[1].patches) == pytest.approx(230)
+
+
+def test_block_layers_share_one_geometry(tmp_path: Path) -> None:
+    from shapely.geometry import box
+
+    from pna_helpers.results import BLOCK_SCORE_COLUMNS
+
+    n = 20_000
+    rng = np.random.default_rng(1)
+    x = 24.9 + (np.arange(n) % 200) * 0.002
+    y = 60.1 + (np.arange(n) // 200) * 0.001
+    cols = {c: rng.uniform(0, 100 if c == "overall_score" else 1, n) for c in BLOCK_SCORE_COLUMNS}
+    blocks = gpd.GeoDataFrame({"geoid20": [f"{i:015d}" for i in range(n)], "pop20": 10, **cols},
+                              geometry=[box(a, b, a + 0.002, b + 0.001) for a, b in zip(x, y)],
+                              crs=4326)
+    m = maps.new_map(blocks)
+    for col in BLOCK_SCORE_COLUMNS:  # overall + 6 categories, as in the explore map
+        maps.add_blocks_layer(m, blocks, col, show=col == "overall_score")
+    html = maps.save_map(m, tmp_path / "blocks.html").read_text()
+    assert html.count('G["blocks0"] = {') == 1  # one copy of the geometry for 7 layers
+    size_mb = len(html) / 1e6
+    assert size_mb < 6, f"{size_mb:.1f} MB for 20,000 blocks x 7 layers"
