@@ -93,3 +93,20 @@ def test_report_renders_offline(export: Path, tmp_path: Path) -> None:
     assert colour_pixels(shot, maps.LOW_STRESS_COLOR) > 300
     assert colour_pixels(shot, maps.HIGH_STRESS_COLOR) > 150
     assert not script_errors(err), script_errors(err)
+
+
+def test_block_layers_sharing_geometry_draw(export: Path, tmp_path: Path) -> None:
+    from pna_helpers.results import load_results
+
+    blocks = load_results(export).blocks
+    m = maps.new_map(blocks)
+    maps.add_blocks_layer(m, blocks, "overall_score")
+    maps.add_blocks_layer(m, blocks, "transit_score")  # reuses the first layer's geometry
+    page = maps.save_map(m, tmp_path / "blocks.html")
+    dom, err = chromium(page, tmp_path, "--dump-dom")
+    fills = re.findall(r'<path[^>]*leaflet-interactive[^>]*fill="([^"]+)"', dom)
+    assert len(fills) == 2 * len(blocks)
+    # overall 90 / 40 / none / 70 and transit 1 / 1 / none / 0 (x100): the spec's classes
+    assert sorted(fills[:4]) == sorted(["#1a9641", "#ffffbf", maps.NO_DATA_COLOR, "#a6d96a"])
+    assert sorted(fills[4:]) == sorted(["#1a9641", "#1a9641", maps.NO_DATA_COLOR, "#d7191c"])
+    assert not script_errors(err), script_errors(err)
