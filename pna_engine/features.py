@@ -88,8 +88,11 @@ def first_number(a: np.ndarray, pattern: str = r"(\d+\.?\d?\d?)") -> np.ndarray:
 
 
 def _endswith(a: np.ndarray, suffix: str) -> np.ndarray:
-    return np.fromiter((isinstance(v, str) and v.endswith(suffix) for v in a), dtype=bool,
-                       count=len(a))
+    out = np.zeros(len(a), dtype=bool)
+    idx = np.flatnonzero(_present(a))  # most tags are absent on most segments
+    if len(idx):
+        out[idx] = [isinstance(v, str) and v.endswith(suffix) for v in a[idx]]
+    return out
 
 
 def first_match(n: int, rules: Sequence[tuple[np.ndarray, Any]], default: Any = None,
