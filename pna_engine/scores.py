@@ -280,6 +280,10 @@ def _pair_matrix(conn: Any, nb: int, low_only: bool):
     keep = conn.low_stress if low_only else np.ones(len(conn.source), dtype=bool)
     src = conn.source[keep]
     tgt = conn.target[keep]
+    if len(src) and (src[1:] >= src[:-1]).all():  # pairs come grouped by source: CSR directly
+        indptr = np.zeros(nb + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=nb), out=indptr[1:])
+        return sp.csr_matrix((np.ones(len(src), dtype=np.float64), tgt, indptr), shape=(nb, nb))
     return sp.csr_matrix((np.ones(len(src), dtype=np.float64), (src, tgt)), shape=(nb, nb))
 
 
