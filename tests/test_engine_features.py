@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
 from osmfactory import LAT0, LON0, grid_nodes, run_to_stress
 
 M = 3.28084
