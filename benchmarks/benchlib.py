@@ -145,6 +145,11 @@ def run_engine_repeated(args: list[str], output: str | Path, repeat: int = 1,
     med["timings"] = {k: round(statistics.median(r["timings"].get(k, 0.0) for r in good), 3)
                       for k in good[0].get("timings", {})}
     med["wall_s"] = round(statistics.median(r["wall_s"] for r in good), 3)
+    med["cpu_s"] = round(statistics.median(r.get("cpu_s", 0.0) for r in good), 3)
+    med["phase_cpu_s"] = {k: round(statistics.median(r.get("phase_cpu_s", {}).get(k, 0.0)
+                                                     for r in good), 3)
+                          for k in good[0].get("phase_cpu_s", {})}
+    med["load"] = [min(r["load"][0] for r in good), max(r["load"][1] for r in good)]
     for k in ("peak_tree_mb", "peak_rss_mb"):
         med[k] = max(r.get(k, 0.0) for r in good)
     med["repeats"] = len(good)
