@@ -118,6 +118,46 @@ def compare_ways(ref_dir: str | Path, our_dir: str | Path) -> dict[str, Any]:
     }
 
 
+INTERSECTION_COLUMNS = ["legs", "signalized", "stops", "rrfb", "island"]
+
+
+def compare_intersections(ref_dir: str | Path, our_dir: str | Path) -> dict[str, Any]:
+    """Compare ``neighborhood_ways_intersections.geojson`` matched by node ``osm_id``.
+
+    Returns ``n_ref``, ``n_ours``, ``matched``, ``rates`` (column -> share of reference rows
+    with the same value) and ``disagreements`` (osm_id, column, ours, reference).
+    """
+    import geopandas as gpd
+
+    name = "neighborhood_ways_intersections.geojson"
+    ref = gpd.read_file(Path(_reference_dir(Path(ref_dir))) / name)
+    ours_path = Path(our_dir) / name
+    if not ours_path.exists():
+        return {"n_ref": len(ref), "n_ours": 0, "matched": 0, "rates": {}, "disagreements": []}
+    ours = gpd.read_file(ours_path)
+    m = ref.drop(columns="geometry").merge(ours.drop(columns="geometry"), on="osm_id",
+                                           suffixes=("_ref", "_ours"))
+    rates, dis = {}, []
+    for col in INTERSECTION_COLUMNS:
+        a = [_norm(v) for v in m[f"{col}_ref"].to_numpy(dtype=object)]
+        b = [_norm(v) for v in m[f"{col}_ours"].to_numpy(dtype=object)]
+        same = [x == y for x, y in zip(a, b)]
+        rates[col] = sum(same) / max(len(ref), 1)
+        dis += [(int(o), col, y, x) for o, x, y, s in zip(m["osm_id"], a, b, same) if not s]
+    return {"n_ref": len(ref), "n_ours": len(ours), "matched": len(m), "rates": rates,
+            "disagreements": dis}
+
+
+def print_intersections_report(res: dict[str, Any]) -> None:
+    """Print :func:`compare_intersections` results."""
+    print(f"intersections: reference {res['n_ref']}, ours {res['n_ours']}, "
+          f"matched {res['matched']}")
+    for col, rate in res["rates"].items():
+        print(f"  {col:22s} {rate:7.2%}")
+    for d in res["disagreements"]:
+        print("    (osm_id, column, ours, reference)", d)
+
+
 def print_ways_report(res: dict[str, Any], tags: Any = None) -> None:
     """Print :func:`compare_ways` results; ``tags`` (osm_id -> dict) adds the OSM tags."""
     print(f"ways: reference {res['n_ref']}, ours {res['n_ours']}, matched {res['matched']} "
@@ -170,15 +210,17 @@ def run_to_stress(case_dir: str | Path, out_dir: str | Path) -> Any:
     params = params_from_run_args(Path(case_dir), out_dir / "engine")
     state = pipeline.run(params, stop_after="stress")
     write_ways_geojson(state.ways, out_dir / "neighborhood_ways.geojson")
+    write_ways_geojson(state.intersections, out_dir / "neighborhood_ways_intersections.geojson")
     return state
 
 
 def write_ways_geojson(ways: Any, path: str | Path) -> None:
-    """Write the ways in EPSG:4326 (as the reference export does), atomically."""
+    """Write a table in EPSG:4326 (as the reference export does), atomically."""
     from pna_engine.atomic import atomic_path
 
     w = ways.copy()
-    w["tdg_id"] = w["tdg_id"].astype(str)
+    if "tdg_id" in w.columns:
+        w["tdg_id"] = w["tdg_id"].astype(str)
     with atomic_path(path) as tmp:
         w.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON")
 
@@ -207,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print("engine timings:", state.timings)
     res = compare_ways(a.reference, a.ours)
     print_ways_report(res, _osm_tags(state))
+    print_intersections_report(compare_intersections(a.reference, a.ours))
     ok = res["rates"].get("all_stress", 0) >= 0.995
     print("PASS" if ok else "FAIL", f"(identical stress on {res['rates'].get('all_stress', 0):.2%}"
           " of reference segments; target 99.5%)")
