@@ -103,6 +103,10 @@ def print_report(results: list[dict[str, Any]]) -> None:
              "/".join(str(x) for x in r.get("load", []))] for r in done]
     print(benchlib.table(rows, ["case", *phases, "engine", "end-to-end", "CPU s", "peak MB",
                                 "load before/after"]))
+    print("\nCPU seconds per phase (process + workers; robust to other load on the machine)")
+    rows = [[r["name"], *[r.get("phase_cpu_s", {}).get(p) for p in phases],
+             sum(r.get("phase_cpu_s", {}).values()) or None, r.get("cpu_s")] for r in done]
+    print(benchlib.table(rows, ["case", *phases, "engine", "process"]))
     ref = [r for r in done if r.get("ref_total_s")]
     if ref:
         print("\nAgainst the reference tool (brokenspoke-analyzer 3.2.4, same inputs, same machines)")
@@ -121,10 +125,12 @@ def print_report(results: list[dict[str, Any]]) -> None:
             if r["name"] == "liechtenstein":
                 ok1 = r["wall_s"] <= 3.2
                 ok2 = r["network_to_scores_s"] <= 1.48
+                cpu_n2s = benchlib.phase_sum(r.get("phase_cpu_s", {}), benchlib.NETWORK_TO_SCORES)
                 print(f"\nLiechtenstein targets: end to end {r['wall_s']:.2f} s (target <= 3.2 s: "
-                      f"{'met' if ok1 else 'NOT met'}); network→scores "
+                      f"{'met' if ok1 else 'NOT met'}; CPU {r.get('cpu_s')} s); network→scores "
                       f"{r['network_to_scores_s']:.2f} s (target <= 1.48 s: "
-                      f"{'met' if ok2 else 'NOT met'})")
+                      f"{'met' if ok2 else 'NOT met'}; CPU {cpu_n2s} s); "
+                      f"load average {r.get('load')}")
 
 
 def main(argv: list[str] | None = None) -> int:
