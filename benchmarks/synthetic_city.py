@@ -650,13 +650,11 @@ def generate(out_dir: str | Path, population: int = 100_000, seed: int = 1) -> C
                             else Node(id=nid, location=(lo, la)))
         wid = 1
         all_nodes = []
-        highway_mask = []
         for nodes, kind, rev, meta in ways:
             tags = c.way_tags(kind, meta, w_rng)
             nl = nodes[::-1] if rev else nodes
             writer.add_way(Way(id=wid, nodes=nl.tolist(), tags=tags))
             all_nodes.append(nl)
-            highway_mask.append(True)
             wid += 1
         n_road_ways = wid - 1
         for first, k, tags in areas:
@@ -670,7 +668,7 @@ def generate(out_dir: str | Path, population: int = 100_000, seed: int = 1) -> C
     # routable segments by the osm2pgrouting rule (split where a node is used by > 1 way)
     cat = np.concatenate(all_nodes)
     uses = np.bincount(cat, minlength=c.next_id + 1)  # areas never share nodes with roads
-    n_seg = 0
+
     lens = np.array([len(a) for a in all_nodes])
     inner = np.ones(cat.size, bool)
     ends = np.cumsum(lens)
