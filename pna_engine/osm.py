@@ -287,13 +287,24 @@ def clip_polygon(raw: _Raw, polygon: Any) -> _Raw:
     return raw
 
 
+def _fixed(a: np.ndarray) -> np.ndarray:
+    """Degrees -> OSM fixed-point integers (1e-7 degree units), as stored in the file."""
+    return np.rint(np.asarray(a, dtype=float) * 1e7)
+
+
 def clip_bbox(raw: _Raw, bbox: tuple[float, float, float, float]) -> _Raw:
-    """``osmconvert -b=<bbox> --drop-broken-refs`` (§2.3 step 3): ways truncated to the box."""
-    x0, y0, x1, y1 = bbox
-    inbox = (raw.lon >= x0) & (raw.lon <= x1) & (raw.lat >= y0) & (raw.lat <= y1)
+    """``osmconvert -b=<bbox> --drop-broken-refs`` (§2.3 step 3): ways truncated to the box.
+
+    osmconvert converts the box to fixed-point 1e-7 degrees by truncation toward zero and keeps
+    nodes on its border (checked on the reference tool's clipped Helsinki file, whose header
+    shows the truncated box and which keeps a node lying exactly on it).
+    """
+    x0, y0, x1, y1 = np.trunc(np.asarray(bbox, dtype=float) * 1e7)
+    lon, lat = _fixed(raw.lon), _fixed(raw.lat)
+    inbox = (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
     raw = _keep_refs(raw, inbox)
-    nin = ((raw.node_lon >= x0) & (raw.node_lon <= x1) & (raw.node_lat >= y0)
-           & (raw.node_lat <= y1))
+    nlon, nlat = _fixed(raw.node_lon), _fixed(raw.node_lat)
+    nin = (nlon >= x0) & (nlon <= x1) & (nlat >= y0) & (nlat <= y1)
     _keep_nodes(raw, nin)
     kept_nodes = np.union1d(raw.refs, raw.node_ids)
     _keep_relations(raw, kept_nodes, raw.way_ids, drop_broken_refs=True)

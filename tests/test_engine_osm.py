@@ -321,3 +321,18 @@ def test_helsinki_to_stress(helsinki_pbf, tmp_path):
     assert s.intersections["signalized"].any()
     assert w["tdg_id"].is_unique
     assert elapsed < 5.0, elapsed
+
+
+def test_bbox_clip_fixed_point_border(tmp_path):
+    """osmconvert truncates the box to 1e-7 degrees and keeps nodes on its border: a node at
+    60.1670959 is kept for a box starting at 60.16709593; one at 60.1670958 is not."""
+    nodes = {1: (24.9440000, 60.1670959), 2: (24.9450000, 60.1670959),
+             3: (24.9445000, 60.1670958), 4: (24.9446000, 60.1680000),
+             5: (24.9447000, 60.1670958, {"amenity": "cafe"})}
+    ways = {1: ([1, 2], {"highway": "residential"}), 2: ([3, 4], {"highway": "residential"})}
+    path = write_osm(tmp_path / "edge.osm.pbf", nodes, ways)
+    raw = osm.clip_bbox(osm.read_osm(path), (24.94, 60.16709593, 24.95, 60.17))
+    kept = dict(zip(raw.way_ids.tolist(), [raw.refs[raw.wix == i].tolist()
+                                           for i in range(len(raw.way_ids))]))
+    assert kept == {1: [1, 2], 2: [4]}
+    assert raw.node_ids.tolist() == []
