@@ -29,6 +29,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from pna_engine.atomic import write_text
+from pna_engine.errors import InputError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -523,8 +524,14 @@ def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
     res = load_results(results)
     m = new_map(res.blocks)
     add_boundary(m, res.boundary)
+    if column not in res.blocks.columns:
+        raise InputError(f"blocks have no column {column!r}; one of "
+                         f"{', '.join(c for c in BLOCK_SCORE_COLUMNS if c in res.blocks.columns)}")
     add_blocks_layer(m, res.blocks, column)
-    add_legend(m, f"Block score: {BLOCK_SCORE_COLUMNS.get(column, column)}", score_legend_items())
+    vals = res.blocks[column].astype(float)
+    zero_one = column != "overall_score" and not (vals > 1.0001).any()
+    add_legend(m, f"Block score: {BLOCK_SCORE_COLUMNS.get(column, column)}",
+               score_legend_items(0.01 if zero_one else 1.0))
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
