@@ -144,21 +144,48 @@ _INF = np.inf
 CHUNK_BLOCKS = 512
 
 
+#: Above this many block -> road entries, searches that reached few vertices are reduced
+#: through the vertex -> entries map instead of a pass over every entry.
+SPARSE_REDUCE_MIN_ENTRIES = 50_000
+SPARSE_REDUCE_MAX_SHARE = 1 / 16  # reached vertices / entries
+
+
 def _block_minima(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(blocks, minimum cost over the block's roads) for the blocks with a road at <= D.
 
-    ``d`` is a search's distance per vertex. The block -> road table is one flat array with
-    the entries of each block contiguous, so the minima are a ``minimum.reduceat`` over the
-    (few) entries whose road was reached: no (block x road) table is ever built.
+    ``d`` is a search's distance per vertex. In the flat block -> road table the entries of a
+    block are contiguous (blocks in order), so the minima are one ``minimum.reduceat`` over
+    the entries whose road was reached. For a small table that is a pass over every entry;
+    for a big one, when the search reached few vertices, the entries come from the vertex ->
+    entries map (work proportional to the reach). No (block x road) table is ever built.
     """
-    g = d[_CTX["bs_idx"]]
-    f = np.flatnonzero(g <= _CTX["D"])
+    D = _CTX["D"]
+    seg = _CTX["bs_idx"]
+    if len(seg) >= SPARSE_REDUCE_MIN_ENTRIES:
+        r = np.flatnonzero(d <= D)
+        if len(r) < len(seg) * SPARSE_REDUCE_MAX_SHARE:
+            ptr = _CTX["ve_ptr"]
+            lo = ptr[r]
+            cnt = ptr[r + 1] - lo
+            total = int(cnt.sum())
+            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            f = _CTX["ve_idx"][np.repeat(lo, cnt) + offs]
+            f.sort()
+            g = d[seg[f]]
+        else:
+            g = d[seg]
+            f = np.flatnonzero(g <= D)
+            g = g[f]
+    else:
+        g = d[seg]
+        f = np.flatnonzero(g <= D)
+        g = g[f]
     if len(f) == 0:
-        return f, g[f]
+        return f, g
     eb = _CTX["entry_block"][f]
     first = np.flatnonzero(eb[1:] != eb[:-1]) + 1
     first = np.concatenate(([0], first))
-    return eb[first], np.minimum.reduceat(g[f], first)
+    return eb[first], np.minimum.reduceat(g, first)
 
 
 def _search_block(
@@ -373,6 +400,9 @@ def connect(
         bs_ptr=bs_ptr,
         bs_idx=bs_idx,
         entry_block=np.repeat(np.arange(nb, dtype=np.int64), np.diff(bs_ptr)),
+        # vertex -> positions in the block -> road table
+        ve_ptr=np.concatenate(([0], np.cumsum(np.bincount(bs_idx, minlength=len(way_geoms))))),
+        ve_idx=np.argsort(bs_idx, kind="stable"),
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
         rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),

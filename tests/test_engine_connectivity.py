@@ -154,6 +154,32 @@ def test_parallel_workers_give_the_same_pairs(monkeypatch):
     assert len(one) > n  # the test graph is connected enough to matter
 
 
+def test_sparse_reduction_gives_the_same_pairs(monkeypatch):
+    # big cities reduce searches through the vertex -> entries map: same pairs as the dense pass
+    n = 60
+    rng = np.random.default_rng(7)
+    arcs = [(i, j, int(c)) for i in range(n) for j in range(n) if i != j and rng.random() < 0.05
+            for c in [rng.integers(0, 1200)]]  # fmt: skip
+    low = [a for a in arcs if a[2] % 2]
+    road_lists = [sorted({i, (i * 11) % n, (i * 5 + 3) % n}) for i in range(n)]
+    blocks = _blocks(road_lists)
+    dense = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1500.0)
+    monkeypatch.setattr(connectivity, "SPARSE_REDUCE_MIN_ENTRIES", 0)
+    monkeypatch.setattr(connectivity, "SPARSE_REDUCE_MAX_SHARE", 10.0)
+    calls = []
+    real = connectivity._block_minima
+
+    def spy(d):
+        calls.append(int((d <= 1500.0).sum()))
+        return real(d)
+
+    monkeypatch.setattr(connectivity, "_block_minima", spy)
+    sparse = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1500.0)
+    assert calls and max(calls) > 1
+    assert _pairs(dense) == _pairs(sparse)
+    assert len(dense) > n
+
+
 def test_pairs_frame_has_reference_columns_and_nulls():
     net = _Net(3, _chain(3), [])
     blocks = _blocks([[0], [1], [2]])
