@@ -119,6 +119,41 @@ class _Raw:
 
 
 # --------------------------------------------------------------------------- reading
+def _tags_public(o: Any) -> dict[str, str]:
+    return dict(o.tags) if len(o.tags) else {}
+
+
+def _tags_direct(o: Any) -> dict[str, str]:
+    """Tags of an OSM object straight from pyosmium's C++ object (about 3x faster than
+    iterating ``o.tags``, whose iterator is Python code). Checked against the public API on
+    the first tagged object of each file; any difference switches back to ``_tags_public``."""
+    d = o._pyosmium_data
+    n = d.tags_size()
+    if not n:
+        return {}
+    it, nxt = d.tags_begin(), d.tags_next
+    return dict(nxt(it) for _ in range(n))
+
+
+def _tag_reader() -> Any:
+    """A tags function: the fast one once it proved equal to the public one, else public."""
+    state: dict[str, Any] = {"fn": None}
+
+    def read(o: Any) -> dict[str, str]:
+        fn = state["fn"]
+        if fn is not None:
+            return fn(o)
+        public = _tags_public(o)
+        if public:
+            try:
+                state["fn"] = _tags_direct if _tags_direct(o) == public else _tags_public
+            except Exception:  # noqa: BLE001 - pyosmium internals changed
+                state["fn"] = _tags_public
+        return public
+
+    return read
+
+
 def _check_path(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
@@ -153,6 +188,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     lines_wkb: list[bytes | str | None] = []
     fallback: dict[int, list[tuple[float, float]]] = {}
     refs_extend = refs.extend
+    tags_of = _tag_reader()
     try:
         fp = (osmium.FileProcessor(str(p))
               .with_locations()
@@ -161,7 +197,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
             if o.is_way():
                 wid = o.id
                 way_ids.append(wid)
-                tags = dict(o.tags) if len(o.tags) else {}
+                tags = tags_of(o)
                 if wid in edits:
                     for k, v in edits[wid].items():
                         if v is None:
@@ -187,10 +223,10 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
                 node_ids.append(o.id)
                 node_x.append(loc.lon)
                 node_y.append(loc.lat)
-                node_tags.append(dict(o.tags))
+                node_tags.append(tags_of(o))
             elif o.is_relation() and o.tags.get("type") in _AREA_RELATION_TYPES:
                 rel_ids.append(o.id)
-                rel_tags.append(dict(o.tags))
+                rel_tags.append(tags_of(o))
                 rel_members.append([(m.type, m.ref, m.role) for m in o.members])
     except InputError:
         raise
