@@ -54,7 +54,8 @@ TILES = "OpenStreetMap"
 
 #: Score classes of block choropleths (0-100), light to dark.
 SCORE_BINS: tuple[float, ...] = (0, 20, 40, 60, 80, 100.0001)
-SCORE_COLORS: tuple[str, ...] = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
+#: A single-hue green ramp: no red or blue, which mean high / low stress on the network.
+SCORE_COLORS: tuple[str, ...] = ("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")
 NO_DATA_COLOR = "#bdbdbd"
 
 
@@ -395,8 +396,8 @@ class CompactPolygons(MacroElement):
   }
   for (var i = 0; i < g.p.length; i++) {
     var f = g.o[i], v = d.v[f];
-    L.polygon(g.p[i].map(ring), {fillColor: d.k[d.c[f]], color: "#555", weight: 0.5,
-                                 fillOpacity: 0.6})
+    L.polygon(g.p[i].map(ring), {fillColor: d.k[d.c[f]], color: "#777",
+                                 weight: g.p.length > 1000 ? 0 : 0.5, fillOpacity: 0.65})
       .bindTooltip(g.n[f] + "<br>" + d.label + ": " + (v === null ? "no data" : v))
       .addTo(group);
   }

@@ -107,6 +107,7 @@ def test_block_layers_sharing_geometry_draw(export: Path, tmp_path: Path) -> Non
     fills = re.findall(r'<path[^>]*leaflet-interactive[^>]*fill="([^"]+)"', dom)
     assert len(fills) == 2 * len(blocks)
     # overall 90 / 40 / none / 70 and transit 1 / 1 / none / 0 (x100): the spec's classes
-    assert sorted(fills[:4]) == sorted(["#1a9641", "#ffffbf", maps.NO_DATA_COLOR, "#a6d96a"])
-    assert sorted(fills[4:]) == sorted(["#1a9641", "#1a9641", maps.NO_DATA_COLOR, "#d7191c"])
+    c = maps.SCORE_COLORS
+    assert sorted(fills[:4]) == sorted([c[4], c[2], maps.NO_DATA_COLOR, c[3]])
+    assert sorted(fills[4:]) == sorted([c[4], c[4], maps.NO_DATA_COLOR, c[0]])
     assert not script_errors(err), script_errors(err)

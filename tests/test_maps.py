@@ -56,14 +56,15 @@ def test_stress_map_is_self_contained_with_stress_classes(export: Path, tmp_path
 
 
 def test_blocks_map_colours_and_legend(export: Path) -> None:
-    assert maps._score_color(90) == "#1a9641"
-    assert maps._score_color(40) == "#ffffbf"
-    assert maps._score_color(100) == "#1a9641"
-    assert maps._score_color(0) == "#d7191c"
+    assert maps._score_color(90) == maps.SCORE_COLORS[4]
+    assert maps._score_color(40) == maps.SCORE_COLORS[2]
+    assert maps._score_color(100) == maps.SCORE_COLORS[4]
+    assert maps._score_color(0) == maps.SCORE_COLORS[0]
     assert maps._score_color(float("nan")) == maps.NO_DATA_COLOR
     html = maps.blocks_map(export).to_html()
     _assert_offline(html)
-    for c in ("#1a9641", "#ffffbf", "#a6d96a", maps.NO_DATA_COLOR):  # blocks 90, 40, 70, none
+    # blocks 90, 40, 70, none
+    for c in (maps.SCORE_COLORS[4], maps.SCORE_COLORS[2], maps.SCORE_COLORS[3], maps.NO_DATA_COLOR):
         assert c in html
     assert "pna-legend" in html and "Block score: Overall (0-100)" in html
 
