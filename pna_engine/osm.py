@@ -169,7 +169,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     import osmium
 
     p = _check_path(path)
-    edits = way_tag_edits or {}
+    edits = {int(k): v for k, v in (way_tag_edits or {}).items()}  # ids may come from JSON
     way_ids: list[int] = []
     way_tags: list[dict[str, str]] = []
     counts: list[int] = []
@@ -290,11 +290,17 @@ def _keep_nodes(raw: _Raw, keep: np.ndarray) -> None:
     raw.node_tags = [t for t, k in zip(raw.node_tags, keep.tolist()) if k]
 
 
-def _keep_relations(raw: _Raw, node_ids: np.ndarray, way_ids: np.ndarray, *,
-                    drop_broken_refs: bool) -> None:
+def _keep_relations(raw: _Raw, *, drop_broken_refs: bool) -> None:
     """Keep relations with a member among the kept nodes/ways (optionally dropping the others)."""
-    nset = set(node_ids.tolist())
-    wset = set(way_ids.tolist())
+    if not raw.rel_ids:
+        return
+    wset = set(raw.way_ids.tolist())
+    node_members = np.array([m[1] for ms in raw.rel_members for m in ms if m[0] == "n"],
+                            dtype=np.int64)
+    nset: set[int] = set()
+    if len(node_members):
+        present = np.isin(node_members, raw.refs) | np.isin(node_members, raw.node_ids)
+        nset = set(node_members[present].tolist())
     ids, tags, members = [], [], []
     for rid, t, ms in zip(raw.rel_ids, raw.rel_tags, raw.rel_members):
         present = [(m[0] == "n" and m[1] in nset) or (m[0] == "w" and m[1] in wset) for m in ms]
@@ -318,8 +324,7 @@ def clip_polygon(raw: _Raw, polygon: Any) -> _Raw:
     node_in = shapely.intersects_xy(polygon, raw.node_lon, raw.node_lat) | np.isin(
         raw.node_ids, raw.refs)
     _keep_nodes(raw, node_in)
-    kept_nodes = np.union1d(raw.refs, raw.node_ids)
-    _keep_relations(raw, kept_nodes, raw.way_ids, drop_broken_refs=False)
+    _keep_relations(raw, drop_broken_refs=False)
     return raw
 
 
@@ -342,8 +347,7 @@ def clip_bbox(raw: _Raw, bbox: tuple[float, float, float, float]) -> _Raw:
     nlon, nlat = _fixed(raw.node_lon), _fixed(raw.node_lat)
     nin = (nlon >= x0) & (nlon <= x1) & (nlat >= y0) & (nlat <= y1)
     _keep_nodes(raw, nin)
-    kept_nodes = np.union1d(raw.refs, raw.node_ids)
-    _keep_relations(raw, kept_nodes, raw.way_ids, drop_broken_refs=True)
+    _keep_relations(raw, drop_broken_refs=True)
     return raw
 
 
