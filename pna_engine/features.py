@@ -200,7 +200,8 @@ def functional_class(t: Tags, width: np.ndarray) -> tuple[np.ndarray, np.ndarray
     m = _eq(hw, "footway") & t.isin("footway", ("crossing", "traffic_island")) & rule_a
     fc[m] = "path"
     xwalk[m] = 1
-    w0 = np.where(np.isnan(width), 0.0, width)
+    # width_ft is an INTEGER column by then (rounded, ties to even)
+    w0 = np.where(np.isnan(width), 0.0, round_half_even(width))
     fc[_eq(hw, "footway") & bike_ok & rule_a & (t.eq("bicycle", "designated") | (w0 >= 8))] = "path"
     fc[_eq(hw, "service") & bike_ok & rule_a] = "unclassified"
     golf = t.isin("golf", ("path", "cartpath")) | t.isin("golf_cart", ("yes", "designated"))

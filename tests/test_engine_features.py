@@ -127,6 +127,7 @@ CLASSES = [
     ({"highway": "footway", "bicycle": "designated"}, "path", None),
     ({"highway": "footway", "bicycle": "yes", "width": "3"}, "path", None),  # 9.8 ft >= 8
     ({"highway": "footway", "bicycle": "yes", "width": "2"}, "deleted", None),  # 6.6 ft
+    ({"highway": "footway", "bicycle": "yes", "width": "2.4"}, "path", None),  # 7.87 -> 8 ft
     ({"highway": "footway", "bicycle": "yes"}, "deleted", None),   # NULL width counts as 0
     ({"highway": "footway"}, "deleted", None),
     ({"highway": "service", "bicycle": "yes"}, "unclassified", None),
