@@ -13,7 +13,7 @@ adjustment, then legs, signalized, stops, rrfb, island.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -128,6 +128,16 @@ def _int_array(x: np.ndarray) -> Any:
     return pd.arrays.IntegerArray(np.where(nan, 0, x).astype(np.int64), nan)
 
 
+def uuid4_strings(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as text (what ``uuid.uuid4()`` gives, in bulk)."""
+    b = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    b[:, 6] = (b[:, 6] & 0x0F) | 0x40
+    b[:, 8] = (b[:, 8] & 0x3F) | 0x80
+    h = b.tobytes().hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
 # --------------------------------------------------------------------------- §2.4.4 clip
 def buffer_clip(s: Any) -> tuple[Any, Any]:
     """Drop segments and OSM rows farther than the boundary buffer; drop ``path``+``bicycle=no``
@@ -142,7 +152,11 @@ def buffer_clip(s: Any) -> tuple[Any, Any]:
     def near(gdf: Any) -> Any:
         if len(gdf) == 0:
             return gdf
-        keep = shapely.dwithin(gdf.geometry.values, bnd, buf)
+        geoms = gdf.geometry.values
+        keep = shapely.intersects(bnd, geoms)  # prepared: fast; most rows touch the boundary
+        rest = np.flatnonzero(~keep)
+        if len(rest):
+            keep[rest] = shapely.dwithin(geoms[rest], bnd, buf)
         return gdf if keep.all() else gdf.loc[keep].reset_index(drop=True)
 
     segments = near(osm.segments)
@@ -636,7 +650,7 @@ def compute_features(s: Any) -> tuple[Any, Any, Any]:
         "intersection_from": ways["intersection_from"].array,
         "intersection_to": ways["intersection_to"].array,
         "oneway": ways["oneway"].to_numpy(dtype=object),
-        "tdg_id": [str(uuid.uuid4()) for _ in range(n)],
+        "tdg_id": uuid4_strings(n),
         "functional_class": fc,
         "path_id": _int_array(path_id),
         "speed_limit": _int_array(speed),
