@@ -177,18 +177,23 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
         .reset_index(drop=True)
 
 
-def _baseline_params(base: Results) -> dict[str, Any]:
+def _baseline_params(base: Results, inputs: dict[str, str] | None = None) -> dict[str, Any]:
     if not base.run or "parameters" not in base.run:
         raise InputError(f"{base.location} is not a PNA result with run.json: scenarios re-run the "
                          "engine with the baseline's inputs, so start from a PNA run")
     params = dict(base.run["parameters"])
-    inputs = base.run.get("inputs") or {}
+    used = base.run.get("inputs") or {}
+    params.update(inputs or {})
     for key in ("boundary", "osm", "population"):
         v = params.get(key)
-        role = inputs.get(key) or {}
-        if v and not str(v).startswith(("http://", "https://", "s3://")) and not Path(v).exists() \
-                and role.get("path") and Path(role["path"]).exists():
+        if not v or str(v).startswith(("http://", "https://", "s3://")) or Path(v).exists():
+            continue
+        role = used.get(key) or {}
+        if role.get("path") and Path(role["path"]).exists():
             params[key] = role["path"]
+        else:
+            raise InputError(f"the baseline's {key} input {v} is not on this machine (a run on "
+                             f"AWS?): pass inputs={{'{key}': 'path or URL'}} to run_scenario")
     return params
 
 
@@ -283,7 +288,8 @@ class ScenarioResult:
 
 def run_scenario(baseline: Any, change: str | dict[str, str | None],
                  way_ids: list[int] | None = None, where: str | None = None,
-                 name: str | None = None, workers: int | None = None) -> ScenarioResult:
+                 name: str | None = None, workers: int | None = None,
+                 inputs: dict[str, str] | None = None) -> ScenarioResult:
     """Apply ``change`` to the selected ways of ``baseline`` and re-run the engine in-process.
 
     Parameters
@@ -298,6 +304,9 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
         Name of the scenario result (default: the change).
     workers : int, optional
         Connectivity worker processes (default: the baseline's setting).
+    inputs : dict, optional
+        Replacement input locations (``boundary``, ``osm``, ``population``) when the
+        baseline's files are not on this machine (e.g. a run on AWS).
 
     Returns
     -------
@@ -309,7 +318,7 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
     base = load_results(baseline)
     tags = change_tags(change)
     ids = select_ways(base.ways, way_ids, where)
-    pdict = _baseline_params(base)
+    pdict = _baseline_params(base, inputs)
     edits: dict[int, dict[str, str | None]] = {
         int(k): v for k, v in (pdict.get("way_tag_edits") or {}).items()}
     for w in ids:

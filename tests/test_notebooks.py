@@ -224,3 +224,27 @@ def test_stack_notebook_on_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert "scaled to 0" in text
     finally:
         server.stop()
+
+
+def test_scenario_bad_requests_are_one_line_errors(tmp_path: Path) -> None:
+    from pna_engine.errors import InputError
+    from pna_helpers import scenario
+    from pna_helpers.results import load_results
+
+    assert scenario.change_tags("speed limit 20 mph") == {"maxspeed": "20 mph"}
+    assert scenario.change_tags("speed limit 30 km/h") == {"maxspeed": "30"}  # OSM: km/h bare
+    tags = scenario.change_tags("protected bike lane both ways")
+    assert tags["cycleway"] == "track" and tags["oneway:bicycle"] == "no"  # §3.8 H9
+    with pytest.raises(InputError, match="unknown change"):
+        scenario.change_tags("paint it green")
+    official = load_results(write_export(tmp_path / "official"))
+    with pytest.raises(InputError, match="not a PNA result with run.json"):
+        scenario.run_scenario(official, "protected bike lane", way_ids=[101])
+    ours = load_results(write_export(tmp_path / "ours", pna=True))
+    with pytest.raises(InputError, match="not in the baseline network: \\[999\\]"):
+        scenario.select_ways(ours.ways, [999])
+    with pytest.raises(InputError, match="bad where filter"):
+        scenario.select_ways(ours.ways, None, "no_such_column > 3")
+    assert scenario.select_ways(ours.ways, None, "functional_class == 'secondary'") == [104, 105]
+    with pytest.raises(InputError, match="boundary input b is not on this machine"):
+        scenario.run_scenario(ours, "protected bike lane", way_ids=[102])
