@@ -585,3 +585,25 @@ def test_ways_columns_and_dtypes(class_ways):
 
     for v in class_ways["tdg_id"]:
         assert uuid.UUID(v).version == 4
+
+
+def test_buffer_clip(tmp_path):
+    """§2.4.4: a segment farther than the boundary buffer (2680 m) from the boundary is
+    deleted; one starting within it is kept (boundary: 600 m square, east edge at 300 m).
+    Every way has a node inside, so the polygon clip keeps them whole."""
+    nodes = grid_nodes(LON0, LAT0, {1: (0, 0), 2: (1000, 0), 3: (3100, 0), 4: (3500, 0),
+                                    5: (3100, 300), 6: (0, 100),
+                                    7: (3500, 200, {"amenity": "pharmacy"})})
+    ways = {1: ([1, 2, 3, 4], {"highway": "residential"}),
+            2: ([6, 3, 5], {"highway": "residential"}),
+            3: ([1, 4], {"highway": "footway"}),
+            4: ([6, 7], {"highway": "footway"})}
+    s = run_to_stress(tmp_path, nodes, ways, boundary_half_m=300)
+    w = s.ways
+    east = s.boundary.geometry.iloc[0].bounds[2]
+    ends = sorted(round((g.bounds[2] - east) / 10) * 10 for g in w.geometry)
+    # kept: 1-2-3 and 6-3 (both reach x = 3100, 2800 m east of the boundary); deleted:
+    # 3-4 and 3-5 (2800 m away at their nearest point > 2680 m)
+    assert ends == [2800, 2800]
+    assert 7 not in set(s.osm.points["osm_id"].astype(int))  # 3200 m away: deleted
+    assert 6 in set(s.intersections["osm_id"].astype(int))
