@@ -207,12 +207,10 @@ def _search_block(
     low = np.full(len(targets), _INF)
     low[np.searchsorted(targets, t_low)] = m_low
     trails = None
-    seg_trail = _CTX["seg_trail"]
-    if seg_trail is not None:
-        D = _CTX["D"]
-        th = np.unique(seg_trail[d <= D])
-        tl = np.unique(seg_trail[dl <= D])
-        trails = (th[th >= 0], tl[tl >= 0])
+    tv = _CTX["trail_verts"]
+    if tv is not None:  # trail segments reached on each network (few vertices to look at)
+        D, tk = _CTX["D"], _CTX["trail_of_vert"]
+        trails = (np.unique(tk[d[tv] <= D]), np.unique(tk[dl[tv] <= D]))
     return targets, high, low, trails
 
 
@@ -407,7 +405,8 @@ def connect(
         bounds=shapely.bounds(geoms),
         rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),
         geoms=geoms,
-        seg_trail=seg_trail,
+        trail_verts=None if seg_trail is None else np.flatnonzero(seg_trail >= 0),
+        trail_of_vert=None if seg_trail is None else seg_trail[seg_trail >= 0],
         n_blocks=nb,
         share_keys=np.sort(share_keys),
     )
@@ -467,7 +466,8 @@ def compute_connectivity(s: Any) -> Connectivity:
         s.network,
         s.params.max_trip_distance,
         workers=s.params.workers,
-        seg_trail=seg_trail,
+        trail_verts=None if seg_trail is None else np.flatnonzero(seg_trail >= 0),
+        trail_of_vert=None if seg_trail is None else seg_trail[seg_trail >= 0],
         trail_ids=trail_ids,
     )
     s.counts["connected_pairs"] = len(conn)
