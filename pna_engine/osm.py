@@ -568,6 +568,45 @@ def build_tables(raw: _Raw, crs: Any) -> OsmTables:
                      points=points, polygons=polygons)
 
 
+# --------------------------------------------------------------------------- large files
+#: Files larger than this (bytes) are first cut to the boundary by the ``osmium`` command
+#: (osmium-tool) when it is installed: a state or country extract is too big for a Python pass.
+LARGE_OSM_BYTES = 48 * 1024 * 1024
+
+
+def preclip_with_osmium_tool(path: str | Path, polygon_wgs84: Any, workdir: str | Path
+                             ) -> Path | None:
+    """``osmium extract --polygon --strategy complete_ways`` (exactly the reference's first clip,
+    §2.3 step 2) into ``workdir``; None when the ``osmium`` command is not installed.
+
+    Raises
+    ------
+    InputError
+        The command failed (unreadable or corrupt file).
+    """
+    import json
+    import shutil
+    import subprocess
+
+    import shapely
+
+    exe = shutil.which("osmium")
+    if exe is None:
+        return None
+    workdir = Path(workdir)
+    poly = workdir / "boundary.geojson"
+    poly.write_text(json.dumps({"type": "Feature", "properties": {},
+                                "geometry": json.loads(shapely.to_geojson(polygon_wgs84))}))
+    out = workdir / "polygon-extract.osm.pbf"
+    r = subprocess.run([exe, "extract", "--polygon", str(poly), "--strategy", "complete_ways",
+                        "--overwrite", "--output", str(out), str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or ["osmium extract failed"])[-1]
+        raise InputError(f"cannot read the OSM file {path}: {msg}; is it a valid OSM extract?")
+    return out
+
+
 # --------------------------------------------------------------------------- entry point
 def _boundary_wgs84(s: Any) -> Any:
     g = s.boundary.attrs.get("wgs84") if hasattr(s.boundary, "attrs") else None
@@ -596,11 +635,26 @@ def import_osm(path: str | Path, s: Any) -> OsmTables:
     InputError
         Missing, unreadable or corrupt file; no OSM data inside the boundary.
     """
+    import tempfile
+
     edits = getattr(s.params, "way_tag_edits", None) or {}
-    raw = read_osm(path, edits)
+    polygon = _boundary_wgs84(s)
+    path = _check_path(path)
     s.inputs["osm"] = str(path)
+    with tempfile.TemporaryDirectory(prefix="pna-osm-") as tmp:
+        source = path
+        if path.stat().st_size > LARGE_OSM_BYTES:
+            clipped = preclip_with_osmium_tool(path, polygon, tmp)
+            if clipped is not None:
+                source = clipped
+                s.notes.append(f"OSM: {path.name} cut to the boundary with osmium extract "
+                               "(complete ways) before import")
+            else:
+                s.notes.append(f"OSM: {path.name} is large and the osmium command is not "
+                               "installed; reading it whole is slow (install osmium-tool)")
+        raw = read_osm(source, edits)
     n_read = len(raw.way_ids)
-    raw = clip_polygon(raw, _boundary_wgs84(s))
+    raw = clip_polygon(raw, polygon)
     if len(raw.way_ids) == 0 and len(raw.node_ids) == 0:
         raise InputError(
             f"the OSM file {path} has no data inside the boundary ({n_read} ways read); "

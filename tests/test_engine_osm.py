@@ -336,3 +336,22 @@ def test_bbox_clip_fixed_point_border(tmp_path):
                                            for i in range(len(raw.way_ids))]))
     assert kept == {1: [1, 2], 2: [4]}
     assert raw.node_ids.tolist() == []
+
+
+@pytest.mark.skipif(__import__("shutil").which("osmium") is None,
+                    reason="the osmium command (osmium-tool) is not installed")
+def test_large_file_preclip_with_osmium_tool(tmp_path, monkeypatch):
+    """Large extracts are first cut with ``osmium extract`` (complete ways): same tables as
+    reading the whole file."""
+    x = _clip_case(tmp_path / "plain", blocks=None)
+    monkeypatch.setattr(osm, "LARGE_OSM_BYTES", 0)
+    y = _clip_case(tmp_path / "preclip", blocks=None)
+    assert any("osmium extract" in n for n in y.notes)
+    for name in ("segments", "intersections", "lines", "points", "polygons"):
+        a, b = getattr(x.osm, name), getattr(y.osm, name)
+        assert a.drop(columns="geometry").equals(b.drop(columns="geometry")), name
+        assert a.geometry.geom_equals_exact(b.geometry, 1e-6).all(), name
+    bad = tmp_path / "bad.osm.pbf"
+    bad.write_bytes(b"garbage" * 1000)
+    with pytest.raises(InputError, match="cannot read the OSM file"):
+        osm.import_osm(bad, _state(tmp_path / "bad"))
