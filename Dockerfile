@@ -17,6 +17,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /opt/pna
 # Only the engine goes into the image (numpy/pandas/geopandas/shapely/pyogrio/osmium/scipy/
 # rasterio/boto3 wheels bundle their native libraries: no compiler, no system GDAL).
+# osmium-tool: cuts large (state/country) OSM extracts to the boundary before the Python import
+RUN apt-get update && apt-get install -y --no-install-recommends osmium-tool \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY pna_engine ./pna_engine
 RUN pip install . \
