@@ -412,21 +412,22 @@ def connect(
     )
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
-        work = float(len(source_blocks)) * network.full.shape[0]
-        if (
-            n_workers > 1
-            and len(source_blocks) >= PARALLEL_MIN_BLOCKS
-            and work >= PARALLEL_MIN_WORK
-        ):
+        # blocks that will search (a seed road): their count x graph size estimates the work
+        entry_block = _CTX["entry_block"]
+        per_block = np.bincount(entry_block[is_source_road[bs_idx]], minlength=nb)
+        searching = source_blocks[per_block[source_blocks] > 0]
+        seeded = len(searching)
+        work = float(seeded) * network.full.shape[0]
+        if n_workers > 1 and seeded >= PARALLEL_MIN_BLOCKS and work >= PARALLEL_MIN_WORK:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            chunks = np.array_split(source_blocks, n_workers * 4)
+            chunks = np.array_split(searching, n_workers * 4)
             ctx = mp.get_context("fork")
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as ex:
                 parts = list(ex.map(_run_chunk, chunks))
         else:
-            parts = [_run_chunk(source_blocks)]
+            parts = [_run_chunk(searching)]
     finally:
         _CTX.clear()
     p = _concat_parts(parts)
@@ -466,8 +467,7 @@ def compute_connectivity(s: Any) -> Connectivity:
         s.network,
         s.params.max_trip_distance,
         workers=s.params.workers,
-        trail_verts=None if seg_trail is None else np.flatnonzero(seg_trail >= 0),
-        trail_of_vert=None if seg_trail is None else seg_trail[seg_trail >= 0],
+        seg_trail=seg_trail,
         trail_ids=trail_ids,
     )
     s.counts["connected_pairs"] = len(conn)

@@ -227,3 +227,30 @@ def test_trail_reachability_recorded(D):
     lb, lt = conn.trails_low
     assert set(zip(hb.tolist(), ht.tolist())) == {(0, 0), (1, 0)}
     assert set(zip(lb.tolist(), lt.tolist())) == {(1, 0)}  # block 0's low network stops at 1
+
+
+def test_compute_connectivity_phase_with_trails():
+    from types import SimpleNamespace
+
+    from pna_engine.params import Params
+
+    net = _Net(4, _chain(4), _chain(2))
+    ways = _ways(4)
+    paths = pd.DataFrame(
+        {"path_id": [5, 6], "path_length": [5000, 100], "bbox_length": [3400, 50],
+         "road_ids": [[103, 104], [101]]}
+    )  # fmt: skip
+    s = SimpleNamespace(
+        params=Params(boundary="b", output="o", workers=1),
+        blocks=_blocks([[0], [3]]),
+        ways=ways,
+        network=net,
+        boundary=gpd.GeoDataFrame(geometry=[BOUNDARY], crs=32635),
+        paths=paths,
+        counts={},
+    )
+    conn = connectivity.compute_connectivity(s)
+    assert s.counts["connected_pairs"] == len(conn) == 4
+    assert conn.trail_ids.tolist() == [5]  # path 6 is too short to be a trail
+    assert set(zip(*[a.tolist() for a in conn.trails_high])) == {(0, 0), (1, 0)}
+    assert set(zip(*[a.tolist() for a in conn.trails_low])) == {(1, 0)}
