@@ -225,8 +225,9 @@ def _within_d(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 
     D = _CTX["D"]
     rp = _CTX["rep_xy"]
-    d = rp[tgt] - rp[src]
-    ok = np.einsum("ij,ij->i", d, d) <= D * D
+    dx = rp[tgt, 0] - rp[src, 0]
+    dy = rp[tgt, 1] - rp[src, 1]
+    ok = dx * dx + dy * dy <= D * D
     rest = np.flatnonzero(~ok)
     if len(rest) == 0:
         return ok
