@@ -140,6 +140,13 @@ def _sharing_blocks(
 # Per-process context: the graphs and tables, set before the worker processes fork.
 _CTX: dict[str, Any] = {}
 _INF = np.inf
+#: The reference's searches use only the links within D + 100 m of the source block.
+LINK_ZONE_MARGIN = 100.0
+#: A search from seeds at most ``f`` metres from the block reaches no vertex farther than
+#: f + D (+ rounding: a link costs at least the distance between its vertices less one
+#: metre) from the block. So only blocks with a seed vertex farther than this are checked
+#: (the 25 m left of the 100 m margin absorb the rounding of long paths).
+LINK_ZONE_TRIGGER = 75.0
 #: Seeded blocks processed before their pairs are post-processed together.
 CHUNK_BLOCKS = 512
 
@@ -189,7 +196,7 @@ def _block_minima(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _search_block(
-    seeds: np.ndarray,
+    b: int, seeds: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Both bounded searches of one block, reduced at once to target-block minima.
 
@@ -200,8 +207,11 @@ def _search_block(
 
     limit = _CTX["limit"]
     d = dijkstra(_CTX["full"], directed=True, indices=seeds, min_only=True, limit=limit)
-    targets, high = _block_minima(d)
     dl = dijkstra(_CTX["low"], directed=True, indices=seeds, min_only=True, limit=limit)
+    far = _CTX["seed_far"]
+    if far is not None and far[b] > LINK_ZONE_TRIGGER:
+        d, dl = _restricted_searches(b, seeds, d, dl)
+    targets, high = _block_minima(d)
     t_low, m_low = _block_minima(dl)
     # low-stress targets are a subset of the full-network targets (subgraph, same seeds)
     low = np.full(len(targets), _INF)
@@ -212,6 +222,69 @@ def _search_block(
         D, tk = _CTX["D"], _CTX["trail_of_vert"]
         trails = (np.unique(tk[d[tv] <= D]), np.unique(tk[dl[tv] <= D]))
     return targets, high, low, trails
+
+
+def _restricted_searches(
+    b: int, seeds: np.ndarray, d: np.ndarray, dl: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference searches only the links within D + 100 m of the source block (their
+    straight vertex-to-vertex geometry). That matters only when a search reached a vertex
+    beyond that zone, which needs a seed far from the block (a long road): then both
+    searches are redone with the links outside the zone removed (cost set to infinity).
+
+    Only links leaving vertices reached within D can change a result (costs are not
+    negative), so only those are tested.
+    """
+    import scipy.sparse as sp
+    import shapely
+    from scipy.sparse.csgraph import dijkstra
+
+    D = _CTX["D"]
+    zone = D + LINK_ZONE_MARGIN
+    vx, vy, g = _CTX["vert_x"], _CTX["vert_y"], _CTX["geoms"][b]
+    r = np.flatnonzero(d <= D)
+    # distance to the block's bounding box: a lower bound, and within the box's diagonal of
+    # the exact distance; the exact distance only for the vertices in between
+    x0, y0, x1, y1 = _CTX["bounds"][b]
+    bx = np.maximum(0.0, np.maximum(x0 - vx[r], vx[r] - x1))
+    by = np.maximum(0.0, np.maximum(y0 - vy[r], vy[r] - y1))
+    lb = np.hypot(bx, by)
+    slack = 0.0 if _CTX["is_box"][b] else np.hypot(x1 - x0, y1 - y0)
+    unsure = np.flatnonzero(lb + slack > zone)
+    if len(unsure) == 0:
+        return d, dl
+    out_r = lb > zone
+    check = unsure[~out_r[unsure]]
+    if len(check):
+        out_r[check] = shapely.distance(g, shapely.points(vx[r[check]], vy[r[check]])) > zone
+    if not out_r.any():
+        return d, dl
+    outside = np.zeros(len(d), dtype=bool)
+    outside[r[out_r]] = True
+    out = []
+    for key, dist in (("full", d), ("low", dl)):
+        graph = _CTX[key]
+        rows = _CTX[f"{key}_rows"]
+        cand = np.flatnonzero(outside[rows])
+        if len(cand) == 0:
+            out.append(dist)
+            continue
+        cols = graph.indices[cand]
+        u = rows[cand]
+        lines = shapely.linestrings(
+            np.stack([vx[u], vy[u], vx[cols], vy[cols]], axis=1).reshape(-1, 2, 2)
+        )
+        cut = cand[shapely.distance(g, lines) > zone]
+        if len(cut) == 0:
+            out.append(dist)
+            continue
+        data = graph.data.copy()
+        data[cut] = _INF
+        restricted = sp.csr_matrix((data, graph.indices, graph.indptr), shape=graph.shape)
+        out.append(
+            dijkstra(restricted, directed=True, indices=seeds, min_only=True, limit=_CTX["limit"])
+        )
+    return out[0], out[1]
 
 
 def _within_d(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
@@ -294,7 +367,7 @@ def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
         seeds = roads[is_src[roads]]
         if len(seeds) == 0:
             continue
-        t, h, lo, tr = _search_block(seeds)
+        t, h, lo, tr = _search_block(b, seeds)
         buf["b"].append(b)
         buf["t"].append(t)
         buf["h"].append(h)
@@ -311,6 +384,32 @@ def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
     for k, v in trails.items():
         out[k] = np.concatenate(v).astype(np.int64) if v else np.zeros(0, np.int64)
     return out
+
+
+def _zone_context(network: Any, geoms: np.ndarray, bs_idx: np.ndarray, is_src: np.ndarray) -> None:
+    """Per-block distance of the farthest seed vertex, vertex coordinates and the CSR row of
+    every arc, for the reference's D + 100 m link zone (see :func:`_restricted_searches`)."""
+    import shapely
+
+    vx = getattr(network, "vert_x", None)
+    vy = getattr(network, "vert_y", None)
+    if vx is None or vy is None or len(bs_idx) == 0:
+        _CTX.update(seed_far=None)
+        return
+    e = np.flatnonzero(is_src[bs_idx])
+    eb = _CTX["entry_block"][e]
+    v = bs_idx[e]
+    dist = shapely.distance(geoms[eb], shapely.points(vx[v], vy[v]))
+    far = np.zeros(len(geoms))
+    np.maximum.at(far, eb, dist)
+    bb = shapely.bounds(geoms)
+    box_area = (bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1])
+    is_box = np.abs(shapely.area(geoms) - box_area) <= 1e-9 * np.maximum(box_area, 1.0)
+    _CTX.update(seed_far=far, vert_x=np.asarray(vx, float), vert_y=np.asarray(vy, float),
+                is_box=is_box)  # fmt: skip
+    for key in ("full", "low"):
+        gph = _CTX[key]
+        _CTX[f"{key}_rows"] = np.repeat(np.arange(gph.shape[0]), np.diff(gph.indptr))
 
 
 def _concat_parts(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -411,6 +510,7 @@ def connect(
         n_blocks=nb,
         share_keys=np.sort(share_keys),
     )
+    _zone_context(network, geoms, bs_idx, is_source_road)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
         # blocks that will search (a seed road): their count x graph size estimates the work

@@ -15,9 +15,13 @@ from pna_engine.network import _csr
 
 
 class _Net:
-    """Just the two graphs the connectivity phase reads."""
+    """Just the two graphs (and optionally the vertex points) the connectivity phase reads."""
 
-    def __init__(self, n, full_arcs, low_arcs):
+    def __init__(self, n, full_arcs, low_arcs, xy=None):
+        if xy is not None:
+            self.vert_x = np.array([p[0] for p in xy], dtype=float)
+            self.vert_y = np.array([p[1] for p in xy], dtype=float)
+
         def csr(arcs):
             if not arcs:
                 return _csr(n, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int))
@@ -254,3 +258,18 @@ def test_compute_connectivity_phase_with_trails():
     assert conn.trail_ids.tolist() == [5]  # path 6 is too short to be a trail
     assert set(zip(*[a.tolist() for a in conn.trails_high])) == {(0, 0), (1, 0)}
     assert set(zip(*[a.tolist() for a in conn.trails_low])) == {(1, 0)}
+
+
+def test_links_beyond_d_plus_100_of_the_block_are_not_searched():
+    # the reference searches only links within D + 100 m of the source block (their straight
+    # vertex-to-vertex line). Block A (at the origin) seeds vertex 0, 190 m away (a long road).
+    xy = [(200, 5), (600, 5), (650, 5), (100, 5)]
+    arcs = [(0, 1, 100), (1, 2, 100), (1, 3, 100)]
+    # 0->1 runs from x=200 to 600 (190 m from A): kept; 1->2 lies 590 m away (> 300 + 100):
+    # not searched; 1->3 comes back to x=100: kept.
+    blocks = _blocks([[0], [2], [3]])
+    p = _pairs(connect(blocks, _ways(4), BOUNDARY, _Net(4, arcs, arcs, xy), 300.0))
+    assert (0, 2) in p and p[(0, 2)][2] == 200
+    assert (0, 1) not in p  # road 2 is only reachable through the cut link
+    without_points = _pairs(connect(blocks, _ways(4), BOUNDARY, _Net(4, arcs, arcs), 300.0))
+    assert (0, 1) in without_points  # the rule needs the vertex points
