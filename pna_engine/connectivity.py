@@ -7,7 +7,9 @@ reduced at once to the minimum cost per target block (over the target's roads), 
 (block x road) table is ever built. A pair (source, target) is kept when the target is
 reachable on the full network and the two polygons are within D of each other; it is
 low-stress when the blocks share a road or the low-stress cost is at most 1.25 times the
-full-network cost.
+full-network cost. Like the reference, a block's searches use only the links within D + 100 m
+of the block (this matters only for blocks with a seed road far from them, see
+:func:`_restricted_searches`).
 
 Pairs are kept as compact numpy arrays (:class:`Connectivity`); :meth:`Connectivity.pairs_frame`
 gives the reference's ``neighborhood_connected_census_blocks`` table. Searches run in worker
