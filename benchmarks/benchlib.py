@@ -191,19 +191,31 @@ def _fmt(v: Any) -> str:
 
 # --------------------------------------------------------------------------- child process
 class _TreeSampler(threading.Thread):
-    """Sum of RSS of this process and its descendants, sampled every ``interval`` s."""
+    """Sum of RSS of this process and its descendants, sampled every ``interval`` s.
+
+    Without psutil (it comes with the ``dev`` extra, through ipykernel) only the main process
+    is measured, from ``ru_maxrss``."""
 
     def __init__(self, interval: float = 0.05):
         super().__init__(daemon=True)
-        import psutil
+        try:
+            import psutil
 
-        self.proc = psutil.Process()
+            self.proc = psutil.Process()
+        except ImportError:
+            self.proc = None
         self.interval = interval
         self.peak = 0.0
         self.phase_peak = 0.0
         self._halt = threading.Event()
 
     def sample(self) -> float:
+        if self.proc is None:
+            import resource
+
+            mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.peak = self.phase_peak = max(self.phase_peak, mb)
+            return mb
         import psutil
 
         total = 0
