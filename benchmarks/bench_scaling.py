@@ -211,7 +211,8 @@ def print_report(results: list[dict[str, Any]]) -> None:
         ok2 = big.get("peak_tree_mb", 0) < 8 * 1024
         lim = _limit_s(big)
         ratio = limit_ratio(big)
-        print(f"\n1M-people targets: end to end {big['wall_s']:.0f} s (< 300 s: "
+        print(f"\n{big['population']:,} people against the 1M-people targets: end to end "
+              f"{big['wall_s']:.0f} s (< 300 s: "
               f"{'met' if ok1 else 'NOT met'}); peak {big.get('peak_tree_mb', 0) / 1024:.2f} GB "
               f"(< 8 GB: {'met' if ok2 else 'NOT met'}); connectivity (1 process) / bare sweep "
               + (f"{ratio:.2f} (<= 2: {'met' if ratio <= 2 else 'NOT met'})" if ratio
