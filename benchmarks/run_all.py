@@ -61,7 +61,8 @@ def markdown(real: list[dict[str, Any]], scaling: list[dict[str, Any]], info: di
     lines = [
         f"Measured {info['date']} (commit `{info['commit']}`) on {m['cpu']}, {m['cores']} cores, "
         f"{m['ram_gb']} GB RAM, Python {m['python']}; regenerate with `python3 dev.py bench`.",
-        "Times in seconds; *end to end* = the whole `pna-engine run` process (start-up, import, "
+        f"Times in seconds (real cases: median of {info.get('repeat', 1)} runs; synthetic cities: "
+        "one run each); *end to end* = the whole `pna-engine run` process (start-up, import, "
         "every phase, export); *CPU* = CPU seconds of the process and its workers; "
         "*net→scores* = network, blocks, connectivity, destinations and scores phases; memory = "
         "peak sum of RSS of the process and its workers. The machines' 2 cores are shared: "
@@ -141,16 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="real cases once, synthetic sizes 10k, 50k, 200k")
     ap.add_argument("--cases", default=",".join(bench_real.DEFAULT_CASES))
-    ap.add_argument("--repeat", type=int, default=None, help="repeats of the real cases (3)")
+    ap.add_argument("--repeat", type=int, default=None, help="repeats of the real cases (5)")
     ap.add_argument("--sizes", default=None, help="synthetic populations, comma-separated")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     a = ap.parse_args(argv)
-    repeat = a.repeat or (1 if a.quick else 3)
+    repeat = a.repeat or (1 if a.quick else 5)
     sizes = ([int(float(s)) for s in a.sizes.split(",") if s] if a.sizes
              else [10_000, 50_000, 200_000] if a.quick else list(bench_scaling.DEFAULT_SIZES))
     info = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
-            "machine": benchlib.machine()}
+            "machine": benchlib.machine(), "repeat": repeat}
     print(f"[run_all] {info}", flush=True)
     real = bench_real.run_cases([c for c in a.cases.split(",") if c], repeat=repeat,
                                 workers=a.workers)
