@@ -754,20 +754,31 @@ def compute_mileage(ways: Any) -> pd.DataFrame:
     """bsa "measure" table ``mileage`` (feature_type, total_mileage), §11.5."""
     import shapely
 
-    length = shapely.length(np.asarray(ways.geometry.values))
-    parts = []
+    # The reference sums ST_Length(geom) / 1609.34 row by row in table (road_id) order,
+    # ft before tf within a row; float addition is not associative, so the same order and a
+    # plain sequential sum (np.cumsum, not pairwise np.sum or compensated sums) give the
+    # same last digit.
+    if "road_id" in ways.columns:
+        ways = ways.iloc[np.argsort(ways["road_id"].to_numpy(), kind="stable")]
+    miles = shapely.length(np.asarray(ways.geometry.values)) / METERS_PER_MILE
+    n = len(ways)
+    none = np.full(n, None, dtype=object)
+    cols = []
     for col in ("ft_bike_infra", "tf_bike_infra"):
-        if col in ways.columns:
-            parts.append(pd.DataFrame({"t": ways[col].astype(object).to_numpy(), "l": length}))
+        cols.append(ways[col].astype(object).to_numpy() if col in ways.columns else none)
     if "functional_class" in ways.columns:
-        xw = ways["xwalk"] if "xwalk" in ways.columns else pd.Series([None] * len(ways))
-        is_path = (ways["functional_class"].astype(object).to_numpy() == "path") & pd.isna(
-            xw.to_numpy()
-        )
-        parts.append(pd.DataFrame({"t": np.where(is_path, "path", None), "l": length}))
-    if not parts:
-        return pd.DataFrame({"feature_type": [], "total_mileage": []})
-    df = pd.concat(parts, ignore_index=True)
-    df = df[df["t"].isin(MILEAGE_TYPES)]
-    out = df.groupby("t", sort=True)["l"].sum() / METERS_PER_MILE
+        xw = ways["xwalk"].to_numpy() if "xwalk" in ways.columns else none
+        is_path = (ways["functional_class"].astype(object).to_numpy() == "path") & pd.isna(xw)
+        cols.append(np.where(is_path, "path", None))
+    else:
+        cols.append(none)
+    kinds = np.column_stack(cols).ravel()  # row-major: row 1 ft, tf, path; row 2 ...
+    values = np.repeat(miles, len(cols))
+    types, totals = [], []
+    for t in sorted(MILEAGE_TYPES):
+        sel = values[kinds == t]
+        if len(sel):
+            types.append(t)
+            totals.append(float(np.cumsum(sel)[-1]))
+    out = pd.Series(totals, index=pd.Index(types, dtype=object))
     return pd.DataFrame({"feature_type": out.index.astype(str), "total_mileage": out.to_numpy()})
