@@ -285,3 +285,22 @@ def test_score_input_rows_follow_the_spec_layout():
     # trails have no shed rows: 110-114 then community centers from 115
     assert si.loc[114, "score_name"] == "Average score of access to trails"
     assert si.loc[115, "score_name"] == "Average score of low stress access to community centers"
+
+
+def test_mileage_counts_each_direction_and_paths_but_not_crossings():
+    # §11.5: one entry per direction's bike infrastructure, one 'path' entry per path segment
+    # that is not a crossing; full segment lengths in miles, no boundary clipping.
+    ways = gpd.GeoDataFrame(
+        {
+            "road_id": [3, 1, 2, 4],
+            "ft_bike_infra": ["lane", "lane", None, "sharrow"],
+            "tf_bike_infra": ["lane", None, None, "unknown"],
+            "functional_class": ["tertiary", "residential", "path", "path"],
+            "xwalk": [None, None, None, 1],
+        },
+        geometry=[LineString([(0, 0), (1609.34, 0)]), LineString([(0, 0), (0, 804.67)]),
+                  LineString([(0, 0), (3218.68, 0)]), LineString([(0, 0), (100, 0)])],
+        crs=32635,
+    )
+    got = scores.compute_mileage(ways).set_index("feature_type")["total_mileage"].to_dict()
+    assert got == pytest.approx({"lane": 2.5, "path": 2.0, "sharrow": 100 / 1609.34})
