@@ -193,7 +193,7 @@ def _fmt(v: Any) -> str:
 class _TreeSampler(threading.Thread):
     """Sum of RSS of this process and its descendants, sampled every ``interval`` s.
 
-    Without psutil (it comes with the ``dev`` extra, through ipykernel) only the main process
+    Without psutil (declared in the ``dev`` extra) only the main process
     is measured, from ``ru_maxrss``."""
 
     def __init__(self, interval: float = 0.1):
