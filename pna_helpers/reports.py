@@ -96,9 +96,12 @@ def render_report(results_location: Any, out_html: str | Path | None = None,
         try:
             pm.execute_notebook(
                 str(template), str(executed),
-                parameters={"results": str(res.folder), "place_name": res.name},
+                # absolute: the notebook runs with the template's folder as working directory
+                parameters={"results": str(Path(res.folder).resolve()), "place_name": res.name},
                 progress_bar=False, cwd=str(template.parent), execution_timeout=timeout,
                 log_output=False, kernel_name="python3",
+                # ipykernel 7 warns on stderr about plain-TCP transport: the kernel is local.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except pm.PapermillExecutionError as exc:
             raise RuntimeError(f"the report of {res.name} failed in cell {exc.exec_count}: "
@@ -198,6 +201,9 @@ def run_cli(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"pna report: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a report cell failed: the message names the cell and error
+        print(f"pna report: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,8 +41,8 @@ def test_incomplete_results_fail_before_running(tmp_path: Path) -> None:
     assert not (tmp_path / "r.html").exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pna_helpers.reports", *args], cwd=REPO,
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pna_helpers.reports", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env=dict(os.environ))
 
 
@@ -70,3 +70,13 @@ def test_cli_error_is_one_line(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "report", "--help"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "--many" in p.stdout
+
+
+def test_cli_one_report_with_relative_paths_and_quiet_stderr(tmp_path: Path) -> None:
+    # a user in their project folder: `pna report outputs/results/ID -o report.html`
+    write_export(tmp_path / "results" / "town", pna=True)
+    p = _cli(str(Path("results") / "town"), "-o", "town.html", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"report: {Path('town.html')}"
+    assert "85.89" in (tmp_path / "town.html").read_text()
+    assert "WARNING" not in p.stderr  # no kernel chatter in a user's terminal
