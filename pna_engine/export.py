@@ -126,9 +126,156 @@ def _jsonable(v: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- GeoJSON
+#: Rows formatted and written at a time (bounds the memory of the text of a big table).
+GEOJSON_CHUNK = 20_000
+_FEATURE_START = '{ "type": "Feature", "properties": {'
+
+
+def _texts_by_value(fn: Any, values: np.ndarray, key: np.ndarray | None = None) -> list[str]:
+    """``[fn(v) for v in values]``, formatting each distinct value once when values repeat.
+
+    ``key`` identifies equal values (default: the values; floats pass their bit pattern so
+    that 0.0 and -0.0 stay apart)."""
+    import pandas as pd
+
+    n = len(values)
+    if n < 64:
+        return list(map(fn, values.tolist()))
+    codes, uniques = pd.factorize(values if key is None else key)
+    if 2 * len(uniques) > n:
+        return list(map(fn, values.tolist()))
+    first = np.zeros(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # first row of each distinct value
+    texts = np.array(list(map(fn, values[first].tolist())), dtype=object)
+    return texts[codes].tolist()
+
+
+def _json_texts(series: Any, integer: bool = False) -> tuple[list[str], np.ndarray | None]:
+    """JSON text of every value of a column, as ``json.dumps`` writes it in a feature's
+    properties: ``null`` for NULL, NaN and infinities, ints of an ``integer`` column holding
+    floats (NULLs made them float), lists as JSON arrays.
+
+    Returns the texts and a mask of the rows holding an empty list (left out of the feature,
+    as GDAL does) or None when there is none. Column-wise: numbers and strings are formatted
+    by C functions (``int.__repr__``, ``float.__repr__``, ``json``'s string encoder), each
+    distinct value once; other object values go through the JSON encoder one by one.
+    """
+    import json.encoder
+
+    import pandas as pd
+
+    n = len(series)
+    dtype = series.dtype
+    na = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(dtype):
+        v = series.to_numpy(dtype=bool, na_value=False)
+        texts = np.where(v, "true", "false").astype(object)
+    elif pd.api.types.is_integer_dtype(dtype) or (
+            integer and pd.api.types.is_float_dtype(dtype)):
+        if pd.api.types.is_float_dtype(dtype):
+            series = series.round().astype("Int64")
+            na = series.isna().to_numpy()
+            dtype = series.dtype
+        np_dtype = getattr(dtype, "numpy_dtype", dtype)
+        v = series.to_numpy(dtype=np_dtype, na_value=0)
+        texts = np.asarray(_texts_by_value(int.__repr__, v), dtype=object)
+    elif pd.api.types.is_float_dtype(dtype):
+        v = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        na = na | ~np.isfinite(v)
+        v = np.where(na, 0.0, v)
+        texts = np.asarray(_texts_by_value(float.__repr__, v, v.view(np.int64)), dtype=object)
+    elif pd.api.types.is_string_dtype(dtype) and (
+            not pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
+        v = series.to_numpy(dtype=object, na_value="").copy()
+        v[na] = ""
+        texts = np.asarray(_texts_by_value(json.encoder.encode_basestring, v), dtype=object)
+    elif (lists := _json_list_texts(series)) is not None:
+        return lists
+    else:  # numpy scalars, mixed objects: the encoder, value by value
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+        vals = _column_values(series)
+        empty = np.fromiter((type(v) is list and not v for v in vals), dtype=bool, count=n)
+        texts = np.array([encode(v) for v in vals], dtype=object)
+        return texts.tolist(), (empty if empty.any() else None)
+    if na.any():
+        texts[na] = "null"
+    return texts.tolist(), None
+
+
+def _json_list_texts(series: Any) -> tuple[list[str], np.ndarray | None] | None:
+    """:func:`_json_texts` of a column whose every value is a list (tuple, array) of integers
+    or of strings (``road_ids``, ``blockid20``): the elements are formatted all at once.
+    None for any other column."""
+    import itertools
+    import json.encoder
+
+    vals = series.to_numpy(dtype=object)
+    if not set(map(type, vals)) <= {list, tuple, np.ndarray}:
+        return None
+    lengths = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals))
+    flat = list(itertools.chain.from_iterable(vals))
+    kinds = set(map(type, flat))
+    if kinds <= {str}:
+        texts = list(map(json.encoder.encode_basestring, flat))
+    elif all(t is int or issubclass(t, np.integer) for t in kinds):
+        texts = list(map(int.__repr__, map(int, flat) if kinds - {int} else flat))
+    else:
+        return None
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]]
+    out = ["[" + ", ".join(texts[a:b]) + "]" for a, b in zip(starts, ends)]
+    empty = lengths == 0
+    return out, (empty if empty.any() else None)
+
+
+def _geojson_rows(table: Any, cols: list[str], gjson: list[str], last: bool) -> str:
+    """Text of the features of ``table`` (one per row), each followed by ``,\n`` (the very
+    last one of the file, when ``last``, by ``\n``), exactly as the feature-by-feature
+    ``json.dumps`` of the properties would write them."""
+    from json.encoder import encode_basestring
+
+    n = len(table)
+    stride = 2 * len(cols) + 4
+    parts: list[str] = [""] * (n * stride)
+    parts[0::stride] = [_FEATURE_START] * n
+    started = np.zeros(n, dtype=bool)  # a property was already written in the row
+    for j, c in enumerate(cols):
+        if c in table.columns:
+            texts, omit = _json_texts(table[c], c in INTEGER_COLUMNS)
+        else:
+            texts, omit = ["null"] * n, None
+        key = encode_basestring(str(c)) + ": "
+        if omit is not None:
+            for i in np.flatnonzero(omit).tolist():
+                texts[i] = ""
+        if started.all() and omit is None:
+            keys = [", " + key] * n
+        else:
+            keys = np.where(started, ", " + key, key).astype(object)
+            if omit is not None:
+                keys[omit] = ""
+            keys = keys.tolist()
+        if omit is None:
+            started[:] = True
+        else:
+            started |= ~omit
+        parts[1 + 2 * j::stride] = keys
+        parts[2 + 2 * j::stride] = texts
+    parts[stride - 3::stride] = ['}, "geometry": '] * n
+    parts[stride - 2::stride] = gjson
+    parts[stride - 1::stride] = [" },\n"] * n
+    if last and n:
+        parts[-1] = " }\n"
+    return "".join(parts)
+
+
 def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
                   name: str | None = None) -> None:
     """Write a GeoJSON FeatureCollection in EPSG:4326 like GDAL's export of the reference.
+
+    Built column by column (:func:`_json_texts`), :data:`GEOJSON_CHUNK` rows at a time; the
+    text is the one a feature-by-feature ``json.dumps`` of the properties writes.
 
     Parameters
     ----------
@@ -143,36 +290,23 @@ def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
 
     geoms = np.asarray(geometry.to_crs(4326).values) if len(geometry) else np.empty(0, object)
     gjson = shapely.to_geojson(geoms) if len(geoms) else np.empty(0, dtype=object)
+    gjson = np.where(shapely.is_missing(geoms), "null", gjson).astype(object) if len(geoms) \
+        else gjson
     cols = list(columns)
-    values = [(_column_values(table[c], c in INTEGER_COLUMNS) if c in table.columns
-               else [None] * len(table)) for c in cols]
     header = {
         "type": "FeatureCollection",
         "name": name or path.stem,
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
     }
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    n = len(table)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         head = json.dumps(header, ensure_ascii=False)
-        f.write(head[:-1] + ',\n"features": [\n')
-        encode = json.JSONEncoder(ensure_ascii=False).encode
-        list_cols = [c for c, vals in zip(cols, values) if any(isinstance(v, list) for v in vals)]
-        n = len(table)
-        rows = zip(*values) if cols else iter([()] * n)
-        chunk: list[str] = []
-        for i, row in enumerate(rows):
-            props = dict(zip(cols, row))
-            for c in list_cols:
-                if props[c] == []:
-                    del props[c]  # GDAL leaves empty arrays out
-            g = gjson[i] if gjson[i] is not None else "null"
-            chunk.append('{ "type": "Feature", "properties": ' + encode(props)
-                         + ', "geometry": ' + g + " }")
-            if len(chunk) >= 10_000:
-                f.write(",\n".join(chunk) + (",\n" if i < n - 1 else "\n"))
-                chunk = []
-        if chunk:
-            f.write(",\n".join(chunk) + "\n")
-        f.write("]\n}\n")
+        f.write((head[:-1] + ',\n"features": [\n').encode("utf-8"))
+        for a in range(0, n, GEOJSON_CHUNK):
+            b = min(a + GEOJSON_CHUNK, n)
+            rows = table.iloc[a:b]
+            f.write(_geojson_rows(rows, cols, gjson[a:b].tolist(), last=b == n).encode("utf-8"))
+        f.write(b"]\n}\n")
 
 
 # --------------------------------------------------------------------------- shapefile
@@ -287,57 +421,78 @@ def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
-def _text_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Byte matrix (rows x max length, left-aligned) and valid-byte mask of strings."""
-    b = np.asarray([str(v).encode() for v in values], dtype=bytes)
+def _records(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as fixed-size records, one per text: the bytes left-aligned and padded,
+    and the mask of the valid bytes (both as numpy ``void`` arrays, gathered row by row)."""
+    b = np.array(texts, dtype=bytes)
     width = max(b.dtype.itemsize, 1)
-    m = np.frombuffer(b.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(b), width)
-    lengths = np.char.str_len(b) if len(b) else np.zeros(0, dtype=np.int64)
-    return m, np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+    b = b.astype(f"S{width}")
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    m = np.frombuffer(b.tobytes(), dtype=np.uint8).reshape(len(b), width)
+    valid = (np.arange(width)[None, :] < lengths[:, None]).astype(np.uint8)
+    return (np.ascontiguousarray(m).view(f"V{width}").ravel(),
+            np.ascontiguousarray(valid).view(f"V{width}").ravel())
 
 
-def _int_matrix(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal digits of non-negative integers as a right-aligned byte matrix + valid mask;
-    negative (or NaN) values are NULL: no byte."""
+#: Largest cost printed from a lookup table of every cost text (above: per-chunk table).
+COST_TABLE_MAX = 1 << 20
+
+
+class _PairsFormat:
+    """Text pieces of the pairs CSV rows: ``geoid,`` per block, and ``t,cost,`` / ``t,cost\n``
+    per (flag, cost) code, so a row is four table lookups (no per-row Python)."""
+
+    def __init__(self, geoids: np.ndarray, max_cost: int):
+        self.blocks = _records([f"{g},".encode() for g in geoids.tolist()])
+        self.max_cost = max_cost
+        self.costs = self._cost_texts(np.arange(max_cost + 1)) \
+            if max_cost <= COST_TABLE_MAX else None
+
+    @staticmethod
+    def _cost_texts(values: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """(low, high) records of codes ``flag * (len(values) + 1) + 1 + i`` (code
+        ``flag * (len(values) + 1)``: NULL cost)."""
+        digits = ["", *map(str, values.tolist())]
+        return tuple(_records([f"{flag},{d}{end}".encode() for flag in "ft" for d in digits])
+                     for end in (",", "\n"))
+
+    def rows(self, source: np.ndarray, target: np.ndarray, low: np.ndarray,
+             low_cost: np.ndarray, high: np.ndarray, high_cost: np.ndarray) -> bytes:
+        """CSV text of these pairs (costs: int64, negative = NULL)."""
+        n = len(source)
+        if n == 0:
+            return b""
+        if self.costs is not None:
+            tables, values = self.costs, None
+            span = self.max_cost + 2
+        else:  # huge costs: a table of this chunk's distinct costs
+            values, inverse = np.unique(np.concatenate([low_cost, high_cost]),
+                                        return_inverse=True)
+            tables, span = self._cost_texts(values), len(values) + 1
+        def code(flag: np.ndarray, cost: np.ndarray, part: int) -> np.ndarray:
+            if values is None:
+                c = np.where(cost < 0, 0, cost + 1)
+            else:
+                idx = inverse[part * n:(part + 1) * n].reshape(-1)
+                c = np.where(cost < 0, 0, idx + 1)
+            return np.asarray(flag, dtype=bool).astype(np.int64) * span + c
+
+        lc, hc = code(low, low_cost, 0), code(high, high_cost, 1)
+        (bt, bv), ((lt, lv), (ht, hv)) = self.blocks, tables
+        fields = [("s", bt.dtype), ("t", bt.dtype), ("l", lt.dtype), ("h", ht.dtype)]
+        text, valid = np.empty(n, dtype=fields), np.empty(n, dtype=fields)
+        text["s"], text["t"], text["l"], text["h"] = bt[source], bt[target], lt[lc], ht[hc]
+        valid["s"], valid["t"], valid["l"], valid["h"] = bv[source], bv[target], lv[lc], hv[hc]
+        return text.view(np.uint8)[valid.view(np.uint8).view(bool)].tobytes()
+
+
+def _cost_ints(c: np.ndarray) -> np.ndarray:
+    """Costs as int64 with -1 for NULL (negative or NaN)."""
     c = np.asarray(c)
-    null = np.isnan(c) if c.dtype.kind == "f" else c < 0
-    v = np.where(null, 0, c).astype(np.int64)
-    width = max(len(str(int(v.max()))) if len(v) else 1, 1)
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    digits = (v[:, None] // powers[None, :]) % 10 + 48
-    ndig = np.ones(len(v), dtype=np.int64)
-    for k in range(1, width):
-        ndig += v >= 10**k
-    ndig[null] = 0
-    return digits.astype(np.uint8), np.arange(width)[None, :] >= (width - ndig)[:, None]
-
-
-def _const(n: int, text: bytes) -> tuple[np.ndarray, np.ndarray]:
-    m = np.frombuffer(text, dtype=np.uint8)[None, :].repeat(n, axis=0)
-    return m, np.ones(m.shape, dtype=bool)
-
-
-def pairs_csv_bytes(gm: np.ndarray, gv: np.ndarray, source: np.ndarray, target: np.ndarray,
-                    low_stress: np.ndarray, low_cost: np.ndarray, high_stress: np.ndarray,
-                    high_cost: np.ndarray) -> bytes:
-    """CSV rows of connected pairs, built as one byte matrix (no per-row Python).
-
-    ``gm``/``gv``: block id byte matrix and mask (:func:`_text_matrix`), indexed by
-    ``source``/``target``.
-    """
-    n = len(source)
-    if n == 0:
-        return b""
-    comma = _const(n, b",")
-    tf = np.frombuffer(b"ft", dtype=np.uint8)
-    low = (tf[np.asarray(low_stress, bool).astype(np.int64)][:, None], np.ones((n, 1), bool))
-    high = (tf[np.asarray(high_stress, bool).astype(np.int64)][:, None], np.ones((n, 1), bool))
-    parts = [(gm[source], gv[source]), comma, (gm[target], gv[target]), comma, low, comma,
-             _int_matrix(low_cost), comma, high, comma, _int_matrix(high_cost),
-             _const(n, b"\n")]
-    m = np.concatenate([p[0] for p in parts], axis=1)
-    valid = np.concatenate([p[1] for p in parts], axis=1)
-    return m[valid].tobytes()
+    if c.dtype.kind == "f":
+        null = np.isnan(c)
+        return np.where(null | (c < 0), -1, np.where(null, 0, c)).astype(np.int64)
+    return np.where(c < 0, -1, c).astype(np.int64)
 
 
 def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: np.ndarray,
@@ -352,30 +507,34 @@ def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: 
     n = len(source)
     if n > PAIRS_GZIP_ROWS:
         path = path.with_name(path.name + ".gz")
-    gm, gv = _text_matrix(np.asarray(geoids, dtype=object))
-    source = np.asarray(source, dtype=np.int64)
-    target = np.asarray(target, dtype=np.int64)
+    arrays = [np.asarray(a) for a in (source, target, low_stress, low_cost, high_stress,
+                                      high_cost)]
+    max_cost = max((int(np.nanmax(c, initial=0)) for c in (arrays[3], arrays[5])), default=0)
+    fmt = _PairsFormat(np.asarray(geoids, dtype=object), max_cost)
 
     def opener(p: Path) -> Any:
         if n > PAIRS_GZIP_ROWS:
             return gzip.open(p, "wb", compresslevel=1)  # noqa: SIM115
         return open(p, "wb")  # noqa: SIM115
 
+    def chunk(a: int) -> bytes:
+        src, dst, low, lcost, high, hcost = (x[a:a + PAIRS_CHUNK] for x in arrays)
+        return fmt.rows(src, dst, low, _cost_ints(lcost), high, _cost_ints(hcost))
+
     from concurrent.futures import ThreadPoolExecutor
 
-    # one writer thread (zlib and file writes release the GIL) while the next chunk is built
-    with atomic_path(path) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as writer:
-        pending = [writer.submit(f.write, (",".join(PAIRS_COLUMNS) + "\n").encode())]
-        for a in range(0, n, PAIRS_CHUNK):
-            b = min(a + PAIRS_CHUNK, n)
-            data = pairs_csv_bytes(gm, gv, source[a:b], target[a:b], low_stress[a:b],
-                                   np.asarray(low_cost[a:b]), high_stress[a:b],
-                                   np.asarray(high_cost[a:b]))
-            pending.append(writer.submit(f.write, data))
-            while len(pending) > 2:  # bounded memory: at most two chunks in flight
-                pending.pop(0).result()
-        for fut in pending:
-            fut.result()
+    # one thread builds the next chunk while this one writes (numpy, zlib and file writes
+    # release the GIL); at most two chunks in memory
+    with atomic_path(path) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as builder:
+        f.write((",".join(PAIRS_COLUMNS) + "\n").encode())
+        starts = range(0, n, PAIRS_CHUNK)
+        pending = builder.submit(chunk, starts[0]) if n else None
+        for a in starts[1:]:
+            data = pending.result()
+            pending = builder.submit(chunk, a)
+            f.write(data)
+        if pending is not None:
+            f.write(pending.result())
     return path
 
 
