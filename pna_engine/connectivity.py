@@ -153,77 +153,152 @@ LINK_ZONE_TRIGGER = 75.0
 #: Seeded blocks processed before their pairs are post-processed together.
 CHUNK_BLOCKS = 512
 
+#: Local searches. Source blocks are grouped in square tiles of this side (metres); the
+#: searches of a tile's blocks run on the subgraph of the vertices within D + TILE_MARGIN of
+#: its seeds' bounding box, so that their cost (scipy sets up every vertex of the graph it is
+#: given) and their reduction follow the reach, not the city. A search that reaches a vertex
+#: with a link leaving the subgraph is redone on the whole graph, so results are exact
+#: whatever the margin (a link costs at least the distance between its vertices less one
+#: metre, so the margin is rarely crossed).
+TILE_SIZE = 2000.0
+TILE_MARGIN = 250.0
+#: A tile whose subgraph would hold more than this share of the vertices searches the whole
+#: graph (small cities).
+TILE_MAX_SHARE = 0.5
 
-#: Above this many block -> road entries, searches that reached few vertices are reduced
-#: through the vertex -> entries map instead of a pass over every entry.
-SPARSE_REDUCE_MIN_ENTRIES = 50_000
-SPARSE_REDUCE_MAX_SHARE = 1 / 16  # reached vertices / entries
+
+@dataclass
+class _Area:
+    """The graph a group of searches runs on: the whole network or a tile's subgraph.
+
+    ``verts`` are the global vertex ids of the local vertices (sorted; None = the whole
+    graph); ``exit_full`` / ``exit_low`` the local vertices with a link leaving the subgraph;
+    ``seg`` / ``eb`` the block -> road table restricted to the local vertices (entry -> local
+    vertex, entry -> block, blocks non-decreasing); ``tv`` / ``tk`` the local trail vertices
+    and their trail index (None = no trails).
+    """
+
+    verts: np.ndarray | None
+    full: Any
+    low: Any
+    exit_full: np.ndarray
+    exit_low: np.ndarray
+    seg: np.ndarray
+    eb: np.ndarray
+    tv: np.ndarray | None
+    tk: np.ndarray | None
 
 
-def _block_minima(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(blocks, minimum cost over the block's roads) for the blocks with a road at <= D.
+def _global_area() -> _Area:
+    none = np.zeros(0, np.int64)
+    return _Area(None, _CTX["full"], _CTX["low"], none, none, _CTX["bs_idx"],
+                 _CTX["entry_block"], _CTX["trail_verts"], _CTX["trail_of_vert"])  # fmt: skip
 
-    ``d`` is a search's distance per vertex. In the flat block -> road table the entries of a
-    block are contiguous (blocks in order), so the minima are one ``minimum.reduceat`` over
-    the entries whose road was reached. For a small table that is a pass over every entry;
-    for a big one, when the search reached few vertices, the entries come from the vertex ->
-    entries map (work proportional to the reach). No (block x road) table is ever built.
+
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(start[i], start[i] + count[i])``."""
+    total = int(count.sum())
+    base = np.repeat(start - (np.cumsum(count) - count), count)
+    return base + np.arange(total, dtype=base.dtype)
+
+
+def _subgraph(graph: Any, verts: np.ndarray, g2l: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The links of ``graph`` between ``verts`` (CSR in local ids) and the local vertices with
+    a link leaving them."""
+    import scipy.sparse as sp
+
+    ip = graph.indptr
+    lo = ip[verts].astype(np.int64)
+    cnt = ip[verts + 1] - lo
+    arc = _ranges(lo, cnt)
+    row = np.repeat(np.arange(len(verts)), cnt)
+    tl = g2l[graph.indices[arc]]
+    keep = tl >= 0
+    exits = np.unique(row[~keep])
+    indptr = np.zeros(len(verts) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(row[keep], minlength=len(verts)), out=indptr[1:])
+    k = len(verts)
+    m = sp.csr_matrix((graph.data[arc[keep]], tl[keep], indptr), shape=(k, k))
+    return m, exits
+
+
+def _tile_area(rect: np.ndarray) -> _Area | None:
+    """The subgraph of the vertices inside ``rect`` (x0, y0, x1, y1); None when it would hold
+    more than :data:`TILE_MAX_SHARE` of the graph. Leaves ``_CTX["g2l"]`` mapping the global
+    ids of its vertices to local ones (reset by the caller)."""
+    xs, order, vy = _CTX["vx_sorted"], _CTX["vx_order"], _CTX["vert_y"]
+    x0, y0, x1, y1 = rect
+    cand = order[np.searchsorted(xs, x0, "left") : np.searchsorted(xs, x1, "right")]
+    verts = np.sort(cand[(vy[cand] >= y0) & (vy[cand] <= y1)])
+    if len(verts) > TILE_MAX_SHARE * len(xs):
+        return None
+    g2l = _CTX["g2l"]
+    g2l[verts] = np.arange(len(verts), dtype=np.int32)
+    full, exit_full = _subgraph(_CTX["full"], verts, g2l)
+    low, exit_low = _subgraph(_CTX["low"], verts, g2l)
+    vp = _CTX["ve_ptr"]
+    ent = _CTX["ve_idx"][_ranges(vp[verts], vp[verts + 1] - vp[verts])]
+    ent.sort()
+    tv = tk = None
+    if _CTX["trail_verts"] is not None:
+        tl = g2l[_CTX["trail_verts"]]
+        ok = tl >= 0
+        tv, tk = tl[ok], _CTX["trail_of_vert"][ok]
+    return _Area(verts, full, low, exit_full, exit_low, g2l[_CTX["bs_idx"][ent]],
+                 _CTX["entry_block"][ent], tv, tk)  # fmt: skip
+
+
+def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(target blocks (sorted), full-network minimum, low-stress minimum (inf = none)) over
+    the blocks with a road at <= D on the full network.
+
+    In the area's block -> road table the entries of a block are contiguous (blocks in
+    order), so the minima are one ``minimum.reduceat`` over the entries whose road was
+    reached; low-stress targets are a subset of the full-network ones (subgraph, same seeds),
+    so the same groups give the low-stress minima. No (block x road) table is ever built.
     """
     D = _CTX["D"]
-    seg = _CTX["bs_idx"]
-    if len(seg) >= SPARSE_REDUCE_MIN_ENTRIES:
-        r = np.flatnonzero(d <= D)
-        if len(r) < len(seg) * SPARSE_REDUCE_MAX_SHARE:
-            ptr = _CTX["ve_ptr"]
-            lo = ptr[r]
-            cnt = ptr[r + 1] - lo
-            total = int(cnt.sum())
-            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            f = _CTX["ve_idx"][np.repeat(lo, cnt) + offs]
-            f.sort()
-            g = d[seg[f]]
-        else:
-            g = d[seg]
-            f = np.flatnonzero(g <= D)
-            g = g[f]
-    else:
-        g = d[seg]
-        f = np.flatnonzero(g <= D)
-        g = g[f]
+    g = d[area.seg]
+    f = np.flatnonzero(g <= D)
     if len(f) == 0:
-        return f, g
-    eb = _CTX["entry_block"][f]
+        return f, np.zeros(0), np.zeros(0)
+    eb = area.eb[f]
     first = np.flatnonzero(eb[1:] != eb[:-1]) + 1
     first = np.concatenate(([0], first))
-    return eb[first], np.minimum.reduceat(g, first)
+    high = np.minimum.reduceat(g[f], first)
+    low = np.minimum.reduceat(dl[area.seg[f]], first)
+    return eb[first], high, low
 
 
 def _search_block(
-    b: int, seeds: np.ndarray
+    area: _Area, b: int, seeds: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Both bounded searches of one block, reduced at once to target-block minima.
+
+    ``seeds`` are global vertex ids. On a tile's subgraph, a search that reached a vertex
+    with a link leaving it is redone on the whole graph (exact: any path within D that
+    leaves the subgraph passes through such a vertex first, within D).
 
     Returns (targets (sorted), full-network cost, low-stress cost (inf = none), trail indices
     reached on each network or None).
     """
     from scipy.sparse.csgraph import dijkstra
 
-    limit = _CTX["limit"]
-    d = dijkstra(_CTX["full"], directed=True, indices=seeds, min_only=True, limit=limit)
-    dl = dijkstra(_CTX["low"], directed=True, indices=seeds, min_only=True, limit=limit)
-    far = _CTX["seed_far"]
-    if far is not None and far[b] > LINK_ZONE_TRIGGER:
-        d, dl = _restricted_searches(b, seeds, d, dl)
-    targets, high = _block_minima(d)
-    t_low, m_low = _block_minima(dl)
-    # low-stress targets are a subset of the full-network targets (subgraph, same seeds)
-    low = np.full(len(targets), _INF)
-    low[np.searchsorted(targets, t_low)] = m_low
+    limit, D = _CTX["limit"], _CTX["D"]
+    local = seeds if area.verts is None else _CTX["g2l"][seeds]
+    d = dijkstra(area.full, directed=True, indices=local, min_only=True, limit=limit)
+    dl = dijkstra(area.low, directed=True, indices=local, min_only=True, limit=limit)
+    if area.verts is not None:
+        if (d[area.exit_full] <= D).any() or (dl[area.exit_low] <= D).any():
+            return _search_block(_CTX["global_area"], b, seeds)
+    else:
+        far = _CTX["seed_far"]
+        if far is not None and far[b] > LINK_ZONE_TRIGGER:
+            d, dl = _restricted_searches(b, seeds, d, dl)
+    targets, high, low = _reduce(area, d, dl)
     trails = None
-    tv = _CTX["trail_verts"]
-    if tv is not None:  # trail segments reached on each network (few vertices to look at)
-        D, tk = _CTX["D"], _CTX["trail_of_vert"]
-        trails = (np.unique(tk[d[tv] <= D]), np.unique(tk[dl[tv] <= D]))
+    if area.tv is not None:  # trail segments reached on each network (few vertices to look at)
+        trails = (np.unique(area.tk[d[area.tv] <= D]), np.unique(area.tk[dl[area.tv] <= D]))
     return targets, high, low, trails
 
 
@@ -342,12 +417,13 @@ def _postprocess(
     }
 
 
-_PART_KEYS = ("src", "tgt", "high", "low", "ls", "th_b", "th_t", "tl_b", "tl_t")
-
-
-def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
-    """Process source blocks; return their pairs concatenated (one pickle per chunk)."""
+def _run_chunk(units: list[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, Any]:
+    """Process groups of source blocks (each with its tile's rectangle, or None for the whole
+    graph); return their post-processed pairs (``parts``: a list of pair arrays, each block's
+    pairs one run of it) and trails (one pickle per chunk)."""
     ptr, idx, is_src = _CTX["bs_ptr"], _CTX["bs_idx"], _CTX["is_source_road"]
+    if "global_area" not in _CTX:
+        _CTX["global_area"] = _global_area()
     parts: list[dict[str, Any]] = []
     buf: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "t", "h", "l")}
     trails: dict[str, list[np.ndarray]] = {k: [] for k in ("th_b", "th_t", "tl_b", "tl_t")}
@@ -364,29 +440,111 @@ def _run_chunk(blocks: np.ndarray) -> dict[str, np.ndarray]:
         for v in buf.values():
             v.clear()
 
-    for b in blocks:
-        b = int(b)
-        roads = idx[ptr[b] : ptr[b + 1]]
-        seeds = roads[is_src[roads]]
-        if len(seeds) == 0:
-            continue
-        t, h, lo, tr = _search_block(b, seeds)
-        buf["b"].append(b)
-        buf["t"].append(t)
-        buf["h"].append(h)
-        buf["l"].append(lo)
-        if tr is not None:
-            trails["th_b"].append(np.full(len(tr[0]), b, np.int64))
-            trails["th_t"].append(tr[0])
-            trails["tl_b"].append(np.full(len(tr[1]), b, np.int64))
-            trails["tl_t"].append(tr[1])
-        if len(buf["b"]) >= CHUNK_BLOCKS:
-            flush()
+    for blocks, rect in units:
+        area = None if rect is None else _tile_area(rect)
+        if area is None:
+            area = _CTX["global_area"]
+        for b in blocks:
+            b = int(b)
+            roads = idx[ptr[b] : ptr[b + 1]]
+            seeds = roads[is_src[roads]]
+            if len(seeds) == 0:
+                continue
+            t, h, lo, tr = _search_block(area, b, seeds)
+            buf["b"].append(b)
+            buf["t"].append(t)
+            buf["h"].append(h)
+            buf["l"].append(lo)
+            if tr is not None:
+                trails["th_b"].append(np.full(len(tr[0]), b, np.int64))
+                trails["th_t"].append(tr[0])
+                trails["tl_b"].append(np.full(len(tr[1]), b, np.int64))
+                trails["tl_t"].append(tr[1])
+            if len(buf["b"]) >= CHUNK_BLOCKS:
+                flush()
+        if area.verts is not None:
+            _CTX["g2l"][area.verts] = -1
     flush()
-    out = _concat_parts(parts)
+    out: dict[str, Any] = {"parts": parts}
     for k, v in trails.items():
         out[k] = np.concatenate(v).astype(np.int64) if v else np.zeros(0, np.int64)
     return out
+
+
+def _plan_units(searching: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Group the searching blocks in tiles of :data:`TILE_SIZE` (by the centre of their
+    bounding box), each with the rectangle of its subgraph: its seeds' bounding box grown by
+    D + :data:`TILE_MARGIN`. Blocks with a far seed (see :func:`_restricted_searches`) and
+    all blocks when the vertex points are unknown search the whole graph (rectangle None)."""
+    far = _CTX["seed_far"]
+    if far is None or len(searching) == 0:
+        return [(searching, None)]
+    is_far = far[searching] > LINK_ZONE_TRIGGER
+    units: list[tuple[np.ndarray, np.ndarray | None]] = []
+    tiled = searching[~is_far]
+    if len(tiled):
+        # bounding box of each block's seed vertices
+        bs_idx, eb_all = _CTX["bs_idx"], _CTX["entry_block"]
+        e = np.flatnonzero(_CTX["is_source_road"][bs_idx])
+        eb, v = eb_all[e], bs_idx[e]
+        vx, vy = _CTX["vert_x"][v], _CTX["vert_y"][v]
+        nb = _CTX["n_blocks"]
+        sb = np.stack([np.full(nb, _INF), np.full(nb, _INF), np.full(nb, -_INF),
+                       np.full(nb, -_INF)], axis=1)  # fmt: skip
+        np.minimum.at(sb[:, 0], eb, vx)
+        np.minimum.at(sb[:, 1], eb, vy)
+        np.maximum.at(sb[:, 2], eb, vx)
+        np.maximum.at(sb[:, 3], eb, vy)
+        bb = _CTX["bounds"][tiled]
+        kx = np.floor((bb[:, 0] + bb[:, 2]) / (2 * TILE_SIZE)).astype(np.int64)
+        ky = np.floor((bb[:, 1] + bb[:, 3]) / (2 * TILE_SIZE)).astype(np.int64)
+        order = np.lexsort((tiled, kx, ky))
+        key = np.stack([ky[order], kx[order]], axis=1)
+        cut = np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1
+        grow = _CTX["D"] + TILE_MARGIN
+        for grp in np.split(tiled[order], cut):
+            s = sb[grp]
+            rect = np.array([s[:, 0].min() - grow, s[:, 1].min() - grow,
+                             s[:, 2].max() + grow, s[:, 3].max() + grow])  # fmt: skip
+            units.append((grp, rect))
+    if is_far.any():
+        units.append((searching[is_far], None))
+    return units
+
+
+def _split_units(units: list, n: int) -> list[list]:
+    """Contiguous groups of units with about the same number of blocks (at most ``n``)."""
+    sizes = np.array([len(u[0]) for u in units], dtype=np.int64)
+    cum = np.cumsum(sizes)
+    bounds = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="right")
+    cuts = [0, *sorted(set(bounds.tolist())), len(units)]
+    return [units[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _assemble(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The parts' pairs ordered by source block (each block's pairs are one run of a part,
+    targets sorted): the order of a search over the blocks in index order. One copy."""
+    dtypes = dict(src=np.int32, tgt=np.int32, high=np.int32, low=np.int32, ls=bool)
+    parts = [q for q in parts if len(q["src"])]
+    if not parts:
+        return {k: np.zeros(0, t) for k, t in dtypes.items()}
+    which, start, stop, block = [], [], [], []
+    for i, q in enumerate(parts):
+        src = q["src"]
+        cut = np.flatnonzero(src[1:] != src[:-1]) + 1
+        start.append(np.concatenate(([0], cut)))
+        stop.append(np.append(cut, len(src)))
+        block.append(src[start[-1]])
+        which.append(np.full(len(cut) + 1, i))
+    blk = np.concatenate(block)
+    if (blk[1:] > blk[:-1]).all():  # already in order
+        return {k: np.concatenate([q[k] for q in parts]).astype(t, copy=False)
+                for k, t in dtypes.items()}  # fmt: skip
+    o = np.argsort(blk, kind="stable")
+    runs = list(zip(np.concatenate(which)[o].tolist(), np.concatenate(start)[o].tolist(),
+                    np.concatenate(stop)[o].tolist()))  # fmt: skip
+    return {k: np.concatenate([parts[i][k][a:b] for i, a, b in runs]).astype(t, copy=False)
+            for k, t in dtypes.items()}  # fmt: skip
 
 
 def _zone_context(network: Any, geoms: np.ndarray, bs_idx: np.ndarray, is_src: np.ndarray) -> None:
@@ -408,23 +566,13 @@ def _zone_context(network: Any, geoms: np.ndarray, bs_idx: np.ndarray, is_src: n
     bb = shapely.bounds(geoms)
     box_area = (bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1])
     is_box = np.abs(shapely.area(geoms) - box_area) <= 1e-9 * np.maximum(box_area, 1.0)
-    _CTX.update(seed_far=far, vert_x=np.asarray(vx, float), vert_y=np.asarray(vy, float),
-                is_box=is_box)  # fmt: skip
+    vx, vy = np.asarray(vx, float), np.asarray(vy, float)
+    order = np.argsort(vx, kind="stable")
+    _CTX.update(seed_far=far, vert_x=vx, vert_y=vy, is_box=is_box, vx_order=order,
+                vx_sorted=vx[order], g2l=np.full(len(vx), -1, dtype=np.int32))  # fmt: skip
     for key in ("full", "low"):
         gph = _CTX[key]
         _CTX[f"{key}_rows"] = np.repeat(np.arange(gph.shape[0]), np.diff(gph.indptr))
-
-
-def _concat_parts(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    dtypes = dict(src=np.int32, tgt=np.int32, high=np.int32, low=np.int32, ls=bool,
-                  th_b=np.int64, th_t=np.int64, tl_b=np.int64, tl_t=np.int64)  # fmt: skip
-    out = {}
-    for k in _PART_KEYS:
-        arrs = [p[k] for p in parts if k in p]
-        out[k] = (
-            np.concatenate(arrs).astype(dtypes[k], copy=False) if arrs else np.zeros(0, dtypes[k])
-        )
-    return out
 
 
 def _trail_segments(s: Any, n_seg: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -522,19 +670,25 @@ def connect(
         searching = source_blocks[per_block[source_blocks] > 0]
         seeded = len(searching)
         work = float(seeded) * network.full.shape[0]
+        units = _plan_units(searching)
         if n_workers > 1 and seeded >= PARALLEL_MIN_BLOCKS and work >= PARALLEL_MIN_WORK:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            chunks = np.array_split(searching, n_workers * 4)
+            chunks = _split_units(units, n_workers * 4)
             ctx = mp.get_context("fork")
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as ex:
-                parts = list(ex.map(_run_chunk, chunks))
+                results = list(ex.map(_run_chunk, chunks))
         else:
-            parts = [_run_chunk(searching)]
+            results = [_run_chunk(units)]
     finally:
         _CTX.clear()
-    p = _concat_parts(parts)
+    p = _assemble([q for r in results for q in r["parts"]])
+    for b, t in (("th_b", "th_t"), ("tl_b", "tl_t")):  # by (block, trail)
+        bb = np.concatenate([r[b] for r in results])
+        tt = np.concatenate([r[t] for r in results])
+        o = np.lexsort((tt, bb))
+        p[b], p[t] = bb[o], tt[o]
     return Connectivity(
         source=p["src"],
         target=p["tgt"],

@@ -158,30 +158,76 @@ def test_parallel_workers_give_the_same_pairs(monkeypatch):
     assert len(one) > n  # the test graph is connected enough to matter
 
 
-def test_sparse_reduction_gives_the_same_pairs(monkeypatch):
-    # big cities reduce searches through the vertex -> entries map: same pairs as the dense pass
-    n = 60
-    rng = np.random.default_rng(7)
-    arcs = [(i, j, int(c)) for i in range(n) for j in range(n) if i != j and rng.random() < 0.05
-            for c in [rng.integers(0, 1200)]]  # fmt: skip
-    low = [a for a in arcs if a[2] % 2]
-    road_lists = [sorted({i, (i * 11) % n, (i * 5 + 3) % n}) for i in range(n)]
-    blocks = _blocks(road_lists)
-    dense = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1500.0)
-    monkeypatch.setattr(connectivity, "SPARSE_REDUCE_MIN_ENTRIES", 0)
-    monkeypatch.setattr(connectivity, "SPARSE_REDUCE_MAX_SHARE", 10.0)
-    calls = []
-    real = connectivity._block_minima
+def _lattice_city(n: int = 12, spacing: float = 100.0, seed: int = 3):
+    """An n x n lattice of vertices (segment midpoints) with two-way links costing at least
+    their length, a random low-stress subset, one small block at each vertex holding its road
+    (every 7th road also in a second block), and a far block whose seed road is 500 m away."""
+    rng = np.random.default_rng(seed)
+    xy = [(spacing * (k % n), spacing * (k // n)) for k in range(n * n)]
+    arcs = []
+    for k in range(n * n):
+        for m in (k + 1 if (k + 1) % n else None, k + n if k + n < n * n else None):
+            if m is not None:
+                c = int(spacing + rng.integers(0, 40))
+                arcs += [(k, m, c), (m, k, c)]
+    low = [a for a in arcs if rng.random() < 0.75]
+    roads = [[k] for k in range(n * n)] + [[k] for k in range(0, n * n, 7)]  # some share
+    positions = [(x - 5, y - 5) for x, y in xy] + [(x - 5, y) for x, y in xy[::7]]
+    roads.append([0])  # the far block: seed vertex 0 at (0, 0), block at (400, -300)
+    positions.append((400, -300))
+    seg_trail = np.full(n * n, -1)
+    seg_trail[[5, 6, 7]] = 0
+    seg_trail[[n * n - 1]] = 1
+    return _Net(n * n, arcs, low, xy), _blocks(roads, positions), _ways(n * n), seg_trail
 
-    def spy(d):
-        calls.append(int((d <= 1500.0).sum()))
-        return real(d)
 
-    monkeypatch.setattr(connectivity, "_block_minima", spy)
-    sparse = connect(blocks, _ways(n), BOUNDARY, _Net(n, arcs, low), 1500.0)
-    assert calls and max(calls) > 1
-    assert _pairs(dense) == _pairs(sparse)
-    assert len(dense) > n
+def _everything(conn):
+    return (_pairs(conn), conn.source.tolist(), conn.target.tolist(),
+            [a.tolist() for a in (*conn.trails_high, *conn.trails_low)])  # fmt: skip
+
+
+def test_local_searches_give_the_same_pairs_as_whole_graph_searches(monkeypatch):
+    # searches on a tile's subgraph (and those redone on the whole graph because they reached
+    # a vertex with a link leaving it) give the pairs, order and trails of whole-graph searches
+    net, blocks, ways, seg_trail = _lattice_city()
+    boundary = box(-1000, -1000, 3000, 3000)
+
+    def run():
+        calls = {"search": 0, "local": 0}
+        search, tile = connectivity._search_block, connectivity._tile_area
+
+        def count_search(area, b, seeds):
+            calls["search"] += 1
+            return search(area, b, seeds)
+
+        def count_tile(rect):
+            area = tile(rect)
+            calls["local"] += area is not None
+            return area
+
+        with monkeypatch.context() as m:
+            m.setattr(connectivity, "_search_block", count_search)
+            m.setattr(connectivity, "_tile_area", count_tile)
+            conn = connect(blocks, ways, boundary, net, 450.0, seg_trail=seg_trail,
+                           trail_ids=np.array([1, 2]))  # fmt: skip
+        return _everything(conn), calls
+
+    monkeypatch.setattr(connectivity, "TILE_MAX_SHARE", 0.0)  # every tile: the whole graph
+    whole, calls = run()
+    assert calls["local"] == 0
+    n_blocks = calls["search"]
+    monkeypatch.setattr(connectivity, "TILE_MAX_SHARE", 1.0)
+    monkeypatch.setattr(connectivity, "TILE_SIZE", 300.0)
+    local, calls = run()
+    assert calls["local"] >= 9 and local == whole
+    assert calls["search"] < n_blocks + 10  # links cost their length: the margin is rarely left
+    monkeypatch.setattr(connectivity, "TILE_MARGIN", -400.0)  # subgraphs too small: redone
+    redone, calls = run()
+    assert redone == whole and calls["search"] > n_blocks + 50
+    pairs, src, tgt, _ = whole
+    assert len(pairs) > 1000 and len(blocks) - 1 in src  # the far block has pairs
+    key = np.array(src) * 1000 + np.array(tgt)
+    assert (np.diff(key) > 0).all()  # by source block, then target
 
 
 def test_pairs_frame_has_reference_columns_and_nulls():
