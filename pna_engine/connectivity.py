@@ -172,27 +172,23 @@ class _Area:
     """The graph a group of searches runs on: the whole network or a tile's subgraph.
 
     ``verts`` are the global vertex ids of the local vertices (sorted; None = the whole
-    graph); ``exit_full`` / ``exit_low`` the local vertices with a link leaving the subgraph;
-    ``seg`` / ``eb`` the block -> road table restricted to the local vertices (entry -> local
-    vertex, entry -> block, blocks non-decreasing); ``tv`` / ``tk`` the local trail vertices
-    and their trail index (None = no trails).
+    graph); ``exits`` the local vertices with a link leaving the subgraph (a low-stress link
+    is also a full-network link, so these cover both networks); ``seg`` / ``eb`` the entry
+    table (see :func:`connect`) restricted to the local vertices (entry -> local vertex,
+    entry -> block or trail, non-decreasing).
     """
 
     verts: np.ndarray | None
     full: Any
     low: Any
-    exit_full: np.ndarray
-    exit_low: np.ndarray
+    exits: np.ndarray
     seg: np.ndarray
     eb: np.ndarray
-    tv: np.ndarray | None
-    tk: np.ndarray | None
 
 
 def _global_area() -> _Area:
-    none = np.zeros(0, np.int64)
-    return _Area(None, _CTX["full"], _CTX["low"], none, none, _CTX["bs_idx"],
-                 _CTX["entry_block"], _CTX["trail_verts"], _CTX["trail_of_vert"])  # fmt: skip
+    return _Area(None, _CTX["full"], _CTX["low"], np.zeros(0, np.int64), _CTX["ent_vert"],
+                 _CTX["ent_block"])  # fmt: skip
 
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -234,28 +230,22 @@ def _tile_area(rect: np.ndarray) -> _Area | None:
         return None
     g2l = _CTX["g2l"]
     g2l[verts] = np.arange(len(verts), dtype=np.int32)
-    full, exit_full = _subgraph(_CTX["full"], verts, g2l)
-    low, exit_low = _subgraph(_CTX["low"], verts, g2l)
+    full, exits = _subgraph(_CTX["full"], verts, g2l)
+    low, _ = _subgraph(_CTX["low"], verts, g2l)
     vp = _CTX["ve_ptr"]
     ent = _CTX["ve_idx"][_ranges(vp[verts], vp[verts + 1] - vp[verts])]
     ent.sort()
-    tv = tk = None
-    if _CTX["trail_verts"] is not None:
-        tl = g2l[_CTX["trail_verts"]]
-        ok = tl >= 0
-        tv, tk = tl[ok], _CTX["trail_of_vert"][ok]
-    return _Area(verts, full, low, exit_full, exit_low, g2l[_CTX["bs_idx"][ent]],
-                 _CTX["entry_block"][ent], tv, tk)  # fmt: skip
+    return _Area(verts, full, low, exits, g2l[_CTX["ent_vert"][ent]], _CTX["ent_block"][ent])
 
 
 def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(target blocks (sorted), full-network minimum, low-stress minimum (inf = none)) over
-    the blocks with a road at <= D on the full network.
+    """(targets (sorted), full-network minimum, low-stress minimum (inf = none)) over the
+    blocks (and trails: targets >= n_blocks) with a road at <= D on the full network.
 
-    In the area's block -> road table the entries of a block are contiguous (blocks in
-    order), so the minima are one ``minimum.reduceat`` over the entries whose road was
-    reached; low-stress targets are a subset of the full-network ones (subgraph, same seeds),
-    so the same groups give the low-stress minima. No (block x road) table is ever built.
+    In the area's entry table the entries of a target are contiguous (targets in order), so
+    the minima are one ``minimum.reduceat`` over the entries whose road was reached;
+    low-stress targets are a subset of the full-network ones (subgraph, same seeds), so the
+    same groups give the low-stress minima. No (block x road) table is ever built.
     """
     D = _CTX["D"]
     g = d[area.seg]
@@ -270,36 +260,35 @@ def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...
     return eb[first], high, low
 
 
-def _search_block(
-    area: _Area, b: int, seeds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Both bounded searches of one block, reduced at once to target-block minima.
+def _search_block(area: _Area, b: int, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Both bounded searches of one block, reduced at once to target minima.
 
     ``seeds`` are global vertex ids. On a tile's subgraph, a search that reached a vertex
     with a link leaving it is redone on the whole graph (exact: any path within D that
-    leaves the subgraph passes through such a vertex first, within D).
+    leaves the subgraph passes through such a vertex first, within D; the low-stress search
+    reaches no farther than the full one). When no seed has a low-stress link, the
+    low-stress search reaches the seeds only.
 
-    Returns (targets (sorted), full-network cost, low-stress cost (inf = none), trail indices
-    reached on each network or None).
+    Returns (targets (sorted; trails are n_blocks + trail index), full-network cost,
+    low-stress cost (inf = none)).
     """
     from scipy.sparse.csgraph import dijkstra
 
     limit, D = _CTX["limit"], _CTX["D"]
     local = seeds if area.verts is None else _CTX["g2l"][seeds]
     d = dijkstra(area.full, directed=True, indices=local, min_only=True, limit=limit)
-    dl = dijkstra(area.low, directed=True, indices=local, min_only=True, limit=limit)
-    if area.verts is not None:
-        if (d[area.exit_full] <= D).any() or (dl[area.exit_low] <= D).any():
-            return _search_block(_CTX["global_area"], b, seeds)
+    if area.verts is not None and len(area.exits) and d[area.exits].min() <= D:
+        return _search_block(_CTX["global_area"], b, seeds)
+    if _CTX["low_out"][seeds].any():
+        dl = dijkstra(area.low, directed=True, indices=local, min_only=True, limit=limit)
     else:
+        dl = np.full(len(d), _INF)
+        dl[local] = 0.0
+    if area.verts is None:
         far = _CTX["seed_far"]
         if far is not None and far[b] > LINK_ZONE_TRIGGER:
             d, dl = _restricted_searches(b, seeds, d, dl)
-    targets, high, low = _reduce(area, d, dl)
-    trails = None
-    if area.tv is not None:  # trail segments reached on each network (few vertices to look at)
-        trails = (np.unique(area.tk[d[area.tv] <= D]), np.unique(area.tk[dl[area.tv] <= D]))
-    return targets, high, low, trails
+    return _reduce(area, d, dl)
 
 
 def _restricted_searches(
@@ -421,7 +410,7 @@ def _run_chunk(units: list[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, A
     """Process groups of source blocks (each with its tile's rectangle, or None for the whole
     graph); return their post-processed pairs (``parts``: a list of pair arrays, each block's
     pairs one run of it) and trails (one pickle per chunk)."""
-    ptr, idx, is_src = _CTX["bs_ptr"], _CTX["bs_idx"], _CTX["is_source_road"]
+    ptr, idx, nb = _CTX["seed_ptr"], _CTX["seed_idx"], _CTX["n_blocks"]
     if "global_area" not in _CTX:
         _CTX["global_area"] = _global_area()
     parts: list[dict[str, Any]] = []
@@ -433,10 +422,18 @@ def _run_chunk(units: list[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, A
             return
         lens = np.fromiter((len(x) for x in buf["t"]), dtype=np.int64, count=len(buf["t"]))
         src = np.repeat(np.asarray(buf["b"], dtype=np.int64), lens)
-        parts.append(
-            _postprocess(src, np.concatenate(buf["t"]), np.concatenate(buf["h"]),
-                         np.concatenate(buf["l"]))
-        )  # fmt: skip
+        tgt, high, low = np.concatenate(buf["t"]), np.concatenate(buf["h"]), np.concatenate(buf["l"])
+        is_trail = tgt >= nb
+        if is_trail.any():  # trails reached on each network (low-stress: a finite cost)
+            ts, tt = src[is_trail], tgt[is_trail] - nb
+            trails["th_b"].append(ts)
+            trails["th_t"].append(tt)
+            reached_low = low[is_trail] < _INF
+            trails["tl_b"].append(ts[reached_low])
+            trails["tl_t"].append(tt[reached_low])
+            keep = ~is_trail
+            src, tgt, high, low = src[keep], tgt[keep], high[keep], low[keep]
+        parts.append(_postprocess(src, tgt, high, low))
         for v in buf.values():
             v.clear()
 
@@ -444,22 +441,12 @@ def _run_chunk(units: list[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, A
         area = None if rect is None else _tile_area(rect)
         if area is None:
             area = _CTX["global_area"]
-        for b in blocks:
-            b = int(b)
-            roads = idx[ptr[b] : ptr[b + 1]]
-            seeds = roads[is_src[roads]]
-            if len(seeds) == 0:
-                continue
-            t, h, lo, tr = _search_block(area, b, seeds)
+        for b in blocks.tolist():
+            t, h, lo = _search_block(area, b, idx[ptr[b] : ptr[b + 1]])
             buf["b"].append(b)
             buf["t"].append(t)
             buf["h"].append(h)
             buf["l"].append(lo)
-            if tr is not None:
-                trails["th_b"].append(np.full(len(tr[0]), b, np.int64))
-                trails["th_t"].append(tr[0])
-                trails["tl_b"].append(np.full(len(tr[1]), b, np.int64))
-                trails["tl_t"].append(tr[1])
             if len(buf["b"]) >= CHUNK_BLOCKS:
                 flush()
         if area.verts is not None:
@@ -484,11 +471,10 @@ def _plan_units(searching: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | No
     tiled = searching[~is_far]
     if len(tiled):
         # bounding box of each block's seed vertices
-        bs_idx, eb_all = _CTX["bs_idx"], _CTX["entry_block"]
-        e = np.flatnonzero(_CTX["is_source_road"][bs_idx])
-        eb, v = eb_all[e], bs_idx[e]
-        vx, vy = _CTX["vert_x"][v], _CTX["vert_y"][v]
         nb = _CTX["n_blocks"]
+        v = _CTX["seed_idx"]
+        eb = np.repeat(np.arange(nb), np.diff(_CTX["seed_ptr"]))
+        vx, vy = _CTX["vert_x"][v], _CTX["vert_y"][v]
         sb = np.stack([np.full(nb, _INF), np.full(nb, _INF), np.full(nb, -_INF),
                        np.full(nb, -_INF)], axis=1)  # fmt: skip
         np.minimum.at(sb[:, 0], eb, vx)
@@ -639,6 +625,18 @@ def connect(
     rep = shapely.point_on_surface(geoms)
     sh_ptr, sh_idx = _sharing_blocks(bs_ptr, bs_idx, nb, len(way_geoms))
     share_keys = np.repeat(np.arange(nb, dtype=np.int64), np.diff(sh_ptr)) * nb + sh_idx
+    entry_block = np.repeat(np.arange(nb, dtype=np.int64), np.diff(bs_ptr))
+    # the entry table: the block -> road table (block order), then trail k's segments as
+    # target n_blocks + k, so one reduction gives the reached blocks and trails
+    ent_vert, ent_block = bs_idx, entry_block
+    if seg_trail is not None:
+        tv = np.flatnonzero(seg_trail >= 0)
+        o = np.argsort(seg_trail[tv], kind="stable")
+        ent_vert = np.concatenate([bs_idx, tv[o]])
+        ent_block = np.concatenate([entry_block, nb + seg_trail[tv[o]]])
+    is_seed = is_source_road[bs_idx]
+    seed_ptr = np.zeros(nb + 1, dtype=np.int64)
+    np.cumsum(np.bincount(entry_block[is_seed], minlength=nb), out=seed_ptr[1:])
     _CTX.clear()
     _CTX.update(
         D=D,
@@ -646,18 +644,19 @@ def connect(
         limit=float(np.floor(D)) + 0.5,
         full=network.full,
         low=network.low,
-        bs_ptr=bs_ptr,
-        bs_idx=bs_idx,
-        entry_block=np.repeat(np.arange(nb, dtype=np.int64), np.diff(bs_ptr)),
-        # vertex -> positions in the block -> road table
-        ve_ptr=np.concatenate(([0], np.cumsum(np.bincount(bs_idx, minlength=len(way_geoms))))),
-        ve_idx=np.argsort(bs_idx, kind="stable"),
+        entry_block=entry_block,
+        ent_vert=ent_vert,
+        ent_block=ent_block,
+        # vertex -> positions in the entry table
+        ve_ptr=np.concatenate(([0], np.cumsum(np.bincount(ent_vert, minlength=len(way_geoms))))),
+        ve_idx=np.argsort(ent_vert, kind="stable"),
+        seed_ptr=seed_ptr,
+        seed_idx=bs_idx[is_seed],
+        low_out=np.diff(network.low.indptr) > 0,
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
         rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),
         geoms=geoms,
-        trail_verts=None if seg_trail is None else np.flatnonzero(seg_trail >= 0),
-        trail_of_vert=None if seg_trail is None else seg_trail[seg_trail >= 0],
         n_blocks=nb,
         share_keys=np.sort(share_keys),
     )
@@ -665,9 +664,7 @@ def connect(
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
         # blocks that will search (a seed road): their count x graph size estimates the work
-        entry_block = _CTX["entry_block"]
-        per_block = np.bincount(entry_block[is_source_road[bs_idx]], minlength=nb)
-        searching = source_blocks[per_block[source_blocks] > 0]
+        searching = source_blocks[np.diff(seed_ptr)[source_blocks] > 0]
         seeded = len(searching)
         work = float(seeded) * network.full.shape[0]
         units = _plan_units(searching)
