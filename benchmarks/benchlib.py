@@ -254,8 +254,9 @@ def _child(argv: list[str]) -> int:
     sampler = _TreeSampler()
     sampler.start()
     from pna_engine import pipeline
-    from pna_engine.cli import build_parser, params_from_args
+    from pna_engine.cli import batch_gc, build_parser, params_from_args
 
+    batch_gc()  # as the pna-engine command does
     ns = build_parser().parse_args(["run", *rest])
     params = params_from_args(ns)
     phase_mb: dict[str, float] = {}

@@ -105,9 +105,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Young-generation threshold of the garbage collector during a run (Python's default: 700).
+BATCH_GC_THRESHOLD = 50_000
+
+
+def batch_gc() -> tuple[int, int, int]:
+    """Tune the garbage collector for one batch run in this process; returns the previous
+    thresholds (``gc.set_threshold(*previous)`` restores them).
+
+    A run builds millions of container objects (tag dicts, lists) that live until the end:
+    with the default thresholds the collector scans them again and again (~0.1 s on
+    Liechtenstein). At exit the remaining objects are frozen, so the interpreter's final
+    collections skip them (~0.13 s of shut-down with pandas/geopandas/scipy loaded).
+    """
+    import atexit
+    import gc
+
+    previous = gc.get_threshold()
+    gc.set_threshold(BATCH_GC_THRESHOLD, 20, 20)
+    atexit.unregister(gc.freeze)  # once, however many runs this process makes
+    atexit.register(gc.freeze)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
+    import gc
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_gc = batch_gc()
     try:
         if args.command == "run":
             from pna_engine import pipeline
@@ -134,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pna-engine: interrupted", file=sys.stderr)
         return 130
+    finally:
+        gc.set_threshold(*previous_gc)
     return 1
 
 
