@@ -154,6 +154,83 @@ def _tag_reader() -> Any:
     return read
 
 
+def _refs_public(nodes: Any) -> list[int]:
+    return [n.ref for n in nodes]
+
+
+def _refs_direct(nodes: Any) -> list[int]:
+    """Node ids of a way's node list straight from pyosmium's C++ list (skips two Python
+    frames per node). Checked like :func:`_tags_direct`."""
+    lst, data = nodes._list, nodes._pyosmium_data
+    get = lst.get
+    return [get(data, i).ref for i in range(lst.size(data))]
+
+
+def _ref_reader() -> Any:
+    """A node-refs function: the fast one once it proved equal to the public one, else
+    public."""
+    state: dict[str, Any] = {"fn": None}
+
+    def read(nodes: Any) -> list[int]:
+        fn = state["fn"]
+        if fn is not None:
+            return fn(nodes)
+        public = _refs_public(nodes)
+        if public:
+            try:
+                state["fn"] = _refs_direct if _refs_direct(nodes) == public else _refs_public
+            except Exception:  # noqa: BLE001 - pyosmium internals changed
+                state["fn"] = _refs_public
+        return public
+
+    return read
+
+
+def _wkb_points(hexes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Coordinates (N, 2) and point counts of hex WKB linestrings as pyosmium's
+    ``WKBFactory`` writes them (little-endian, 2D), all records decoded at once; None if a
+    record is anything else."""
+    lengths = np.fromiter(map(len, hexes), dtype=np.int64, count=len(hexes)) // 2
+    try:
+        buf = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8)
+    except (TypeError, ValueError):
+        return None
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    if (lengths < 9).any():
+        return None
+    header = starts[:, None] + np.arange(9)
+    h = buf[header]
+    kind = np.ascontiguousarray(h[:, 1:5]).view("<u4").ravel()
+    npts = np.ascontiguousarray(h[:, 5:9]).view("<u4").ravel().astype(np.int64)
+    if not ((h[:, 0] == 1).all() and (kind == 2).all() and (lengths == 9 + 16 * npts).all()):
+        return None
+    keep = np.ones(len(buf), dtype=bool)
+    keep[header.ravel()] = False
+    return buf[keep].view("<f8").reshape(-1, 2), npts
+
+
+def _way_coordinates(lines_wkb: list[Any], n_refs: np.ndarray, starts: np.ndarray,
+                     lon: np.ndarray, lat: np.ndarray) -> None:
+    """Fill ``lon``/``lat`` (one slot per node reference) from the ways' WKB linestrings
+    (None: the way is filled by the caller)."""
+    has = np.fromiter((w is not None for w in lines_wkb), dtype=bool, count=len(lines_wkb))
+    hexes = [w for w in lines_wkb if w is not None]
+    decoded = _wkb_points(hexes) if hexes and all(isinstance(w, str) for w in hexes) else None
+    if decoded is not None and np.array_equal(decoded[1], n_refs[has]):
+        pts = decoded[0]
+        pos = np.flatnonzero(np.repeat(has, n_refs))
+        lon[pos], lat[pos] = pts[:, 0], pts[:, 1]
+        return
+    import shapely  # any other WKB: GEOS decodes it
+
+    geoms = shapely.from_wkb(np.array(lines_wkb, dtype=object))
+    coords, gi = shapely.get_coordinates(geoms, return_index=True)
+    if len(gi):
+        within = np.arange(len(gi)) - np.searchsorted(gi, gi)
+        pos = starts[gi] + within
+        lon[pos], lat[pos] = coords[:, 0], coords[:, 1]
+
+
 def _check_path(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
@@ -189,6 +266,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     fallback: dict[int, list[tuple[float, float]]] = {}
     refs_extend = refs.extend
     tags_of = _tag_reader()
+    refs_of = _ref_reader()
     try:
         fp = (osmium.FileProcessor(str(p))
               .with_locations()
@@ -206,7 +284,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
                             tags[k] = str(v)
                 way_tags.append(tags)
                 nodes = o.nodes
-                r = [n.ref for n in nodes]
+                r = refs_of(nodes)
                 refs_extend(r)
                 counts.append(len(r))
                 try:
@@ -233,19 +311,12 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     except Exception as exc:  # noqa: BLE001 - libosmium errors: corrupt or unreadable file
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"cannot read the OSM file {p}: {first}; is it a valid OSM extract?") from None
-    import shapely
-
     n_refs = np.asarray(counts, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(n_refs)[:-1]]).astype(np.int64)
     lon = np.full(len(refs), np.nan)
     lat = np.full(len(refs), np.nan)
     if lines_wkb:
-        geoms = shapely.from_wkb(np.array(lines_wkb, dtype=object))
-        coords, gi = shapely.get_coordinates(geoms, return_index=True)
-        if len(gi):
-            within = np.arange(len(gi)) - np.searchsorted(gi, gi)
-            pos = starts[gi] + within
-            lon[pos], lat[pos] = coords[:, 0], coords[:, 1]
+        _way_coordinates(lines_wkb, n_refs, starts, lon, lat)
         for wi, pts in fallback.items():
             if pts:
                 a = np.asarray(pts, dtype=float)
