@@ -247,17 +247,17 @@ def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...
     low-stress targets are a subset of the full-network ones (subgraph, same seeds), so the
     same groups give the low-stress minima. No (block x road) table is ever built.
     """
-    D = _CTX["D"]
-    g = d[area.seg]
+    D, seg = _CTX["D"], area.seg
+    g = np.take(d, seg)  # (np.take: faster than fancy indexing on these sizes)
     f = np.flatnonzero(g <= D)
     if len(f) == 0:
         return f, np.zeros(0), np.zeros(0)
-    eb = area.eb[f]
+    eb = np.take(area.eb, f)
     first = np.flatnonzero(eb[1:] != eb[:-1]) + 1
     first = np.concatenate(([0], first))
-    high = np.minimum.reduceat(g[f], first)
-    low = np.minimum.reduceat(dl[area.seg[f]], first)
-    return eb[first], high, low
+    high = np.minimum.reduceat(np.take(g, f), first)
+    low = np.minimum.reduceat(np.take(dl, np.take(seg, f)), first)
+    return np.take(eb, first), high, low
 
 
 def _search_block(area: _Area, b: int, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
