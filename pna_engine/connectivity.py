@@ -163,8 +163,10 @@ CHUNK_BLOCKS = 512
 TILE_SIZE = 2000.0
 TILE_MARGIN = 250.0
 #: A tile whose subgraph would hold more than this share of the vertices searches the whole
-#: graph (small cities).
+#: graph, and so do all blocks of graphs smaller than TILE_MIN_VERTICES (small cities: there
+#: the whole graph costs no more than building subgraphs).
 TILE_MAX_SHARE = 0.5
+TILE_MIN_VERTICES = 10_000
 
 
 @dataclass
@@ -464,7 +466,8 @@ def _plan_units(searching: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | No
     D + :data:`TILE_MARGIN`. Blocks with a far seed (see :func:`_restricted_searches`) and
     all blocks when the vertex points are unknown search the whole graph (rectangle None)."""
     far = _CTX["seed_far"]
-    if far is None or len(searching) == 0:
+    small = _CTX["full"].shape[0] < TILE_MIN_VERTICES
+    if far is None or small or len(searching) == 0:
         return [(searching, None)]
     is_far = far[searching] > LINK_ZONE_TRIGGER
     units: list[tuple[np.ndarray, np.ndarray | None]] = []

@@ -212,6 +212,7 @@ def test_local_searches_give_the_same_pairs_as_whole_graph_searches(monkeypatch)
                            trail_ids=np.array([1, 2]))  # fmt: skip
         return _everything(conn), calls
 
+    monkeypatch.setattr(connectivity, "TILE_MIN_VERTICES", 0)
     monkeypatch.setattr(connectivity, "TILE_MAX_SHARE", 0.0)  # every tile: the whole graph
     whole, calls = run()
     assert calls["local"] == 0
