@@ -22,10 +22,12 @@ written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -316,10 +318,51 @@ def _array_text(v: Any) -> Any:
     return v
 
 
+def _array_texts(series: Any) -> Any:
+    """A column holding lists as ``{a,b,c}`` texts (object dtype), the elements of integer or
+    string lists formatted all at once."""
+    import itertools
+
+    import pandas as pd
+
+    vals = series.to_numpy(dtype=object)
+    if set(map(type, vals)) <= {list, tuple, np.ndarray}:
+        flat = list(itertools.chain.from_iterable(vals))
+        kinds = set(map(type, flat))
+        if kinds <= {str} or all(t is int or issubclass(t, np.integer) for t in kinds):
+            texts = list(map(str, map(int, flat))) if kinds - {str, int} else \
+                list(map(str, flat))
+            ends = np.cumsum(np.fromiter(map(len, vals), dtype=np.int64,
+                                         count=len(vals))).tolist()
+            starts = [0, *ends[:-1]]
+            return pd.Series(["{" + ",".join(texts[a:b]) + "}" for a, b in zip(starts, ends)],
+                             index=series.index, dtype=object)
+    return series.map(_array_text)
+
+
 def _dbf_text(v: Any) -> Any:
     if isinstance(v, str) and len(v.encode("utf-8")) > 254:
         return v.encode("utf-8")[:254].decode("utf-8", errors="ignore")
     return v
+
+
+def _dbf_texts(series: Any) -> Any:
+    """:func:`_dbf_text` of every value (DBF text fields hold 254 bytes, as GDAL truncates);
+    only texts of more than 63 characters can be longer than that."""
+    import pandas as pd
+
+    vals = series.to_numpy(dtype=object)
+    if series.dtype != object and pd.api.types.is_string_dtype(series.dtype):
+        chars = series.str.len().to_numpy(dtype=np.float64, na_value=0.0)
+        long = np.flatnonzero(chars > 63).tolist()
+    else:
+        long = [i for i, v in enumerate(vals.tolist()) if isinstance(v, str) and len(v) > 63]
+    if not long:
+        return series
+    out = series.astype(object)
+    for i in long:
+        out.iat[i] = _dbf_text(vals[i])
+    return out
 
 
 def shapefile_names(columns: Iterable[str]) -> list[str]:
@@ -351,10 +394,10 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
             data[field_name] = pd.Series([None] * len(table), dtype=object)
             continue
         s = table[c].reset_index(drop=True)
-        if s.dtype == object and any(isinstance(v, list | tuple | np.ndarray) for v in s):
-            s = s.map(_array_text)
+        if s.dtype == object and set(map(type, s.to_numpy())) & {list, tuple, np.ndarray}:
+            s = _array_texts(s)
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            s = s.map(_dbf_text)  # DBF text fields hold 254 bytes, as GDAL would truncate
+            s = _dbf_texts(s)
         elif c in INTEGER_COLUMNS and pd.api.types.is_float_dtype(s.dtype):
             s = s.round().astype("Int64")
         data[field_name] = s
@@ -625,12 +668,62 @@ def _speed_table(s: Any) -> Any:
     return pd.DataFrame([row]).astype({"state_speed": "Int64", "city_speed": "Int64"})
 
 
+def _write_shapefiles(shapefiles: list[tuple[Any, ...]]) -> None:
+    for args in shapefiles:
+        write_shapefile(*args)
+
+
+#: Write the shapefiles in a forked process (Linux only: fork is the default start method
+#: there and the child inherits the tables without copying them).
+SHAPEFILES_IN_CHILD = sys.platform.startswith("linux")
+
+
+class _Child:
+    """``fn(*args)`` in a forked process; :meth:`result` waits for it and raises
+    ``RuntimeError`` with the child's error when it failed."""
+
+    def __init__(self, fn: Any, *args: Any):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self._recv, send = ctx.Pipe(duplex=False)
+
+        def target() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                send.send(f"{type(exc).__name__}: {exc}")
+                raise SystemExit(1) from None
+            send.send(None)
+
+        self._proc = ctx.Process(target=target, name="pna-export", daemon=True)
+        self._proc.start()
+        send.close()
+
+    def result(self) -> None:
+        try:
+            error = self._recv.recv()
+        except EOFError:
+            error = "the process ended without a result"
+        self._proc.join()
+        if error is not None or self._proc.exitcode != 0:
+            raise RuntimeError(f"export child process failed ({self._proc.exitcode}): {error}")
+
+    def cancel(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+        self._recv.close()
+
+
 # --------------------------------------------------------------------------- entry point
 def write_export(s: Any) -> None:
     """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
 
-    The shapefiles and the pairs CSV are written by a background thread (GDAL, zlib and file
-    writes release the GIL) while the GeoJSON files are built.
+    The GeoJSON files are built in this thread while a background thread writes the pairs CSV
+    (numpy and file writes release the GIL) and a forked process the shapefiles (GDAL holds
+    the GIL while it writes; a thread when fork is not available, see
+    :data:`SHAPEFILES_IN_CHILD`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -642,16 +735,23 @@ def write_export(s: Any) -> None:
         blocks = _with_gid(blocks)
     pairs = _pairs_arrays(s)
 
-    with ThreadPoolExecutor(1) as background:
-        jobs = []
-        if blocks is not None:
-            cols = block_columns(blocks)
-            jobs.append(background.submit(  # the reference's shapefile has no gid
-                write_shapefile, out / "neighborhood_census_blocks.shp", blocks, cols[1:],
-                blocks.geometry))
-        if s.ways is not None:
-            jobs.append(background.submit(write_shapefile, out / "neighborhood_ways.shp", s.ways,
-                                          WAYS_COLUMNS, s.ways.geometry))
+    shapefiles = []
+    if blocks is not None:  # the reference's shapefile has no gid
+        shapefiles.append((out / "neighborhood_census_blocks.shp", blocks,
+                           block_columns(blocks)[1:], blocks.geometry))
+    if s.ways is not None:
+        shapefiles.append((out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS,
+                           s.ways.geometry))
+    # forked before any thread starts: the child holds no lock another thread took
+    child = _Child(_write_shapefiles, shapefiles) if shapefiles and SHAPEFILES_IN_CHILD \
+        else None
+    with ThreadPoolExecutor(1) as background, contextlib.ExitStack() as cleanup:
+        jobs: list[Any] = []
+        if child is not None:
+            cleanup.callback(child.cancel)  # any failure here stops the child
+            jobs.append(child)
+        elif shapefiles:
+            jobs.append(background.submit(_write_shapefiles, shapefiles))
         if pairs is not None:
             jobs.append(background.submit(
                 write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs))

@@ -229,3 +229,137 @@ def test_boundary_attributes_are_read_back_from_a_single_feature_source(tmp_path
     export.write_export(s)
     raw = json.loads((s.staging / "neighborhood_boundary.geojson").read_text())["features"]
     assert raw[0]["properties"] == {"gid": 1, "name": "Testville"}
+
+
+# --------------------------------------------------------------------------- vectorised writers
+def _geojson_by_feature(path, table, columns, geometry):
+    """The GeoJSON text written feature by feature with ``json.dumps`` (GDAL's layout: one
+    feature per line, NULL/NaN/inf as null, numpy values as Python ones, float columns of
+    integer fields as ints, empty arrays left out)."""
+    geoms = geometry.to_crs(4326)
+    feats = []
+    for i in range(len(table)):
+        props = {}
+        for c in columns:
+            v = table[c].iloc[i] if c in table.columns else None
+            if isinstance(v, tuple | np.ndarray):
+                v = list(v)
+            if isinstance(v, list):
+                v = [x.item() if isinstance(x, np.generic) else x for x in v]
+                if not v:
+                    continue
+            elif v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)):
+                v = None
+            elif isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, float) and c in export.INTEGER_COLUMNS:
+                v = round(v)
+            if isinstance(v, float) and not np.isfinite(v):
+                v = None
+            props[c] = v
+        g = geoms.iloc[i]
+        gj = "null" if g is None else shapely.to_geojson(g)
+        feats.append('{ "type": "Feature", "properties": '
+                     + json.dumps(props, ensure_ascii=False) + ', "geometry": ' + gj + " }")
+    head = json.dumps({"type": "FeatureCollection", "name": path.stem,
+                       "crs": {"type": "name",
+                               "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}},
+                      ensure_ascii=False)
+    return head[:-1] + ',\n"features": [\n' + "".join(
+        f + (",\n" if i < len(feats) - 1 else "\n") for i, f in enumerate(feats)) + "]\n}\n"
+
+
+def test_geojson_text_is_the_feature_by_feature_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "GEOJSON_CHUNK", 3)  # several chunks
+    n = 8
+    rng = np.random.default_rng(3)
+    floats = rng.normal(size=n) * 10.0 ** rng.integers(-8, 20, n)
+    floats[:6] = [-0.0, np.nan, np.inf, 1e16, 1.5e-05, 2.0]
+    table = pd.DataFrame({
+        "road_ids": [[], [3, 1], (np.int64(7),), np.array([], dtype=int), [], [2], [1, 2, 3],
+                     []],  # a list column first: the first property may be left out
+        "name": ["a \"quoted\" name", None, "Åsa\tkatu \u2028", "", "x" * 70, "ü", None, "z"],
+        "tdg_id": pd.array(["u", None, "w", "x", "y", "z", "v", "q"], dtype="str"),
+        "speed_limit": [25.0, np.nan, 30.4, 30.5, 31.5, 0.0, 7.0, np.nan],  # integer field
+        "score": floats,
+        "legs": pd.array([1, None, 3, 4, 5, 6, 7, 8], dtype="Int64"),
+        "osm_id": np.arange(n, dtype=np.int64) * 10**12,
+        "signalized": [True, False] * 4,
+        "stops": pd.array([True, None, False, True, True, False, None, True], dtype="boolean"),
+        "blockid20": [["250250001001000"], [], ["1", "2"], [], ["é"], [], [], ["3"]],
+        "mixed": [1, "a", None, 2.5, np.int64(4), [1, None], np.nan, {"k": "v"}],
+        "same": [0.25] * n,  # repeated values are formatted once
+    })
+    cols = [*table.columns[:-1], "absent", "same"]
+    geometry = gpd.GeoSeries(
+        [shapely.Point(X0 + i, Y0 + 2 * i) if i != 4 else None for i in range(n)], crs=UTM)
+    path = tmp_path / "t.geojson"
+    export.write_geojson(path, table, cols, geometry)
+    assert path.read_text(encoding="utf-8") == _geojson_by_feature(path, table, cols, geometry)
+    raw = json.loads(path.read_text(encoding="utf-8"))["features"]
+    assert list(raw[0]["properties"])[0] == "name" and raw[1]["properties"]["road_ids"] == [3, 1]
+    assert raw[0]["properties"]["speed_limit"] == 25 and raw[2]["properties"]["speed_limit"] == 30
+
+    empty = tmp_path / "empty.geojson"
+    export.write_geojson(empty, table.iloc[:0], cols, geometry.iloc[:0])
+    assert empty.read_text() == _geojson_by_feature(empty, table.iloc[:0], cols,
+                                                    geometry.iloc[:0])
+
+
+def _pairs_by_row(geoids, src, dst, low, low_cost, high, high_cost):
+    """The pairs CSV as PostgreSQL's COPY writes it, row by row."""
+    def cost(c):
+        return "" if (isinstance(c, float) and np.isnan(c)) or c < 0 else str(int(c))
+    rows = [",".join(export.PAIRS_COLUMNS)]
+    for i in range(len(src)):
+        rows.append(f"{geoids[src[i]]},{geoids[dst[i]]},{'t' if low[i] else 'f'},"
+                    f"{cost(low_cost[i])},{'t' if high[i] else 'f'},{cost(high_cost[i])}")
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("table_max", [1 << 20, 50])  # costs from the table / per chunk
+def test_pairs_csv_is_the_row_by_row_text(tmp_path, monkeypatch, table_max):
+    monkeypatch.setattr(export, "PAIRS_CHUNK", 7)
+    monkeypatch.setattr(export, "COST_TABLE_MAX", table_max)
+    rng = np.random.default_rng(5)
+    n = 40
+    geoids = np.array(["250250001001000", "9", "0899990000010320", "x1"], dtype=object)
+    src, dst = rng.integers(0, 4, n).astype(np.int32), rng.integers(0, 4, n)
+    low, high = rng.random(n) < 0.5, rng.random(n) < 0.8
+    low_cost = np.where(low, rng.integers(0, 3000, n), -1).astype(np.int32)
+    high_cost = rng.integers(0, 120_000, n).astype(float)
+    high_cost[[0, 5]] = np.nan
+    low_cost[3] = 17  # a cost with a false flag is still printed
+    p = export.write_pairs_csv(tmp_path / "pairs.csv", geoids, src, dst, low, low_cost, high,
+                               high_cost)
+    assert p.read_text() == _pairs_by_row(geoids, src, dst, low, low_cost, high, high_cost)
+    assert not any(x.name.startswith(".") for x in tmp_path.iterdir())
+    none = export.write_pairs_csv(tmp_path / "none.csv", geoids, *(np.zeros(0, int),) * 6)
+    assert none.read_text() == ",".join(export.PAIRS_COLUMNS) + "\n"
+
+
+def test_shapefiles_are_the_same_from_the_child_process_or_a_thread(tmp_path, monkeypatch):
+    files = {}
+    for in_child in (True, False):
+        monkeypatch.setattr(export, "SHAPEFILES_IN_CHILD", in_child)
+        s = make_state(tmp_path / str(in_child))
+        s.blocks.loc[0, "geoid20"] = "é" * 200  # 400 bytes: cut to 254 like GDAL
+        export.write_export(s)
+        files[in_child] = {p.name: p.read_bytes() for p in s.staging.iterdir()}
+    assert files[True] == files[False]
+    shp = gpd.read_file(tmp_path / "True" / "staging" / "neighborhood_census_blocks.shp")
+    assert shp.loc[0, "GEOID20"] == "é" * 127
+
+
+def test_a_failing_shapefile_child_fails_the_export(tmp_path, monkeypatch):
+    def broken(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "SHAPEFILES_IN_CHILD", True)
+    monkeypatch.setattr(export, "write_shapefile", broken)  # the forked child inherits it
+    s = make_state(tmp_path)
+    with pytest.raises(RuntimeError, match="OSError: disk full"):
+        export.write_export(s)
+    import multiprocessing
+
+    assert not multiprocessing.active_children()
