@@ -365,10 +365,9 @@ def _within_d(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     """
     import shapely
 
-    D = _CTX["D"]
-    rp = _CTX["rep_xy"]
-    dx = rp[tgt, 0] - rp[src, 0]
-    dy = rp[tgt, 1] - rp[src, 1]
+    D, rx, ry = _CTX["D"], _CTX["rep_x"], _CTX["rep_y"]
+    dx = np.take(rx, tgt) - np.take(rx, src)
+    dy = np.take(ry, tgt) - np.take(ry, src)
     ok = dx * dx + dy * dy <= D * D
     rest = np.flatnonzero(~ok)
     if len(rest) == 0:
@@ -388,14 +387,26 @@ def _within_d(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 def _postprocess(
     src: np.ndarray, tgt: np.ndarray, high: np.ndarray, low: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Prefilter, shared-road rule and detour rule on a chunk of candidate pairs."""
+    """Prefilter, shared-road rule and detour rule on a chunk of candidate pairs (each
+    source block's pairs one run, targets sorted)."""
     keep = _within_d(src, tgt)
     if not keep.all():
         src, tgt, high, low = src[keep], tgt[keep], high[keep], low[keep]
-    keys = src.astype(np.int64) * _CTX["n_blocks"] + tgt
-    sk = _CTX["share_keys"]
-    pos = np.minimum(np.searchsorted(sk, keys), len(sk) - 1)
-    shared = sk[pos] == keys if len(sk) else np.zeros(len(keys), dtype=bool)
+    shared = np.zeros(len(src), dtype=bool)
+    if len(src):
+        # key (run, target) is sorted: look the (few) road-sharing pairs of each run up in it
+        nb, sh_ptr, sh_idx = _CTX["n_blocks"], _CTX["sh_ptr"], _CTX["sh_idx"]
+        new = np.empty(len(src), dtype=bool)
+        new[0] = True
+        np.not_equal(src[1:], src[:-1], out=new[1:])
+        key = (np.cumsum(new) - 1) * nb + tgt
+        run_block = src[new]
+        lo = sh_ptr[run_block]
+        cnt = sh_ptr[run_block + 1] - lo
+        run_key = np.arange(len(run_block), dtype=np.int64) * nb
+        q = np.repeat(run_key, cnt) + sh_idx[_ranges(lo, cnt)]
+        pos = np.minimum(np.searchsorted(key, q), len(key) - 1)
+        shared[pos[key[pos] == q]] = True
     has_low = low < _INF
     # low / high <= 1.25 (or high = 0); costs are small integers, so the product is exact
     low_stress = shared | (has_low & ((high == 0) | (low <= DETOUR_RATIO * high)))
@@ -424,7 +435,8 @@ def _run_chunk(units: list[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, A
             return
         lens = np.fromiter((len(x) for x in buf["t"]), dtype=np.int64, count=len(buf["t"]))
         src = np.repeat(np.asarray(buf["b"], dtype=np.int64), lens)
-        tgt, high, low = np.concatenate(buf["t"]), np.concatenate(buf["h"]), np.concatenate(buf["l"])
+        tgt, high = np.concatenate(buf["t"]), np.concatenate(buf["h"])
+        low = np.concatenate(buf["l"])
         is_trail = tgt >= nb
         if is_trail.any():  # trails reached on each network (low-stress: a finite cost)
             ts, tt = src[is_trail], tgt[is_trail] - nb
@@ -627,7 +639,6 @@ def connect(
     source_blocks = np.flatnonzero(shapely.intersects(boundary_geom, geoms))
     rep = shapely.point_on_surface(geoms)
     sh_ptr, sh_idx = _sharing_blocks(bs_ptr, bs_idx, nb, len(way_geoms))
-    share_keys = np.repeat(np.arange(nb, dtype=np.int64), np.diff(sh_ptr)) * nb + sh_idx
     entry_block = np.repeat(np.arange(nb, dtype=np.int64), np.diff(bs_ptr))
     # the entry table: the block -> road table (block order), then trail k's segments as
     # target n_blocks + k, so one reduction gives the reached blocks and trails
@@ -658,10 +669,12 @@ def connect(
         low_out=np.diff(network.low.indptr) > 0,
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
-        rep_xy=np.stack([shapely.get_x(rep), shapely.get_y(rep)], axis=1),
+        rep_x=shapely.get_x(rep),
+        rep_y=shapely.get_y(rep),
         geoms=geoms,
         n_blocks=nb,
-        share_keys=np.sort(share_keys),
+        sh_ptr=sh_ptr,
+        sh_idx=sh_idx,
     )
     _zone_context(network, geoms, bs_idx, is_source_road)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
