@@ -174,23 +174,34 @@ class _Area:
     """The graph a group of searches runs on: the whole network or a tile's subgraph.
 
     ``verts`` are the global vertex ids of the local vertices (sorted; None = the whole
-    graph); ``exits`` the local vertices with a link leaving the subgraph (a low-stress link
+    graph); ``both`` the full and the low-stress graphs side by side (vertex ``i`` of the
+    low-stress graph is ``n + i``: one scipy call searches both); ``exits`` the local vertices with a link leaving the subgraph (a low-stress link
     is also a full-network link, so these cover both networks); ``seg`` / ``eb`` the entry
     table (see :func:`connect`) restricted to the local vertices (entry -> local vertex,
     entry -> block or trail, non-decreasing).
     """
 
     verts: np.ndarray | None
-    full: Any
-    low: Any
+    both: Any
     exits: np.ndarray
     seg: np.ndarray
     eb: np.ndarray
 
 
 def _global_area() -> _Area:
-    return _Area(None, _CTX["full"], _CTX["low"], np.zeros(0, np.int64), _CTX["ent_vert"],
-                 _CTX["ent_block"])  # fmt: skip
+    both = _side_by_side(_CTX["full"], _CTX["low"])
+    return _Area(None, both, np.zeros(0, np.int64), _CTX["ent_vert"], _CTX["ent_block"])
+
+
+def _side_by_side(full: Any, low: Any) -> Any:
+    """The disjoint union of two graphs on the same n vertices (CSR, 2n vertices)."""
+    import scipy.sparse as sp
+
+    n = full.shape[0]
+    indptr = np.concatenate([full.indptr[:-1], low.indptr + full.nnz])
+    indices = np.concatenate([full.indices, low.indices + n])
+    data = np.concatenate([full.data, low.data])
+    return sp.csr_matrix((data, indices, indptr), shape=(2 * n, 2 * n))
 
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -237,7 +248,8 @@ def _tile_area(rect: np.ndarray) -> _Area | None:
     vp = _CTX["ve_ptr"]
     ent = _CTX["ve_idx"][_ranges(vp[verts], vp[verts + 1] - vp[verts])]
     ent.sort()
-    return _Area(verts, full, low, exits, g2l[_CTX["ent_vert"][ent]], _CTX["ent_block"][ent])
+    both = _side_by_side(full, low)
+    return _Area(verts, both, exits, g2l[_CTX["ent_vert"][ent]], _CTX["ent_block"][ent])
 
 
 def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -263,13 +275,13 @@ def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...
 
 
 def _search_block(area: _Area, b: int, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Both bounded searches of one block, reduced at once to target minima.
+    """Both bounded searches of one block (one scipy call on the two graphs side by side),
+    reduced at once to target minima.
 
     ``seeds`` are global vertex ids. On a tile's subgraph, a search that reached a vertex
     with a link leaving it is redone on the whole graph (exact: any path within D that
     leaves the subgraph passes through such a vertex first, within D; the low-stress search
-    reaches no farther than the full one). When no seed has a low-stress link, the
-    low-stress search reaches the seeds only.
+    reaches no farther than the full one).
 
     Returns (targets (sorted; trails are n_blocks + trail index), full-network cost,
     low-stress cost (inf = none)).
@@ -278,14 +290,12 @@ def _search_block(area: _Area, b: int, seeds: np.ndarray) -> tuple[np.ndarray, .
 
     limit, D = _CTX["limit"], _CTX["D"]
     local = seeds if area.verts is None else _CTX["g2l"][seeds]
-    d = dijkstra(area.full, directed=True, indices=local, min_only=True, limit=limit)
+    n = area.both.shape[0] // 2
+    dd = dijkstra(area.both, directed=True, indices=np.concatenate([local, local + n]),
+                  min_only=True, limit=limit)  # fmt: skip
+    d, dl = dd[:n], dd[n:]
     if area.verts is not None and len(area.exits) and d[area.exits].min() <= D:
         return _search_block(_CTX["global_area"], b, seeds)
-    if _CTX["low_out"][seeds].any():
-        dl = dijkstra(area.low, directed=True, indices=local, min_only=True, limit=limit)
-    else:
-        dl = np.full(len(d), _INF)
-        dl[local] = 0.0
     if area.verts is None:
         far = _CTX["seed_far"]
         if far is not None and far[b] > LINK_ZONE_TRIGGER:
@@ -666,7 +676,6 @@ def connect(
         ve_idx=np.argsort(ent_vert, kind="stable"),
         seed_ptr=seed_ptr,
         seed_idx=bs_idx[is_seed],
-        low_out=np.diff(network.low.indptr) > 0,
         is_source_road=is_source_road,
         bounds=shapely.bounds(geoms),
         rep_x=shapely.get_x(rep),
