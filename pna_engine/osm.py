@@ -354,6 +354,17 @@ def _keep_refs(raw: _Raw, keep: np.ndarray) -> _Raw:
     return raw
 
 
+def _isin(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``np.isin(values, ids)`` for OSM ids by binary search in the sorted ids: numpy 2.4's
+    ``isin`` dedups ``ids`` with a hash table that is 5-10x slower than sorting them."""
+    ids = np.sort(np.asarray(ids).ravel())
+    values = np.asarray(values)
+    if len(ids) == 0:
+        return np.zeros(values.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return ids[pos] == values
+
+
 def _keep_nodes(raw: _Raw, keep: np.ndarray) -> None:
     raw.node_ids = raw.node_ids[keep]
     raw.node_lon = raw.node_lon[keep]
@@ -370,7 +381,7 @@ def _keep_relations(raw: _Raw, *, drop_broken_refs: bool) -> None:
                             dtype=np.int64)
     nset: set[int] = set()
     if len(node_members):
-        present = np.isin(node_members, raw.refs) | np.isin(node_members, raw.node_ids)
+        present = _isin(node_members, raw.refs) | _isin(node_members, raw.node_ids)
         nset = set(node_members[present].tolist())
     ids, tags, members = [], [], []
     for rid, t, ms in zip(raw.rel_ids, raw.rel_tags, raw.rel_members):
@@ -392,7 +403,7 @@ def clip_polygon(raw: _Raw, polygon: Any) -> _Raw:
     inside = shapely.intersects_xy(polygon, raw.lon, raw.lat)
     way_in = np.bincount(raw.wix, weights=inside, minlength=len(raw.way_ids)) > 0
     raw = _keep_refs(raw, way_in[raw.wix])
-    node_in = shapely.intersects_xy(polygon, raw.node_lon, raw.node_lat) | np.isin(
+    node_in = shapely.intersects_xy(polygon, raw.node_lon, raw.node_lat) | _isin(
         raw.node_ids, raw.refs)
     _keep_nodes(raw, node_in)
     _keep_relations(raw, drop_broken_refs=False)
