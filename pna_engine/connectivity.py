@@ -524,12 +524,16 @@ def _plan_units(searching: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | No
 
 
 def _split_units(units: list, n: int) -> list[list]:
-    """Contiguous groups of units with about the same number of blocks (at most ``n``)."""
-    sizes = np.array([len(u[0]) for u in units], dtype=np.int64)
+    """``n`` groups of contiguous units with about the same number of blocks (units bigger
+    than a group's share are split first: a whole-graph unit of a small city, a dense tile)."""
+    total = sum(len(u[0]) for u in units)
+    share = max(1, -(-total // n))
+    pieces = [(blk[i : i + share], rect) for blk, rect in units for i in range(0, len(blk), share)]
+    sizes = np.array([len(u[0]) for u in pieces], dtype=np.int64)
     cum = np.cumsum(sizes)
     bounds = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="right")
-    cuts = [0, *sorted(set(bounds.tolist())), len(units)]
-    return [units[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    cuts = [0, *sorted(set(bounds.tolist())), len(pieces)]
+    return [pieces[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def _assemble(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
