@@ -17,7 +17,8 @@ Formats follow the reference export: GeoJSON with lowercase full column names, N
 shapefiles with upper-case names truncated to 10 characters by GDAL and arrays written as
 ``{a,b,c}`` text; CSVs with ``t``/``f`` booleans, empty NULLs and ``NUMERIC(16,4)`` scores printed
 with 4 decimals. A table that does not exist is skipped, as the reference does. Every file is
-written atomically.
+written atomically: straight into a run's staging folder (the pipeline moves the files into the
+output folder only after success), anywhere else under a temporary name moved into place.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,43 @@ FOUR_DECIMALS = {"score", "score_original", "score_normalized"}
 #: Pair rows above which the pairs CSV is gzipped (``.csv.gz``).
 PAIRS_GZIP_ROWS = 50_000_000
 PAIRS_CHUNK = 100_000
+
+
+
+def export_file_names() -> frozenset[str]:
+    """Names of every file :func:`write_export` can write (the pipeline clears them from an
+    output folder before a new run)."""
+    shp = {f"neighborhood_{t}.{e}" for t in ("census_blocks", "ways")
+           for e in ("shp", "shx", "dbf", "prj", "cpg")}
+    geojson = {f"neighborhood_{t}.geojson" for t in (
+        "boundary", "census_blocks", *CATEGORIES, "ways", "ways_intersections")}
+    csv = {"neighborhood_connected_census_blocks.csv", "neighborhood_connected_census_blocks.csv.gz",
+           "neighborhood_overall_scores.csv", "neighborhood_score_inputs.csv",
+           "residential_speed_limit.csv", "mileage.csv"}
+    return frozenset(shp | geojson | csv)
+
+# --------------------------------------------------------------------------- targets
+def _in_staging(path: Path) -> bool:
+    from pna_engine.pipeline import STAGING_PREFIX
+
+    return Path(path).parent.name.startswith(STAGING_PREFIX)
+
+
+@contextlib.contextmanager
+def _target(path: Path) -> Iterator[Path]:
+    """The file to write for ``path``: ``path`` itself inside a run's staging folder (the
+    pipeline publishes the folder's files only after success and deletes it on failure, so
+    each file is renamed once, into the output folder), else a temporary name moved over
+    ``path`` on success (:func:`~pna_engine.atomic.atomic_path`)."""
+    if _in_staging(path):
+        try:
+            yield path
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+    else:
+        with atomic_path(path) as tmp:
+            yield tmp
 
 
 # --------------------------------------------------------------------------- values
@@ -301,7 +339,7 @@ def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
     }
     n = len(table)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with _target(path) as tmp, open(tmp, "wb") as f:
         head = json.dumps(header, ensure_ascii=False)
         f.write((head[:-1] + ',\n"features": [\n').encode("utf-8"))
         for a in range(0, n, GEOJSON_CHUNK):
@@ -403,18 +441,24 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
         data[field_name] = s
     gdf = gpd.GeoDataFrame(pd.DataFrame(data), geometry=geometry.reset_index(drop=True).values,
                            crs=geometry.crs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
-    try:
-        import warnings
+    import warnings
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the parts are written together in a folder of their own (the staging folder of a run,
+    # else a temporary one whose parts then replace the old ones)
+    staged = _in_staging(path)
+    tmpdir = path.parent if staged else Path(
+        tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # GDAL warns about truncated names and texts
             gdf.to_file(tmpdir / path.name, driver="ESRI Shapefile", encoding="UTF-8")
-        for p in sorted(tmpdir.iterdir()):
-            os.replace(p, path.with_suffix(p.suffix))
+        if not staged:
+            for p in sorted(tmpdir.iterdir()):
+                os.replace(p, path.with_suffix(p.suffix))
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        if not staged:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -460,7 +504,7 @@ def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
     data = {c: (_csv_column(table[c], c) if c in table.columns else [""] * len(table))
             for c in cols}
     df = pd.DataFrame(data, columns=cols)
-    with atomic_path(path) as tmp:
+    with _target(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
@@ -568,7 +612,7 @@ def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: 
 
     # one thread builds the next chunk while this one writes (numpy, zlib and file writes
     # release the GIL); at most two chunks in memory
-    with atomic_path(path) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as builder:
+    with _target(path) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as builder:
         f.write((",".join(PAIRS_COLUMNS) + "\n").encode())
         starts = range(0, n, PAIRS_CHUNK)
         pending = builder.submit(chunk, starts[0]) if n else None

@@ -27,6 +27,7 @@ import os
 import resource
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -166,24 +167,38 @@ def _sha256(path: str) -> str | None:
         return None
 
 
-def _clear_previous_run(out: Path) -> None:
-    """A new run makes the folder incomplete at once: drop the previous run's marker files and
-    any staging folder a killed run left behind."""
-    for name in (RUN_FILE,):
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
-    for p in out.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(p, ignore_errors=True)
+def _clear_previous_run(out: Path) -> threading.Thread:
+    """A new run makes the folder incomplete at once: drop the previous run's marker file now,
+    then its export files and any staging folder a killed run left behind in a background
+    thread (freeing a big export takes a while; the thread is joined before the export).
+    Files the export does not write are left alone."""
+    with contextlib.suppress(FileNotFoundError):
+        (out / RUN_FILE).unlink()
+    from pna_engine.export import export_file_names
+
+    names = export_file_names()
+    old = [p for p in out.iterdir() if p.name in names or p.name.startswith(STAGING_PREFIX)]
+
+    def remove() -> None:
+        for p in old:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    cleaner = threading.Thread(target=remove, name="pna-clear-previous", daemon=True)
+    cleaner.start()
+    return cleaner
 
 
 def _publish(staging: Path, out: Path) -> None:
-    """Move every staged file into the output folder (each move is atomic)."""
-    for p in sorted(staging.rglob("*")):
-        if p.is_file():
-            dest = out / p.relative_to(staging)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(p, dest)
-    shutil.rmtree(staging, ignore_errors=True)
+    """Move every staged file into the output folder: one atomic rename per file (the export
+    writes its files straight into the staging folder), then drop the empty folder."""
+    staged = sorted(staging.iterdir(), key=lambda p: (p.name == RUN_FILE, p.name))
+    for p in staged:  # run.json, the mark of a complete export, last
+        os.replace(p, out / p.name)
+    staging.rmdir()
 
 
 def run(
@@ -204,7 +219,7 @@ def run(
     out = Path(params.output)
     out.mkdir(parents=True, exist_ok=True)
     status = StatusFile(out, on_change=status_hook)
-    _clear_previous_run(out)
+    cleaner = _clear_previous_run(out)
     status._write()
     staging = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -214,6 +229,8 @@ def run(
         for name, fn in PHASE_FUNCTIONS.items():
             if stop_after is not None and name == "export":
                 break
+            if name == "export":
+                cleaner.join()  # the previous export is gone before this one is published
             status.phase(name)
             if on_phase is not None:
                 on_phase(name)
@@ -235,6 +252,8 @@ def run(
         msg = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         status.failed(msg if not isinstance(exc, KeyboardInterrupt) else "interrupted")
         raise
+    finally:
+        cleaner.join()
     return state
 
 

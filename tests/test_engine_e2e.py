@@ -114,3 +114,29 @@ def test_failed_run_leaves_no_export(demo_inputs, tmp_path):
     assert {p.name for p in out.iterdir()} == {"status.json"}
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "failed" and "GEOID20" in status["error"]
+
+
+def test_a_new_run_in_a_used_folder_replaces_or_clears_the_previous_export(demo_inputs,
+                                                                          tmp_path):
+    out = tmp_path / "reused"
+    r = _engine(*_run_args(demo_inputs, out))
+    assert r.returncode == 0, r.stderr
+    (out / "notes.txt").write_text("mine")  # not an export file: never touched
+    (out / ".staging-dead0000").mkdir()  # left behind by a killed run
+    (out / ".staging-dead0000" / "neighborhood_ways.geojson").write_text("partial")
+    first = (out / "run.json").stat().st_mtime_ns
+
+    r = _engine(*_run_args(demo_inputs, out))  # again, succeeding: one complete export
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in out.iterdir()} == EXPORT_FILES | {"run.json", "status.json",
+                                                              "notes.txt"}
+    assert (out / "run.json").stat().st_mtime_ns > first
+
+    bad = tmp_path / "bad-population.gpkg"
+    g = gpd.read_file(demo_inputs["population"]).rename(columns={"GEOID20": "CELL"})
+    g.to_file(bad, driver="GPKG")
+    r = _engine(*_run_args({**demo_inputs, "population": str(bad)}, out))  # failing
+    assert r.returncode == 2
+    # nothing of the previous export is left to be mistaken for this run's results
+    assert {p.name for p in out.iterdir()} == {"status.json", "notes.txt"}
+    assert json.loads((out / "status.json").read_text())["state"] == "failed"
