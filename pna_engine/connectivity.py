@@ -529,9 +529,12 @@ def _split_units(units: list, n: int) -> list[list]:
     total = sum(len(u[0]) for u in units)
     share = max(1, -(-total // n))
     pieces = [(blk[i : i + share], rect) for blk, rect in units for i in range(0, len(blk), share)]
+    if not pieces:
+        return [units]
     sizes = np.array([len(u[0]) for u in pieces], dtype=np.int64)
     cum = np.cumsum(sizes)
-    bounds = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="right")
+    # group k ends with the piece where the running count reaches k / n of the blocks
+    bounds = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="left") + 1
     cuts = [0, *sorted(set(bounds.tolist())), len(pieces)]
     return [pieces[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
