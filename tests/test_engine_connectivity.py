@@ -192,7 +192,7 @@ def test_local_searches_give_the_same_pairs_as_whole_graph_searches(monkeypatch)
     net, blocks, ways, seg_trail = _lattice_city()
     boundary = box(-1000, -1000, 3000, 3000)
 
-    def run():
+    def run(workers=1):
         calls = {"search": 0, "local": 0}
         search, tile = connectivity._search_block, connectivity._tile_area
 
@@ -209,7 +209,7 @@ def test_local_searches_give_the_same_pairs_as_whole_graph_searches(monkeypatch)
             m.setattr(connectivity, "_search_block", count_search)
             m.setattr(connectivity, "_tile_area", count_tile)
             conn = connect(blocks, ways, boundary, net, 450.0, seg_trail=seg_trail,
-                           trail_ids=np.array([1, 2]))  # fmt: skip
+                           trail_ids=np.array([1, 2]), workers=workers)  # fmt: skip
         return _everything(conn), calls
 
     monkeypatch.setattr(connectivity, "TILE_MIN_VERTICES", 0)
@@ -222,6 +222,10 @@ def test_local_searches_give_the_same_pairs_as_whole_graph_searches(monkeypatch)
     local, calls = run()
     assert calls["local"] >= 9 and local == whole
     assert calls["search"] < n_blocks + 10  # links cost their length: the margin is rarely left
+    monkeypatch.setattr(connectivity, "PARALLEL_MIN_BLOCKS", 1)
+    monkeypatch.setattr(connectivity, "PARALLEL_MIN_WORK", 0)
+    assert run(workers=2)[0] == whole  # tiles split over worker processes
+    monkeypatch.setattr(connectivity, "PARALLEL_MIN_BLOCKS", 10**9)
     monkeypatch.setattr(connectivity, "TILE_MARGIN", -400.0)  # subgraphs too small: redone
     redone, calls = run()
     assert redone == whole and calls["search"] > n_blocks + 50
