@@ -733,6 +733,13 @@ class _Child:
         self._recv, send = ctx.Pipe(duplex=False)
 
         def target() -> None:
+            import signal
+
+            # the parent decides: Ctrl-C goes to it, and cancel()'s SIGTERM ends the child
+            # at once even inside GDAL (a Python handler inherited from the parent, like the
+            # job runner's, would only run after the C call returns)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
                 fn(*args)
             except BaseException as exc:  # noqa: BLE001 - reported to the parent

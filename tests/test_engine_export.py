@@ -363,3 +363,30 @@ def test_a_failing_shapefile_child_fails_the_export(tmp_path, monkeypatch):
     import multiprocessing
 
     assert not multiprocessing.active_children()
+
+
+def test_cancelling_the_child_stops_it_even_inside_a_long_c_call():
+    import signal
+    import threading
+
+    def on_term(signum, frame):  # like the job runner's handler, inherited by the fork
+        raise KeyboardInterrupt("terminated")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        child = export._Child(sum, range(10**12))  # one C call: no Python handler runs
+        import time
+
+        time.sleep(1.0)  # inside sum() by now
+        stopper = threading.Thread(target=child.cancel)
+        stopper.start()
+        stopper.join(timeout=20)
+        stopped = not stopper.is_alive()
+        if not stopped:  # do not leave it running
+            import os
+
+            os.kill(child._proc.pid, signal.SIGKILL)
+            stopper.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped and child._proc.exitcode == -signal.SIGTERM
