@@ -419,6 +419,94 @@ def shapefile_names(columns: Iterable[str]) -> list[str]:
     return out
 
 
+#: DBF field widths GDAL gives pandas columns: Int64/int64 -> N(18), float64 -> N(24.15),
+#: text -> C(80), widened to the longest value (at most 254 bytes).
+DBF_INT_WIDTH, DBF_REAL_WIDTH, DBF_REAL_DECIMALS, DBF_TEXT_WIDTH = 18, 24, 15, 80
+
+
+def _dbf_field(series: Any) -> tuple[bytes, int, int, np.ndarray] | None:
+    """(type, width, decimals, records (n, width) uint8) of one DBF field as GDAL writes it:
+    numbers right-aligned (``%d``, ``%24.15f``), NULL numbers as ``*``, texts left-aligned in
+    UTF-8, NULL texts blank. None when GDAL must format the column itself (another dtype, a
+    value that does not fit)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    na = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_integer_dtype(dtype) and getattr(dtype, "numpy_dtype", dtype) == np.int64:
+        kind, width, dec = b"N", DBF_INT_WIDTH, 0
+        v = series.to_numpy(dtype=np.int64, na_value=0)
+        if len(v) and np.abs(v).max() >= 10 ** (width - 1):
+            return None  # GDAL's overflow handling is its own business
+        b = v.astype(f"S{width}")  # decimal digits, exact
+    elif pd.api.types.is_float_dtype(dtype) and dtype == np.float64:
+        kind, width, dec = b"N", DBF_REAL_WIDTH, DBF_REAL_DECIMALS
+        v = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(v).any():
+            return None
+        v = np.where(na, 0.0, v)
+        b = np.array(_texts_by_value(f"%{width}.{dec}f".__mod__, v, v.view(np.int64)),
+                     dtype="S")
+        if b.dtype.itemsize > width:
+            return None
+    elif pd.api.types.is_string_dtype(dtype) and (
+            not pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
+        v = series.to_numpy(dtype=object, na_value="").copy()
+        v[na] = ""
+        b = np.array(list(map(str.encode, v.tolist())), dtype="S")
+        width = max(DBF_TEXT_WIDTH, b.dtype.itemsize)
+        if width > 254:
+            return None
+        return b"C", width, 0, _fixed_width(np.strings.ljust(b, width, b" "), width)
+    else:
+        return None
+    rec = _fixed_width(np.strings.rjust(b, width, b" "), width)
+    rec[na] = ord("*")
+    return kind, width, dec, rec
+
+
+def _fixed_width(b: np.ndarray, width: int) -> np.ndarray:
+    """Strings of exactly ``width`` bytes as an (n, width) uint8 matrix."""
+    b = np.ascontiguousarray(b, dtype=f"S{width}")
+    return b.view(np.uint8).reshape(len(b), width)
+
+
+def _dbf_bytes(frame: Any) -> list[Any] | None:
+    """The ``.dbf`` GDAL's shapefile driver writes for ``frame`` (column names already DBF
+    names), built with numpy, as parts to write one after the other (header, records array,
+    end mark); None when a column needs GDAL (see :func:`_dbf_field`)."""
+    import datetime as dt
+    import struct
+
+    n = len(frame)
+    fields = []
+    for name in frame.columns:
+        f = _dbf_field(frame[name].reset_index(drop=True))
+        if f is None or len(str(name).encode()) > 10:
+            return None
+        fields.append((str(name), *f))
+    reclen = 1 + sum(f[2] for f in fields)
+    head_len = 32 + 32 * len(fields) + 1
+    today = dt.datetime.now(dt.UTC)
+    head = [struct.pack("<BBBBIHH20x", 3, today.year - 1900, today.month, today.day, n,
+                        head_len, reclen)]
+    for name, kind, width, dec, _ in fields:
+        head.append(name.encode().ljust(11, b"\0") + kind + bytes(4) + bytes([width, dec])
+                    + bytes(14))
+    head.append(b"\r")
+    # one record per row: a structured array whose fields are the byte strings of the fields
+    # (each value copied as one block, not byte by byte)
+    layout = np.dtype([("deleted", "V1")] + [(f"f{i}", f"V{f[2]}") for i, f in enumerate(fields)])
+    rec = np.empty(n, dtype=layout)
+    rec["deleted"] = np.frombuffer(b" ", dtype="V1")[0]  # not deleted
+    for i, (_, _, width, _, r) in enumerate(fields):
+        rec[f"f{i}"] = np.ascontiguousarray(r).view(f"V{width}").ravel()
+    return [b"".join(head), rec, b"\x1a"]
+
+
 def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: Any) -> None:
     """Write a shapefile (``.shp/.shx/.dbf/.prj/.cpg``) in the geometry's CRS with the field
     names of :func:`shapefile_names`; arrays become ``{a,b}`` text."""
@@ -439,8 +527,10 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
         elif c in INTEGER_COLUMNS and pd.api.types.is_float_dtype(s.dtype):
             s = s.round().astype("Int64")
         data[field_name] = s
-    gdf = gpd.GeoDataFrame(pd.DataFrame(data), geometry=geometry.reset_index(drop=True).values,
-                           crs=geometry.crs)
+    frame = pd.DataFrame(data)
+    dbf = _dbf_bytes(frame)  # None: a column GDAL must format itself
+    gdf = gpd.GeoDataFrame(frame if dbf is None else None,
+                           geometry=geometry.reset_index(drop=True).values, crs=geometry.crs)
     import warnings
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -453,6 +543,10 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # GDAL warns about truncated names and texts
             gdf.to_file(tmpdir / path.name, driver="ESRI Shapefile", encoding="UTF-8")
+        if dbf is not None:  # GDAL wrote the geometries; the attribute table is ours
+            with open((tmpdir / path.name).with_suffix(".dbf"), "wb") as f:
+                for part in dbf:
+                    f.write(part)
         if not staged:
             for p in sorted(tmpdir.iterdir()):
                 os.replace(p, path.with_suffix(p.suffix))

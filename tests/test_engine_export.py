@@ -390,3 +390,32 @@ def test_cancelling_the_child_stops_it_even_inside_a_long_c_call():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert stopped and child._proc.exitcode == -signal.SIGTERM
+
+
+def test_dbf_is_the_one_gdal_writes(tmp_path):
+    n = 6
+    frame = pd.DataFrame({
+        "ROAD_ID": pd.array([1, None, -7, 10**17 - 1, 0, 42], dtype="Int64"),
+        "COL": np.array([3, -2, 0, 5, 6, 7], dtype=np.int64),
+        "SCORE": [0.1, np.nan, -0.0, 12345678.123456789, 1e-20, -3.5],
+        "NAME": pd.array(["Åsa", None, "", "x" * 70 + "é" * 20, "a,b", "z"], dtype="str"),
+        "ROAD_IDS": pd.Series(["{1,2}", None, "{3}", "", None, "{" + "9," * 60 + "9}"],
+                              dtype=object),
+        "EMPTY": pd.Series([None] * n, dtype=object),
+    })
+    geoms = [shapely.Point(X0 + i, Y0) for i in range(n)]
+    gdal = tmp_path / "gdal.shp"
+    gpd.GeoDataFrame(frame, geometry=geoms, crs=UTM).to_file(gdal, driver="ESRI Shapefile",
+                                                             encoding="UTF-8")
+    ours = b"".join(bytes(p) for p in export._dbf_bytes(frame))
+    theirs = gdal.with_suffix(".dbf").read_bytes()
+    # bytes 1-3 are the date of the last update
+    assert ours[:1] + ours[4:] == theirs[:1] + theirs[4:]
+
+    # a column GDAL must format itself (booleans) leaves the whole table to GDAL
+    assert export._dbf_bytes(frame.assign(FLAG=[True, False] * 3)) is None
+    path = tmp_path / "flag.shp"
+    export.write_shapefile(path, frame.assign(flag=[True, False] * 3), ["flag", "SCORE"],
+                           gpd.GeoSeries(geoms, crs=UTM))
+    back = gpd.read_file(path)
+    assert back["FLAG"].tolist() == [True, False] * 3 and back["SCORE"].iloc[0] == 0.1
