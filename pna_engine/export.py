@@ -806,14 +806,9 @@ def _speed_table(s: Any) -> Any:
     return pd.DataFrame([row]).astype({"state_speed": "Int64", "city_speed": "Int64"})
 
 
-def _write_shapefiles(shapefiles: list[tuple[Any, ...]]) -> None:
-    for args in shapefiles:
-        write_shapefile(*args)
-
-
-#: Write the shapefiles in a forked process (Linux only: fork is the default start method
+#: Share the export files with a forked process (Linux only: fork is the default start method
 #: there and the child inherits the tables without copying them).
-SHAPEFILES_IN_CHILD = sys.platform.startswith("linux")
+EXPORT_IN_CHILD = sys.platform.startswith("linux")
 
 
 class _Child:
@@ -862,91 +857,109 @@ class _Child:
 
 
 # --------------------------------------------------------------------------- entry point
+def _export_tasks(s: Any, out: Path, blocks: Any) -> list[tuple[list[str], Any]]:
+    """The files to write but the pairs CSV, as (names, function) tasks, biggest first."""
+    tasks: list[tuple[list[str], Any]] = []
+
+    def task(names: list[str], fn: Any, *args: Any) -> None:
+        tasks.append((names, lambda: fn(*args)))
+
+    if s.ways is not None:
+        task(["neighborhood_ways.shp"], write_shapefile, out / "neighborhood_ways.shp", s.ways,
+             WAYS_COLUMNS, s.ways.geometry)
+    if blocks is not None:  # the reference's shapefile has no gid
+        cols = block_columns(blocks)
+        task(["neighborhood_census_blocks.shp"], write_shapefile,
+             out / "neighborhood_census_blocks.shp", blocks, cols[1:], blocks.geometry)
+        task(["neighborhood_census_blocks.geojson"], write_geojson,
+             out / "neighborhood_census_blocks.geojson", blocks, cols, blocks.geometry)
+    if s.ways is not None:
+        task(["neighborhood_ways.geojson"], write_geojson, out / "neighborhood_ways.geojson",
+             s.ways, WAYS_COLUMNS, s.ways.geometry)
+    if s.intersections is not None:
+        task(["neighborhood_ways_intersections.geojson"], write_geojson,
+             out / "neighborhood_ways_intersections.geojson", s.intersections,
+             INTERSECTION_COLUMNS, s.intersections.geometry)
+    if s.boundary is not None:
+        def boundary() -> None:
+            b = _with_gid(_boundary_with_attributes(s.boundary))
+            write_geojson(out / "neighborhood_boundary.geojson", b,
+                          [c for c in b.columns if c != b.geometry.name],
+                          _force_multi_series(b.geometry))
+
+        task(["neighborhood_boundary.geojson"], boundary)
+    dests = _get(s.scores, "destinations") or s.destinations or {}
+    for cat in CATEGORIES:
+        t = dests.get(cat)
+        if t is None:
+            continue
+        name_col = DESTINATION_NAME[cat]
+        cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
+            "pop_low_stress", "pop_high_stress", "pop_score"]
+        geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
+        task([f"neighborhood_{cat}.geojson"], write_geojson, out / f"neighborhood_{cat}.geojson",
+             t, cols, geom)
+    for attr, fname, cols in (
+        ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
+        ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
+        ("mileage", "mileage.csv", ("feature_type", "total_mileage")),
+    ):
+        t = _get(s.scores, attr)
+        if t is not None:
+            task([fname], write_csv, out / fname, t, cols)
+    speeds = _speed_table(s)
+    if speeds is not None:
+        task(["residential_speed_limit.csv"], write_csv, out / "residential_speed_limit.csv",
+             speeds, SPEED_COLUMNS)
+    return tasks
+
+
+def _run_tasks(tasks: list[tuple[list[str], Any]], counter: Any) -> None:
+    """Run the tasks not taken yet, one at a time: ``counter`` (shared with a forked child)
+    hands out the next task index."""
+    while True:
+        with counter.get_lock():
+            i = counter.value
+            counter.value = i + 1
+        if i >= len(tasks):
+            return
+        tasks[i][1]()
+
+
 def write_export(s: Any) -> None:
     """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
 
-    The GeoJSON files are built in this thread while a background thread writes the pairs CSV
-    (numpy and file writes release the GIL) and a forked process the shapefiles (GDAL holds
-    the GIL while it writes; a thread when fork is not available, see
-    :data:`SHAPEFILES_IN_CHILD`).
+    A background thread writes the pairs CSV (numpy and file writes release the GIL) while
+    this process and a forked child (:data:`EXPORT_IN_CHILD`) share the other files, biggest
+    first, each taking the next one when it is free (GDAL and the text formatting hold the
+    GIL: a second thread would not run in parallel).
     """
+    import multiprocessing as mp
     from concurrent.futures import ThreadPoolExecutor
 
     out = Path(s.staging)
     out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
     blocks = _blocks_table(s)
     if blocks is not None:
         blocks = _with_gid(blocks)
     pairs = _pairs_arrays(s)
+    tasks = _export_tasks(s, out, blocks)
+    written = [name for names, _ in tasks for name in names]
 
-    shapefiles = []
-    if blocks is not None:  # the reference's shapefile has no gid
-        shapefiles.append((out / "neighborhood_census_blocks.shp", blocks,
-                           block_columns(blocks)[1:], blocks.geometry))
-    if s.ways is not None:
-        shapefiles.append((out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS,
-                           s.ways.geometry))
+    in_child = EXPORT_IN_CHILD and len(tasks) > 1
+    counter = mp.get_context("fork" if in_child else None).Value("q", 0)
     # forked before any thread starts: the child holds no lock another thread took
-    child = _Child(_write_shapefiles, shapefiles) if shapefiles and SHAPEFILES_IN_CHILD \
-        else None
+    child = _Child(_run_tasks, tasks, counter) if in_child else None
     with ThreadPoolExecutor(1) as background, contextlib.ExitStack() as cleanup:
-        jobs: list[Any] = []
         if child is not None:
             cleanup.callback(child.cancel)  # any failure here stops the child
-            jobs.append(child)
-        elif shapefiles:
-            jobs.append(background.submit(_write_shapefiles, shapefiles))
-        if pairs is not None:
-            jobs.append(background.submit(
-                write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs))
-
-        if s.boundary is not None:
-            b = _with_gid(_boundary_with_attributes(s.boundary))
-            cols = [c for c in b.columns if c != b.geometry.name]
-            write_geojson(out / "neighborhood_boundary.geojson", b, cols,
-                          _force_multi_series(b.geometry))
-            written.append("neighborhood_boundary.geojson")
-        if blocks is not None:
-            write_geojson(out / "neighborhood_census_blocks.geojson", blocks,
-                          block_columns(blocks), blocks.geometry)
-            written += ["neighborhood_census_blocks.shp", "neighborhood_census_blocks.geojson"]
-        dests = _get(s.scores, "destinations") or s.destinations or {}
-        for cat in CATEGORIES:
-            t = dests.get(cat)
-            if t is None:
-                continue
-            name_col = DESTINATION_NAME[cat]
-            cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
-                "pop_low_stress", "pop_high_stress", "pop_score"]
-            geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
-            write_geojson(out / f"neighborhood_{cat}.geojson", t, cols, geom)
-            written.append(f"neighborhood_{cat}.geojson")
-        if s.ways is not None:
-            write_geojson(out / "neighborhood_ways.geojson", s.ways, WAYS_COLUMNS,
-                          s.ways.geometry)
-            written += ["neighborhood_ways.shp", "neighborhood_ways.geojson"]
-        if s.intersections is not None:
-            write_geojson(out / "neighborhood_ways_intersections.geojson", s.intersections,
-                          INTERSECTION_COLUMNS, s.intersections.geometry)
-            written.append("neighborhood_ways_intersections.geojson")
-        for attr, fname, cols in (
-            ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
-            ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
-            ("mileage", "mileage.csv", ("feature_type", "total_mileage")),
-        ):
-            t = _get(s.scores, attr)
-            if t is not None:
-                write_csv(out / fname, t, cols)
-                written.append(fname)
-        speeds = _speed_table(s)
-        if speeds is not None:
-            write_csv(out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
-            written.append("residential_speed_limit.csv")
-        for job in jobs:
-            result = job.result()  # re-raises a background failure
-            if isinstance(result, Path):
-                written.append(result.name)
+        pairs_job = None if pairs is None else background.submit(
+            write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs)
+        _run_tasks(tasks, counter)
+        if child is not None:
+            child.result()  # raises the child's failure
+        if pairs_job is not None:
+            written.append(pairs_job.result().name)
     s.counts["export_files"] = len(written)
 
 
