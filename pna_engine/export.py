@@ -482,6 +482,8 @@ def _dbf_bytes(frame: Any) -> list[Any] | None:
     import struct
 
     n = len(frame)
+    if n == 0:
+        return None  # nothing to gain
     fields = []
     for name in frame.columns:
         f = _dbf_field(frame[name].reset_index(drop=True))

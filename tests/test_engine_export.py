@@ -414,6 +414,12 @@ def test_dbf_is_the_one_gdal_writes(tmp_path):
     # bytes 1-3 are the date of the last update
     assert ours[:1] + ours[4:] == theirs[:1] + theirs[4:]
 
+    assert export._dbf_bytes(frame.iloc[:0]) is None  # an empty table: GDAL writes it
+    empty = tmp_path / "empty.shp"
+    export.write_shapefile(empty, frame.iloc[:0], ["ROAD_ID", "NAME"],
+                           gpd.GeoSeries([], crs=UTM))
+    assert len(gpd.read_file(empty)) == 0
+
     # a column GDAL must format itself (booleans) leaves the whole table to GDAL
     assert export._dbf_bytes(frame.assign(FLAG=[True, False] * 3)) is None
     path = tmp_path / "flag.shp"
