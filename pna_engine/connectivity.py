@@ -11,9 +11,17 @@ full-network cost. Like the reference, a block's searches use only the links wit
 of the block (this matters only for blocks with a seed road far from them, see
 :func:`_restricted_searches`).
 
-Pairs are kept as compact numpy arrays (:class:`Connectivity`); :meth:`Connectivity.pairs_frame`
-gives the reference's ``neighborhood_connected_census_blocks`` table. Searches run in worker
-processes (``s.params.workers``) sharing the graph through fork when the city is large.
+Cost: in a big city a search reaches a small part of the graph, but scipy sets up every vertex
+of the graph it is given. So source blocks are grouped in square tiles and a tile's searches
+run on the subgraph around it (:func:`_tile_area`); a search that reaches the subgraph's edge
+is redone on the whole graph, so results never depend on the tiles. Both networks are searched
+in one scipy call (the two graphs side by side), and the reduction to target minima covers
+trails too.
+
+Pairs are kept as compact numpy arrays (:class:`Connectivity`), ordered by source block then
+target; :meth:`Connectivity.pairs_frame` gives the reference's
+``neighborhood_connected_census_blocks`` table. Searches run in worker processes
+(``s.params.workers``) sharing the graph through fork when the city is large.
 """
 
 from __future__ import annotations
