@@ -40,11 +40,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--city-fips", default=None,
                    help="7-digit US city FIPS code, state + place (default: none)")
     g.add_argument("--city-speed-limit", type=int, default=None,
-                   help="residential default speed of the city, mph (default: none in the US; "
-                        "30 elsewhere, as the reference tool)")
+                   help="residential default speed of the city, mph (default: US: the "
+                        "--city-fips row of PeopleForBikes' city_fips_speed.csv, looked up "
+                        "online; 30 elsewhere, as the reference tool)")
     g.add_argument("--state-speed-limit", type=int, default=None,
-                   help="residential default speed of the state, mph (default: none; "
-                        "US only)")
+                   help="residential default speed of the state, mph (US only; default: the "
+                        "state's row of PeopleForBikes' state_fips_speed.csv, looked up online)")
     g = p.add_argument_group("analysis")
     g.add_argument("--max-trip-distance", type=float, default=DEFAULT_MAX_TRIP_DISTANCE,
                    help="maximum trip distance, metres (default: %(default)s)")
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
             state = pipeline.run(params, on_phase=on_phase)
             if not args.quiet:
+                for note in state.notes:  # also in run.json
+                    print(f"[pna-engine] note: {note}", file=sys.stderr)
                 print(f"[pna-engine] done in {state.timings.get('total', 0):.1f} s -> {params.output}",
                       file=sys.stderr)
             return 0

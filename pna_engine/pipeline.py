@@ -83,7 +83,7 @@ def phase_import(s: RunState) -> None:
     s.inputs["boundary"] = str(s.params.boundary)
     s.blocks = population.load_blocks(s)
     s.jobs = jobsdata.load_jobs(s)
-    s.speeds = speeds.residential_speeds(s.params)
+    s.speeds = speeds.residential_speeds(s.params, lookup=True, notes=s.notes)
     osm_path = download.resolve_osm(s)
     s.osm = osm.import_osm(osm_path, s)
 

@@ -25,4 +25,6 @@ def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory):
     """Keep the repository's outputs/ clean: every test session gets its own PNA_OUTPUTS."""
     if "PNA_OUTPUTS" not in os.environ:
         os.environ["PNA_OUTPUTS"] = str(tmp_path_factory.mktemp("pna-outputs"))
+    # US runs look default speeds up online; tests never reach the internet (port 9: refused)
+    os.environ.setdefault("PNA_SPEED_LIMITS_BASE_URL", "http://127.0.0.1:9/pfb-public-documents")
     yield

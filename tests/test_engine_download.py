@@ -251,3 +251,55 @@ def test_interrupted_download_leaves_nothing(tmp_path):
     srv.close()
     assert not download.cached_path(f"http://127.0.0.1:{port}/x.osm.pbf", s.params).exists()
     assert _no_temp_files(tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------- default speeds
+def _speed_tables(root: Path) -> None:
+    # the PeopleForBikes tables' layout (§2.7): codes as plain integers, speeds in mph
+    (root / "state_fips_speed.csv").write_text(
+        "state,fips_code_state,speed\nAlabama,1,30\nMassachusetts,25,25\nWyoming,56,30\n")
+    (root / "city_fips_speed.csv").write_text(
+        "city,state,fips_code_city,speed\nBoston,MA,2507000,25\nJackson,WY,5640120,25\n")
+
+
+def test_us_default_speeds_are_looked_up_like_the_reference(tmp_path, http_folder,  # noqa: F811
+                                                             monkeypatch):
+    from pna_engine import speeds
+
+    root, base = http_folder
+    _speed_tables(root)
+    monkeypatch.setenv("PNA_SPEED_LIMITS_BASE_URL", base)
+    params = Params(boundary="b", output="o", country="US", state="MA", city_fips="2507000",
+                    cache_dir=str(tmp_path / "cache"))
+    notes: list[str] = []
+    row = speeds.residential_speeds(params, lookup=True, notes=notes).iloc[0]
+    assert (row["state_fips_code"], row["state_speed"]) == ("25", 25)
+    assert (row["city_fips_code"], row["city_speed"]) == ("2507000", 25)
+    assert notes == []
+    # a value on the command line wins and its table is not even asked for
+    _QuietHandler.requests_log.clear()
+    params2 = Params(boundary="b", output="o", country="US", state_fips="56",
+                     city_fips="5600001", state_speed_limit=35, cache_dir=str(tmp_path / "c2"))
+    row = speeds.residential_speeds(params2, lookup=True, notes=notes).iloc[0]
+    assert row["state_speed"] == 35 and pd_isna(row["city_speed"])
+    assert _QuietHandler.requests_log == ["/city_fips_speed.csv"]
+    assert notes == ["city_fips_speed.csv has no default speed for FIPS 5600001"]
+    assert speeds.residential_default(speeds.residential_speeds(params2)) == 35
+
+
+def test_default_speed_lookup_offline_or_unreachable_is_a_note(tmp_path):
+    from pna_engine import speeds
+
+    for offline in (True, False):  # --offline, or nothing listening (conftest's closed port)
+        notes: list[str] = []
+        params = Params(boundary="b", output="o", country="US", state="MA", offline=offline,
+                        cache_dir=str(tmp_path / f"cache{offline}"))
+        row = speeds.residential_speeds(params, lookup=True, notes=notes).iloc[0]
+        assert pd_isna(row["state_speed"]) and pd_isna(row["city_speed"])
+        assert len(notes) == 1 and "pass --state-speed-limit MPH" in notes[0], notes
+
+
+def pd_isna(v) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
