@@ -135,21 +135,22 @@ def _tags_direct(o: Any) -> dict[str, str]:
     return dict(nxt(it) for _ in range(n))
 
 
-def _tag_reader() -> Any:
-    """A tags function: the fast one once it proved equal to the public one, else public."""
+def _checked_reader(public: Any, direct: Any) -> Any:
+    """A reader that uses ``direct`` (pyosmium internals, faster) once it gave the same
+    non-empty result as ``public`` on a first object, else ``public`` for good."""
     state: dict[str, Any] = {"fn": None}
 
-    def read(o: Any) -> dict[str, str]:
+    def read(o: Any) -> Any:
         fn = state["fn"]
         if fn is not None:
             return fn(o)
-        public = _tags_public(o)
-        if public:
+        value = public(o)
+        if value:
             try:
-                state["fn"] = _tags_direct if _tags_direct(o) == public else _tags_public
+                state["fn"] = direct if direct(o) == value else public
             except Exception:  # noqa: BLE001 - pyosmium internals changed
-                state["fn"] = _tags_public
-        return public
+                state["fn"] = public
+        return value
 
     return read
 
@@ -160,30 +161,10 @@ def _refs_public(nodes: Any) -> list[int]:
 
 def _refs_direct(nodes: Any) -> list[int]:
     """Node ids of a way's node list straight from pyosmium's C++ list (skips two Python
-    frames per node). Checked like :func:`_tags_direct`."""
+    frames per node); used through :func:`_checked_reader`."""
     lst, data = nodes._list, nodes._pyosmium_data
     get = lst.get
     return [get(data, i).ref for i in range(lst.size(data))]
-
-
-def _ref_reader() -> Any:
-    """A node-refs function: the fast one once it proved equal to the public one, else
-    public."""
-    state: dict[str, Any] = {"fn": None}
-
-    def read(nodes: Any) -> list[int]:
-        fn = state["fn"]
-        if fn is not None:
-            return fn(nodes)
-        public = _refs_public(nodes)
-        if public:
-            try:
-                state["fn"] = _refs_direct if _refs_direct(nodes) == public else _refs_public
-            except Exception:  # noqa: BLE001 - pyosmium internals changed
-                state["fn"] = _refs_public
-        return public
-
-    return read
 
 
 def _wkb_points(hexes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -265,8 +246,8 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     lines_wkb: list[bytes | str | None] = []
     fallback: dict[int, list[tuple[float, float]]] = {}
     refs_extend = refs.extend
-    tags_of = _tag_reader()
-    refs_of = _ref_reader()
+    tags_of = _checked_reader(_tags_public, _tags_direct)
+    refs_of = _checked_reader(_refs_public, _refs_direct)
     try:
         fp = (osmium.FileProcessor(str(p))
               .with_locations()
