@@ -809,8 +809,18 @@ def _speed_table(s: Any) -> Any:
 
 
 #: Share the export files with a forked process (Linux only: fork is the default start method
-#: there and the child inherits the tables without copying them).
+#: there and the child inherits the tables without copying them). Only from a process with
+#: no other thread (:func:`_can_fork`).
 EXPORT_IN_CHILD = sys.platform.startswith("linux")
+
+
+def _can_fork() -> bool:
+    """Whether the export may fork: :data:`EXPORT_IN_CHILD` and this thread is the process's
+    only one. A fork copies just the calling thread, so a lock another thread holds (a
+    Jupyter kernel's I/O threads, any caller's) would stay locked forever in the child."""
+    import threading
+
+    return EXPORT_IN_CHILD and threading.active_count() == 1
 
 
 class _Child:
@@ -932,7 +942,7 @@ def write_export(s: Any) -> None:
     """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
 
     A background thread writes the pairs CSV (numpy and file writes release the GIL) while
-    this process and a forked child (:data:`EXPORT_IN_CHILD`) share the other files, biggest
+    this process and a forked child (:func:`_can_fork`) share the other files, biggest
     first, each taking the next one when it is free (GDAL and the text formatting hold the
     GIL: a second thread would not run in parallel).
     """
@@ -948,7 +958,7 @@ def write_export(s: Any) -> None:
     tasks = _export_tasks(s, out, blocks)
     written = [name for names, _ in tasks for name in names]
 
-    in_child = EXPORT_IN_CHILD and len(tasks) > 1
+    in_child = len(tasks) > 1 and _can_fork()
     counter = mp.get_context("fork" if in_child else None).Value("q", 0)
     # forked before any thread starts: the child holds no lock another thread took
     child = _Child(_run_tasks, tasks, counter) if in_child else None

@@ -351,6 +351,37 @@ def test_files_are_the_same_shared_with_a_child_process_or_not(tmp_path, monkeyp
     assert shp.loc[0, "GEOID20"] == "é" * 127
 
 
+def test_no_fork_while_another_thread_runs(tmp_path, monkeypatch):
+    # a fork copies only the calling thread: a lock held by another one (a Jupyter kernel's
+    # I/O threads) would never be released in the child
+    import threading
+
+    forks = []
+    real_child = export._Child
+
+    def child(*args):
+        forks.append(threading.active_count())
+        return real_child(*args)
+
+    monkeypatch.setattr(export, "EXPORT_IN_CHILD", True)
+    monkeypatch.setattr(export, "_Child", child)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        s = make_state(tmp_path / "threads")
+        export.write_export(s)
+    finally:
+        release.set()
+        other.join()
+    assert forks == []
+    alone = make_state(tmp_path / "alone")  # the only thread again: the child shares the work
+    export.write_export(alone)
+    assert forks == [1]
+    assert ({p.name: p.read_bytes() for p in s.staging.iterdir()}
+            == {p.name: p.read_bytes() for p in alone.staging.iterdir()})
+
+
 @pytest.mark.parametrize("broken_writer", ["write_shapefile", "write_geojson"])
 def test_a_failing_writer_fails_the_export(tmp_path, monkeypatch, broken_writer):
     def broken(*args):
