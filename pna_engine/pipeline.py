@@ -170,7 +170,8 @@ def _sha256(path: str) -> str | None:
 def _clear_previous_run(out: Path) -> threading.Thread:
     """A new run makes the folder incomplete at once: drop the previous run's marker file now,
     then its export files and any staging folder a killed run left behind in a background
-    thread (freeing a big export takes a while; the thread is joined before the export).
+    thread (freeing a big export takes a while; the thread is joined before the first phase
+    that forks, connectivity).
     Files the export does not write are left alone."""
     with contextlib.suppress(FileNotFoundError):
         (out / RUN_FILE).unlink()
@@ -229,8 +230,10 @@ def run(
         for name, fn in PHASE_FUNCTIONS.items():
             if stop_after is not None and name == "export":
                 break
-            if name == "export":
-                cleaner.join()  # the previous export is gone before this one is published
+            if name == "connectivity":
+                # the previous export is gone before this one is published, and no other
+                # thread runs when connectivity and export fork their worker processes
+                cleaner.join()
             status.phase(name)
             if on_phase is not None:
                 on_phase(name)
