@@ -504,9 +504,7 @@ def _plan_units(searching: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | No
     tiled = searching[~is_far]
     if len(tiled):
         # bounding box of each block's seed vertices
-        nb = _CTX["n_blocks"]
-        v = _CTX["seed_idx"]
-        eb = np.repeat(np.arange(nb), np.diff(_CTX["seed_ptr"]))
+        nb, eb, v = _CTX["n_blocks"], _CTX["seed_block"], _CTX["seed_idx"]
         vx, vy = _CTX["vert_x"][v], _CTX["vert_y"][v]
         sb = np.stack([np.full(nb, _INF), np.full(nb, _INF), np.full(nb, -_INF),
                        np.full(nb, -_INF)], axis=1)  # fmt: skip
@@ -573,19 +571,17 @@ def _assemble(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
             for k, t in dtypes.items()}  # fmt: skip
 
 
-def _zone_context(network: Any, geoms: np.ndarray, bs_idx: np.ndarray, is_src: np.ndarray) -> None:
+def _zone_context(network: Any, geoms: np.ndarray) -> None:
     """Per-block distance of the farthest seed vertex, vertex coordinates and the CSR row of
     every arc, for the reference's D + 100 m link zone (see :func:`_restricted_searches`)."""
     import shapely
 
     vx = getattr(network, "vert_x", None)
     vy = getattr(network, "vert_y", None)
-    if vx is None or vy is None or len(bs_idx) == 0:
+    eb, v = _CTX["seed_block"], _CTX["seed_idx"]
+    if vx is None or vy is None or len(v) == 0:
         _CTX.update(seed_far=None)
         return
-    e = np.flatnonzero(is_src[bs_idx])
-    eb = _CTX["entry_block"][e]
-    v = bs_idx[e]
     dist = shapely.distance(geoms[eb], shapely.points(vx[v], vy[v]))
     far = np.zeros(len(geoms))
     np.maximum.at(far, eb, dist)
@@ -673,9 +669,11 @@ def connect(
         o = np.argsort(seg_trail[tv], kind="stable")
         ent_vert = np.concatenate([bs_idx, tv[o]])
         ent_block = np.concatenate([entry_block, nb + seg_trail[tv[o]]])
+    # the seeds: the block -> road entries of source roads (block order)
     is_seed = is_source_road[bs_idx]
+    seed_block = entry_block[is_seed]
     seed_ptr = np.zeros(nb + 1, dtype=np.int64)
-    np.cumsum(np.bincount(entry_block[is_seed], minlength=nb), out=seed_ptr[1:])
+    np.cumsum(np.bincount(seed_block, minlength=nb), out=seed_ptr[1:])
     _CTX.clear()
     _CTX.update(
         D=D,
@@ -683,7 +681,6 @@ def connect(
         limit=float(np.floor(D)) + 0.5,
         full=network.full,
         low=network.low,
-        entry_block=entry_block,
         ent_vert=ent_vert,
         ent_block=ent_block,
         # vertex -> positions in the entry table
@@ -691,7 +688,7 @@ def connect(
         ve_idx=np.argsort(ent_vert, kind="stable"),
         seed_ptr=seed_ptr,
         seed_idx=bs_idx[is_seed],
-        is_source_road=is_source_road,
+        seed_block=seed_block,
         bounds=shapely.bounds(geoms),
         rep_x=shapely.get_x(rep),
         rep_y=shapely.get_y(rep),
@@ -700,7 +697,7 @@ def connect(
         sh_ptr=sh_ptr,
         sh_idx=sh_idx,
     )
-    _zone_context(network, geoms, bs_idx, is_source_road)
+    _zone_context(network, geoms)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
         # blocks that will search (a seed road): their count x graph size estimates the work
