@@ -230,8 +230,9 @@ def _json_texts(series: Any, integer: bool = False) -> tuple[list[str], np.ndarr
         v = series.to_numpy(dtype=object, na_value="").copy()
         v[na] = ""
         texts = np.asarray(_texts_by_value(json.encoder.encode_basestring, v), dtype=object)
-    elif (lists := _json_list_texts(series)) is not None:
-        return lists
+    elif (lists := _list_texts(series, json.encoder.encode_basestring, ", ", "[]")) is not None:
+        empty = lists[1] == 0  # an empty list is left out of its feature
+        return lists[0], (empty if empty.any() else None)
     else:  # numpy scalars, mixed objects: the encoder, value by value
         encode = json.JSONEncoder(ensure_ascii=False).encode
         vals = _column_values(series)
@@ -243,12 +244,13 @@ def _json_texts(series: Any, integer: bool = False) -> tuple[list[str], np.ndarr
     return texts.tolist(), None
 
 
-def _json_list_texts(series: Any) -> tuple[list[str], np.ndarray | None] | None:
-    """:func:`_json_texts` of a column whose every value is a list (tuple, array) of integers
-    or of strings (``road_ids``, ``blockid20``): the elements are formatted all at once.
-    None for any other column."""
+def _list_texts(series: Any, text: Any, sep: str, brackets: str
+                ) -> tuple[list[str], np.ndarray] | None:
+    """``brackets[0] + sep.join(elements) + brackets[1]`` of every value of a column whose
+    every value is a list (tuple, array) of strings (each formatted by ``text``) or of
+    integers (``road_ids``, ``blockid20``), the elements formatted all at once; and the list
+    lengths. None for any other column."""
     import itertools
-    import json.encoder
 
     vals = series.to_numpy(dtype=object)
     if not set(map(type, vals)) <= {list, tuple, np.ndarray}:
@@ -257,16 +259,15 @@ def _json_list_texts(series: Any) -> tuple[list[str], np.ndarray | None] | None:
     flat = list(itertools.chain.from_iterable(vals))
     kinds = set(map(type, flat))
     if kinds <= {str}:
-        texts = list(map(json.encoder.encode_basestring, flat))
+        texts = list(map(text, flat))
     elif all(t is int or issubclass(t, np.integer) for t in kinds):
         texts = list(map(int.__repr__, map(int, flat) if kinds - {int} else flat))
     else:
         return None
     ends = np.cumsum(lengths).tolist()
     starts = [0, *ends[:-1]]
-    out = ["[" + ", ".join(texts[a:b]) + "]" for a, b in zip(starts, ends)]
-    empty = lengths == 0
-    return out, (empty if empty.any() else None)
+    a, b = brackets
+    return [a + sep.join(texts[i:j]) + b for i, j in zip(starts, ends)], lengths
 
 
 def _geojson_rows(table: Any, cols: list[str], gjson: list[str], last: bool) -> str:
@@ -358,24 +359,13 @@ def _array_text(v: Any) -> Any:
 
 def _array_texts(series: Any) -> Any:
     """A column holding lists as ``{a,b,c}`` texts (object dtype), the elements of integer or
-    string lists formatted all at once."""
-    import itertools
-
+    string lists formatted all at once (:func:`_list_texts`)."""
     import pandas as pd
 
-    vals = series.to_numpy(dtype=object)
-    if set(map(type, vals)) <= {list, tuple, np.ndarray}:
-        flat = list(itertools.chain.from_iterable(vals))
-        kinds = set(map(type, flat))
-        if kinds <= {str} or all(t is int or issubclass(t, np.integer) for t in kinds):
-            texts = list(map(str, map(int, flat))) if kinds - {str, int} else \
-                list(map(str, flat))
-            ends = np.cumsum(np.fromiter(map(len, vals), dtype=np.int64,
-                                         count=len(vals))).tolist()
-            starts = [0, *ends[:-1]]
-            return pd.Series(["{" + ",".join(texts[a:b]) + "}" for a, b in zip(starts, ends)],
-                             index=series.index, dtype=object)
-    return series.map(_array_text)
+    lists = _list_texts(series, str, ",", "{}")
+    if lists is None:
+        return series.map(_array_text)
+    return pd.Series(lists[0], index=series.index, dtype=object)
 
 
 def _dbf_text(v: Any) -> Any:
