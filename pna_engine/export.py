@@ -190,6 +190,21 @@ def _texts_by_value(fn: Any, values: np.ndarray, key: np.ndarray | None = None) 
     return texts[codes].tolist()
 
 
+def _text_values(series: Any, na: np.ndarray) -> np.ndarray | None:
+    """The values of a text column (a string dtype, or objects that are all strings or NULL)
+    as an object array, NULLs (``na``) as ``""``; None for any other column."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if not pd.api.types.is_string_dtype(dtype) or (
+            pd.api.types.is_object_dtype(dtype)
+            and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty")):
+        return None
+    v = series.to_numpy(dtype=object, na_value="").copy()
+    v[na] = ""
+    return v
+
+
 def _json_texts(series: Any, integer: bool = False) -> tuple[list[str], np.ndarray | None]:
     """JSON text of every value of a column, as ``json.dumps`` writes it in a feature's
     properties: ``null`` for NULL, NaN and infinities, ints of an ``integer`` column holding
@@ -224,11 +239,7 @@ def _json_texts(series: Any, integer: bool = False) -> tuple[list[str], np.ndarr
         na = na | ~np.isfinite(v)
         v = np.where(na, 0.0, v)
         texts = np.asarray(_texts_by_value(float.__repr__, v, v.view(np.int64)), dtype=object)
-    elif pd.api.types.is_string_dtype(dtype) and (
-            not pd.api.types.is_object_dtype(dtype)
-            or pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
-        v = series.to_numpy(dtype=object, na_value="").copy()
-        v[na] = ""
+    elif (v := _text_values(series, na)) is not None:
         texts = np.asarray(_texts_by_value(json.encoder.encode_basestring, v), dtype=object)
     elif (lists := _list_texts(series, json.encoder.encode_basestring, ", ", "[]")) is not None:
         empty = lists[1] == 0  # an empty list is left out of its feature
@@ -441,11 +452,7 @@ def _dbf_field(series: Any) -> tuple[bytes, int, int, np.ndarray] | None:
                      dtype="S")
         if b.dtype.itemsize > width:
             return None
-    elif pd.api.types.is_string_dtype(dtype) and (
-            not pd.api.types.is_object_dtype(dtype)
-            or pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
-        v = series.to_numpy(dtype=object, na_value="").copy()
-        v[na] = ""
+    elif (v := _text_values(series, na)) is not None:
         b = np.array(list(map(str.encode, v.tolist())), dtype="S")
         width = max(DBF_TEXT_WIDTH, b.dtype.itemsize)
         if width > 254:
@@ -599,9 +606,8 @@ def _records(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     and the mask of the valid bytes (both as numpy ``void`` arrays, gathered row by row)."""
     b = np.array(texts, dtype=bytes)
     width = max(b.dtype.itemsize, 1)
-    b = b.astype(f"S{width}")
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    m = np.frombuffer(b.tobytes(), dtype=np.uint8).reshape(len(b), width)
+    m = _fixed_width(b, width)
     valid = (np.arange(width)[None, :] < lengths[:, None]).astype(np.uint8)
     return (np.ascontiguousarray(m).view(f"V{width}").ravel(),
             np.ascontiguousarray(valid).view(f"V{width}").ravel())
