@@ -24,13 +24,14 @@ output folder only after success), anywhere else under a temporary name moved in
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -865,28 +866,28 @@ class _Child:
 
 
 # --------------------------------------------------------------------------- entry point
-def _export_tasks(s: Any, out: Path, blocks: Any) -> list[tuple[list[str], Any]]:
-    """The files to write but the pairs CSV, as (names, function) tasks, biggest first."""
-    tasks: list[tuple[list[str], Any]] = []
+def _export_tasks(s: Any, out: Path, blocks: Any) -> list[Callable[[], None]]:
+    """The files to write but the pairs CSV, one task (a function writing it) per file,
+    biggest first."""
+    tasks: list[Callable[[], None]] = []
 
-    def task(names: list[str], fn: Any, *args: Any) -> None:
-        tasks.append((names, lambda: fn(*args)))
+    def task(fn: Any, *args: Any) -> None:
+        tasks.append(functools.partial(fn, *args))
 
     if s.ways is not None:
-        task(["neighborhood_ways.shp"], write_shapefile, out / "neighborhood_ways.shp", s.ways,
-             WAYS_COLUMNS, s.ways.geometry)
+        task(write_shapefile, out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS,
+             s.ways.geometry)
     if blocks is not None:  # the reference's shapefile has no gid
         cols = block_columns(blocks)
-        task(["neighborhood_census_blocks.shp"], write_shapefile,
-             out / "neighborhood_census_blocks.shp", blocks, cols[1:], blocks.geometry)
-        task(["neighborhood_census_blocks.geojson"], write_geojson,
-             out / "neighborhood_census_blocks.geojson", blocks, cols, blocks.geometry)
+        task(write_shapefile, out / "neighborhood_census_blocks.shp", blocks, cols[1:],
+             blocks.geometry)
+        task(write_geojson, out / "neighborhood_census_blocks.geojson", blocks, cols,
+             blocks.geometry)
     if s.ways is not None:
-        task(["neighborhood_ways.geojson"], write_geojson, out / "neighborhood_ways.geojson",
-             s.ways, WAYS_COLUMNS, s.ways.geometry)
+        task(write_geojson, out / "neighborhood_ways.geojson", s.ways, WAYS_COLUMNS,
+             s.ways.geometry)
     if s.intersections is not None:
-        task(["neighborhood_ways_intersections.geojson"], write_geojson,
-             out / "neighborhood_ways_intersections.geojson", s.intersections,
+        task(write_geojson, out / "neighborhood_ways_intersections.geojson", s.intersections,
              INTERSECTION_COLUMNS, s.intersections.geometry)
     if s.boundary is not None:
         def boundary() -> None:
@@ -895,7 +896,7 @@ def _export_tasks(s: Any, out: Path, blocks: Any) -> list[tuple[list[str], Any]]
                           [c for c in b.columns if c != b.geometry.name],
                           _force_multi_series(b.geometry))
 
-        task(["neighborhood_boundary.geojson"], boundary)
+        task(boundary)
     dests = _get(s.scores, "destinations") or s.destinations or {}
     for cat in CATEGORIES:
         t = dests.get(cat)
@@ -905,8 +906,7 @@ def _export_tasks(s: Any, out: Path, blocks: Any) -> list[tuple[list[str], Any]]
         cols = ["id", "blockid20"] + (["osm_id", name_col] if name_col else []) + [
             "pop_low_stress", "pop_high_stress", "pop_score"]
         geom = t["geom_pt"] if "geom_pt" in t.columns else t.geometry
-        task([f"neighborhood_{cat}.geojson"], write_geojson, out / f"neighborhood_{cat}.geojson",
-             t, cols, geom)
+        task(write_geojson, out / f"neighborhood_{cat}.geojson", t, cols, geom)
     for attr, fname, cols in (
         ("overall_scores", "neighborhood_overall_scores.csv", OVERALL_COLUMNS),
         ("score_inputs", "neighborhood_score_inputs.csv", SCORE_INPUT_COLUMNS),
@@ -914,15 +914,14 @@ def _export_tasks(s: Any, out: Path, blocks: Any) -> list[tuple[list[str], Any]]
     ):
         t = _get(s.scores, attr)
         if t is not None:
-            task([fname], write_csv, out / fname, t, cols)
+            task(write_csv, out / fname, t, cols)
     speeds = _speed_table(s)
     if speeds is not None:
-        task(["residential_speed_limit.csv"], write_csv, out / "residential_speed_limit.csv",
-             speeds, SPEED_COLUMNS)
+        task(write_csv, out / "residential_speed_limit.csv", speeds, SPEED_COLUMNS)
     return tasks
 
 
-def _run_tasks(tasks: list[tuple[list[str], Any]], counter: Any) -> None:
+def _run_tasks(tasks: list[Callable[[], None]], counter: Any) -> None:
     """Run the tasks not taken yet, one at a time: ``counter`` (shared with a forked child)
     hands out the next task index."""
     while True:
@@ -931,7 +930,7 @@ def _run_tasks(tasks: list[tuple[list[str], Any]], counter: Any) -> None:
             counter.value = i + 1
         if i >= len(tasks):
             return
-        tasks[i][1]()
+        tasks[i]()
 
 
 def write_export(s: Any) -> None:
@@ -952,7 +951,6 @@ def write_export(s: Any) -> None:
         blocks = _with_gid(blocks)
     pairs = _pairs_arrays(s)
     tasks = _export_tasks(s, out, blocks)
-    written = [name for names, _ in tasks for name in names]
 
     in_child = len(tasks) > 1 and _can_fork()
     counter = mp.get_context("fork" if in_child else None).Value("q", 0)
@@ -967,8 +965,8 @@ def write_export(s: Any) -> None:
         if child is not None:
             child.result()  # raises the child's failure
         if pairs_job is not None:
-            written.append(pairs_job.result().name)
-    s.counts["export_files"] = len(written)
+            pairs_job.result()
+    s.counts["export_files"] = len(tasks) + (pairs_job is not None)  # a shapefile counts once
 
 
 def _boundary_with_attributes(boundary: Any) -> Any:
