@@ -183,10 +183,11 @@ class _Area:
 
     ``verts`` are the global vertex ids of the local vertices (sorted; None = the whole
     graph); ``both`` the full and the low-stress graphs side by side (vertex ``i`` of the
-    low-stress graph is ``n + i``: one scipy call searches both); ``exits`` the local vertices with a link leaving the subgraph (a low-stress link
-    is also a full-network link, so these cover both networks); ``seg`` / ``eb`` the entry
-    table (see :func:`connect`) restricted to the local vertices (entry -> local vertex,
-    entry -> block or trail, non-decreasing).
+    low-stress graph is ``n + i``: one scipy call searches both); ``exits`` the local
+    vertices with a link leaving the subgraph (a low-stress link is also a full-network
+    link, so these cover both networks); ``seg`` / ``eb`` the entry table (see
+    :func:`connect`) restricted to the local vertices (entry -> local vertex, entry -> block
+    or trail, non-decreasing).
     """
 
     verts: np.ndarray | None

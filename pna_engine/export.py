@@ -98,7 +98,6 @@ PAIRS_GZIP_ROWS = 50_000_000
 PAIRS_CHUNK = 100_000
 
 
-
 def export_file_names() -> frozenset[str]:
     """Names of every file :func:`write_export` can write (the pipeline clears them from an
     output folder before a new run)."""
@@ -106,10 +105,11 @@ def export_file_names() -> frozenset[str]:
            for e in ("shp", "shx", "dbf", "prj", "cpg")}
     geojson = {f"neighborhood_{t}.geojson" for t in (
         "boundary", "census_blocks", *CATEGORIES, "ways", "ways_intersections")}
-    csv = {"neighborhood_connected_census_blocks.csv", "neighborhood_connected_census_blocks.csv.gz",
-           "neighborhood_overall_scores.csv", "neighborhood_score_inputs.csv",
-           "residential_speed_limit.csv", "mileage.csv"}
+    csv = {"neighborhood_connected_census_blocks.csv",
+           "neighborhood_connected_census_blocks.csv.gz", "neighborhood_overall_scores.csv",
+           "neighborhood_score_inputs.csv", "residential_speed_limit.csv", "mileage.csv"}
     return frozenset(shp | geojson | csv)
+
 
 # --------------------------------------------------------------------------- targets
 def _in_staging(path: Path) -> bool:
@@ -761,7 +761,8 @@ def _pairs_arrays(s: Any) -> tuple[np.ndarray, ...] | None:
         src = np.array([pos[v] for v in pairs["source_blockid20"]], dtype=np.int64)
         dst = np.array([pos[v] for v in pairs["target_blockid20"]], dtype=np.int64)
         return (ids, src, dst, pairs["low_stress"].to_numpy(bool),
-                pairs["low_stress_cost"].to_numpy(dtype=float, na_value=np.nan), pairs["high_stress"].to_numpy(bool),
+                pairs["low_stress_cost"].to_numpy(dtype=float, na_value=np.nan),
+                pairs["high_stress"].to_numpy(bool),
                 pairs["high_stress_cost"].to_numpy(dtype=float, na_value=np.nan))
     src = _get(conn, "source")  # pna_engine.connectivity.Connectivity: compact arrays
     if src is None:
