@@ -136,13 +136,10 @@ def _target(path: Path) -> Iterator[Path]:
 
 
 # --------------------------------------------------------------------------- values
-def _column_values(series: Any, integer: bool = False) -> list[Any]:
-    """Python values of a column with every NULL/NaN as None (lists kept as lists); floats of
-    an ``integer`` column (NULLs made them float) become ints."""
+def _column_values(series: Any) -> list[Any]:
+    """Python values of a column with every NULL/NaN as None (lists kept as lists)."""
     import pandas as pd
 
-    if integer and pd.api.types.is_float_dtype(series.dtype):
-        series = series.round().astype("Int64")
     vals = series.tolist()
     if series.dtype == object:  # may hold lists, numpy scalars, NaN: normalise each value
         return [None if (v is None or (not isinstance(v, list | tuple | np.ndarray)
