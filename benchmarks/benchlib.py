@@ -196,6 +196,8 @@ class _TreeSampler(threading.Thread):
     Without psutil (declared in the ``dev`` extra) only the main process
     is measured, from ``ru_maxrss``."""
 
+    fork_safe = True  # reads /proc only: the engine's export still forks (export._can_fork)
+
     def __init__(self, interval: float = 0.1):
         super().__init__(daemon=True)
         try:

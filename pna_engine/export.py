@@ -810,12 +810,16 @@ EXPORT_IN_CHILD = sys.platform.startswith("linux")
 
 
 def _can_fork() -> bool:
-    """Whether the export may fork: :data:`EXPORT_IN_CHILD` and this thread is the process's
-    only one. A fork copies just the calling thread, so a lock another thread holds (a
-    Jupyter kernel's I/O threads, any caller's) would stay locked forever in the child."""
+    """Whether the export may fork: :data:`EXPORT_IN_CHILD` and no other thread runs but
+    threads marked ``fork_safe = True`` (they hold no lock the child could need, like the
+    benchmarks' memory sampler). A fork copies just the calling thread, so a lock another
+    thread holds (a Jupyter kernel's I/O threads, any caller's) would stay locked forever in
+    the child."""
     import threading
 
-    return EXPORT_IN_CHILD and threading.active_count() == 1
+    me = threading.current_thread()
+    return EXPORT_IN_CHILD and all(t is me or getattr(t, "fork_safe", False)
+                                   for t in threading.enumerate())
 
 
 class _Child:
