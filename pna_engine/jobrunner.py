@@ -163,14 +163,18 @@ class ResultsSink:
             raise _s3_error(f"s3://{self.bucket}/{key}", exc) from exc
 
     def publish(self, folder: Path) -> int:
-        """Upload every file of ``folder`` except ``status.json``; return how many."""
+        """Upload every file of ``folder`` except ``status.json``, ``run.json`` last (as the
+        engine publishes locally); return how many."""
+        from pna_engine.pipeline import RUN_FILE
+
         n = 0
         if not self.is_s3:
             return 0
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.name != STATUS_FILE and not p.name.startswith("."):
-                self.put(p, p.relative_to(folder).as_posix())
-                n += 1
+        files = [p for p in folder.rglob("*")
+                 if p.is_file() and p.name != STATUS_FILE and not p.name.startswith(".")]
+        for p in sorted(files, key=lambda p: (p.name == RUN_FILE, p.as_posix())):
+            self.put(p, p.relative_to(folder).as_posix())
+            n += 1
         return n
 
 
@@ -368,7 +372,17 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
         traceback.print_exc()
         log(f"failed: {type(exc).__name__}: {exc}")
         return 1
-    n = sink.publish(out)
+    try:
+        n = sink.publish(out)
+    except (KeyboardInterrupt, Exception) as exc:  # the upload failed or was stopped
+        stopped = isinstance(exc, KeyboardInterrupt)
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reason = ("interrupted while uploading the results" if stopped
+                  else f"results upload failed: {detail}")
+        log(reason)
+        with contextlib.suppress(Exception):  # best effort: the store may be what failed
+            _write_status(out, sink, "failed", "export", reason)
+        return 143 if stopped else 1
     sink.put(out / STATUS_FILE)
     log(f"done in {state.timings.get('total', 0):.1f} s" + (f", uploaded {n + 1} files" if n else ""))
     return 0

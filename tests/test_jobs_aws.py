@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -420,15 +419,7 @@ def test_container_contract_array_child_reads_its_manifest_entry(client, tmp_pat
     assert status["state"] == "failed"
 
 
-def _engine_complete() -> bool:
-    mods = ("boundary", "download", "jobsdata", "osm", "population", "speeds", "features",
-            "stress", "network", "blocks", "connectivity", "destinations", "scores", "export",
-            "demo")
-    return all(importlib.util.find_spec(f"pna_engine.{m}") for m in mods)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _engine_complete(), reason="engine phases not all present yet")
 def test_container_contract_end_to_end(client, tmp_path):
     from pna_helpers.results import load_results
 
@@ -443,6 +434,33 @@ def test_container_contract_end_to_end(client, tmp_path):
     assert "overall_score" in set(scores["score_id"])
     run = json.loads(_s3_get(client, job.results_uri + "run.json"))
     assert run["parameters"]["country"] == "Finland"
+
+
+def test_container_upload_failure_never_looks_complete(client, tmp_path, monkeypatch):
+    from pna_engine import jobrunner
+
+    job = client.submit(jobs.demo_request())
+    cmd, env = client.container_environment(job.job_id)
+    assert cmd == ["run-job"]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PNA_SCRATCH", str(tmp_path))
+    real_put = jobrunner.ResultsSink.put
+
+    def flaky_put(self, path, name=None):  # the network drops during the results upload
+        if (name or path.name).startswith("neighborhood_ways"):
+            raise OSError("connection reset by peer")
+        return real_put(self, path, name)
+
+    monkeypatch.setattr(jobrunner.ResultsSink, "put", flaky_put)
+    assert jobrunner.main() == 1
+    status = json.loads(_s3_get(client, job.results_uri + "status.json"))
+    assert status["state"] == "failed"
+    assert status["error"] == "results upload failed: connection reset by peer"
+    keys = {o["Key"] for o in client.aws.client("s3").list_objects_v2(
+        Bucket="pna-test", Prefix=f"results/{job.job_id}/").get("Contents", [])}
+    assert f"results/{job.job_id}/run.json" not in keys  # uploaded last, so never here
+    assert not list(tmp_path.iterdir())  # scratch cleaned
 
 
 def test_stack_fargate(moto_url):
