@@ -30,6 +30,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "default: download the latest LODES8 files of the state")
     g.add_argument("--output", required=True, help="output folder for the export")
     g = p.add_argument_group("place")
+    g.add_argument("--place", default=None,
+                   help="place name recorded in run.json and shown by reports (default: none; "
+                        "readers then use the folder or job name)")
     g.add_argument("--country", default="United States",
                    help="country name or ISO code; US mode iff United States (default: %(default)s)")
     g.add_argument("--state", default=None,
@@ -64,7 +67,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def params_from_args(a: argparse.Namespace) -> Params:
     return Params(
-        boundary=a.boundary, osm=a.osm, population=a.population, jobs=list(a.jobs),
+        boundary=a.boundary, place=a.place, osm=a.osm, population=a.population, jobs=list(a.jobs),
         output=a.output, country=a.country, state=a.state, state_fips=a.state_fips,
         city_fips=a.city_fips, city_speed_limit=a.city_speed_limit,
         state_speed_limit=a.state_speed_limit, max_trip_distance=a.max_trip_distance,

@@ -197,6 +197,8 @@ def engine_args(request: dict[str, Any], output: str,
         v = request.get(name)
         if v is not None:
             args += [f"--{name.replace('_', '-')}", str(v)]
+    if request.get("place"):
+        args += ["--place", str(request["place"])]
     if request.get("offline"):
         args.append("--offline")
     return args

@@ -59,6 +59,8 @@ class Params:
 
     boundary: str
     output: str
+    #: Place name, recorded in run.json (results loaders and reports show it).
+    place: str | None = None
     osm: str | None = None
     population: str | None = None
     jobs: list[str] = field(default_factory=list)

@@ -68,7 +68,7 @@ def test_demo_inputs_are_reused(demo_inputs):
 
 def test_full_run_writes_the_complete_export(demo_inputs, tmp_path):
     out = tmp_path / "helsinki"
-    r = _engine(*_run_args(demo_inputs, out))
+    r = _engine(*_run_args(demo_inputs, out), "--place", demo_inputs["place"])
     assert r.returncode == 0, r.stderr
     names = {p.name for p in out.iterdir()}
     assert names >= EXPORT_FILES
@@ -80,6 +80,10 @@ def test_full_run_writes_the_complete_export(demo_inputs, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["parameters"]["country"] == "Finland"
     assert run["parameters"]["offline"] is True
+    assert run["parameters"]["place"] == "Helsinki demo"
+    from pna_helpers.results import load_results
+
+    assert load_results(out).name == "Helsinki demo"  # what reports and maps are titled
     for role in ("osm", "population"):
         assert len(run["inputs"][role]["sha256"]) == 64
     assert run["counts"]["blocks"] == 10 and run["counts"]["population"] == 780

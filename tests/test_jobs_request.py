@@ -40,6 +40,7 @@ def test_request_normalises_and_builds_engine_args(boundary):
 
     p = params_from_args(build_parser().parse_args(args))
     assert p.city_speed_limit == 25 and p.jobs == r.jobs and p.max_trip_distance == 2680.0
+    assert p.place == "Springfield"  # recorded in run.json: reports name the place
 
 
 @pytest.mark.parametrize("field,value,needle", [
