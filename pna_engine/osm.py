@@ -416,16 +416,27 @@ def clip_bbox(raw: _Raw, bbox: tuple[float, float, float, float]) -> _Raw:
 
 # --------------------------------------------------------------------------- tables
 def _oneway_text(tags: dict[str, str]) -> str:
-    """osm2pgrouting's ``oneway`` column."""
-    v = tags.get("oneway")
-    if v in ("yes", "true", "1"):
-        return "YES"
-    if v in ("-1", "reverse"):
-        return "REVERSED"
-    if v in ("no", "false", "0"):
-        return "NO"
-    if tags.get("junction") == "roundabout":
-        return "YES"
+    """osm2pgrouting's ``oneway`` column (``Way::implied_oneWay`` then ``Way::oneWay`` on each
+    tag in file order; the first tag that decides wins).
+
+    ``junction=roundabout`` and ``highway=motorway`` imply ``YES``; ``oneway`` ``yes``/``true``
+    give ``YES``, ``no``/``false`` give ``NO``, ``reversible`` ``REVERSIBLE``, ``-1``
+    ``REVERSED``. osm2pgrouting tests ``1`` in both the true and the false list, so ``oneway=1``
+    ends as ``NO``; any other value (``0``, ``reverse``, ``alternating``...) leaves ``UNKNOWN``
+    and a later tag may still decide.
+    """
+    for k, v in tags.items():
+        if (k == "junction" and v == "roundabout") or (k == "highway" and v == "motorway"):
+            return "YES"
+        if k == "oneway":
+            if v in ("no", "false", "1"):
+                return "NO"
+            if v in ("yes", "true"):
+                return "YES"
+            if v == "reversible":
+                return "REVERSIBLE"
+            if v == "-1":
+                return "REVERSED"
     return "UNKNOWN"
 
 

@@ -67,14 +67,33 @@ def test_closed_way_and_repeated_node(tmp_path):
 
 
 def test_oneway_text_column(tmp_path):
-    nodes = grid_nodes(LON0, LAT0, {i: (i * 50, 0) for i in range(1, 6)})
-    ways = {1: ([1, 2], {"highway": "residential", "oneway": "yes"}),
-            2: ([2, 3], {"highway": "residential", "oneway": "no"}),
-            3: ([3, 4], {"highway": "residential", "oneway": "-1"}),
-            4: ([4, 5], {"highway": "residential"})}
+    """osm2pgrouting's ``oneway`` text: each tag in file order, the first that decides wins;
+    roundabouts and motorways imply YES; its true and false lists both hold "1" (the false
+    test runs second), so oneway=1 is NO; values it does not know leave UNKNOWN."""
+    cases = {
+        1: {"highway": "residential", "oneway": "yes"},                        # YES
+        2: {"highway": "residential", "oneway": "no"},                         # NO
+        3: {"highway": "residential", "oneway": "-1"},                         # REVERSED
+        4: {"highway": "residential"},                                         # UNKNOWN
+        5: {"highway": "residential", "oneway": "1"},                          # NO (both lists)
+        6: {"highway": "residential", "oneway": "true"},                       # YES
+        7: {"highway": "residential", "oneway": "reversible"},                 # REVERSIBLE
+        8: {"highway": "residential", "oneway": "reverse"},                    # not a value
+        9: {"highway": "residential", "oneway": "0"},                          # not a value
+        10: {"highway": "motorway"},                                           # implied
+        11: {"highway": "motorway", "oneway": "no"},                           # implied first
+        12: {"oneway": "no", "highway": "motorway"},                           # oneway first
+        13: {"highway": "residential", "junction": "roundabout", "oneway": "-1"},  # implied
+        14: {"highway": "residential", "oneway": "-1", "junction": "roundabout"},  # -1 first
+        15: {"highway": "trunk"},                                              # not implied
+    }
+    nodes = grid_nodes(LON0, LAT0, {i: (i * 50, 0) for i in range(1, len(cases) + 2)})
+    ways = {w: ([w, w + 1], t) for w, t in cases.items()}
     s = run_to_stress(tmp_path, nodes, ways)
     got = dict(zip(s.osm.segments["osm_id"].astype(int), s.osm.segments["oneway"]))
-    assert got == {1: "YES", 2: "NO", 3: "REVERSED", 4: "UNKNOWN"}
+    assert got == {1: "YES", 2: "NO", 3: "REVERSED", 4: "UNKNOWN", 5: "NO", 6: "YES",
+                   7: "REVERSIBLE", 8: "UNKNOWN", 9: "UNKNOWN", 10: "YES", 11: "YES",
+                   12: "NO", 13: "YES", 14: "REVERSED", 15: "UNKNOWN"}
 
 
 # --------------------------------------------------------------------------- clipping
