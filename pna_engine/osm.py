@@ -461,6 +461,44 @@ def _line_index(n: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(n)), n)
 
 
+#: osm2pgrouting's default ``--chunk``: ways are exported by chunks of this many ways (all ways
+#: of the file, in id order), and a segment equal to one written by an earlier chunk is dropped.
+OSM2PGROUTING_CHUNK = 20000
+
+
+def _first_chunk_copies(raw: _Raw, s0: np.ndarray, s1: np.ndarray) -> np.ndarray:
+    """Mask of the segments (node positions ``s0``..``s1``) osm2pgrouting keeps (§2.4.1 step 5).
+
+    Its export deletes from each chunk the segments whose geometry equals (same coordinates,
+    same order) a segment already inserted by an earlier chunk; equal segments within one chunk
+    all stay. So a segment is kept unless an identical one belongs to an earlier chunk.
+    """
+    keep = np.ones(len(s0), dtype=bool)
+    if len(raw.way_ids) <= OSM2PGROUTING_CHUNK or len(s0) < 2:
+        return keep
+    rank = np.empty(len(raw.way_ids), dtype=np.int64)
+    rank[np.argsort(raw.way_ids, kind="stable")] = np.arange(len(raw.way_ids))
+    chunk = rank[raw.wix[s0]] // OSM2PGROUTING_CHUNK
+    # candidates: same end coordinates and node count; then compared coordinate by coordinate
+    key = np.rec.fromarrays([raw.lon[s0], raw.lat[s0], raw.lon[s1], raw.lat[s1], s1 - s0])
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    dup = np.flatnonzero(cnt[inv] > 1)
+    if len(dup) == 0:
+        return keep
+    groups: dict[int, list[int]] = {}
+    for i in dup[np.argsort(inv[dup], kind="stable")].tolist():
+        groups.setdefault(int(inv[i]), []).append(i)
+    for members in groups.values():
+        coords = {i: np.stack([raw.lon[s0[i]:s1[i] + 1], raw.lat[s0[i]:s1[i] + 1]]).tobytes()
+                  for i in members}
+        first_chunk: dict[bytes, int] = {}
+        for i in members:
+            first_chunk[coords[i]] = min(first_chunk.get(coords[i], chunk[i]), int(chunk[i]))
+        for i in members:
+            keep[i] = chunk[i] == first_chunk[coords[i]]
+    return keep
+
+
 def _segments(raw: _Raw, x: np.ndarray, y: np.ndarray, crs: Any) -> tuple[Any, Any]:
     """osm2pgrouting segmentation of the routable ways (§2.4.1)."""
     import geopandas as gpd
@@ -482,6 +520,8 @@ def _segments(raw: _Raw, x: np.ndarray, y: np.ndarray, crs: Any) -> tuple[Any, A
     s0, s1 = bp[:-1], bp[1:]
     ok = (raw.wix[s0] == raw.wix[s1]) & ~last[s0]
     s0, s1 = s0[ok], s1[ok]
+    keep = _first_chunk_copies(raw, s0, s1)
+    s0, s1 = s0[keep], s1[keep]
     lengths = s1 - s0 + 1
     seg_of = _line_index(lengths)
     offs = np.concatenate([[0], np.cumsum(lengths)[:-1]])

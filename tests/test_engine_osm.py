@@ -66,6 +66,27 @@ def test_closed_way_and_repeated_node(tmp_path):
     assert int(loop["intersection_from"].iloc[0]) == int(loop["intersection_to"].iloc[0])
 
 
+def test_segments_equal_to_an_earlier_chunk_are_dropped(tmp_path, monkeypatch):
+    """osm2pgrouting exports the ways by chunks (all ways of the file in id order, tagged or
+    not) and deletes a segment whose geometry equals, point for point in the same order, one
+    written by an earlier chunk; equal segments inside one chunk all stay. With chunks of 2
+    ways: chunk 0 = ways 1, 2 (the building takes a slot); chunk 1 = 3, 4; chunk 2 = 5, 6."""
+    monkeypatch.setattr(osm, "OSM2PGROUTING_CHUNK", 2)
+    nodes = grid_nodes(LON0, LAT0, {1: (0, 0), 2: (100, 0), 3: (0, 50), 4: (50, 80),
+                                    5: (100, 50)})
+    ways = {1: ([1, 2], {"highway": "residential"}),
+            2: ([3, 4, 5, 3], {"building": "yes"}),
+            3: ([1, 2], {"highway": "footway"}),         # equal to way 1 (chunk 0): dropped
+            4: ([2, 1], {"highway": "residential"}),     # reversed order: not equal, stays
+            5: ([5, 1], {"highway": "cycleway"}),
+            6: ([5, 1], {"highway": "residential"})}     # equal to way 5, same chunk: stays
+    s = run_to_stress(tmp_path, nodes, ways)
+    assert sorted(s.osm.segments["osm_id"].astype(int)) == [1, 4, 5, 6]
+    monkeypatch.setattr(osm, "OSM2PGROUTING_CHUNK", 20000)  # one chunk: nothing is dropped
+    s = run_to_stress(tmp_path / "one", nodes, ways)
+    assert sorted(s.osm.segments["osm_id"].astype(int)) == [1, 3, 4, 5, 6]
+
+
 def test_oneway_text_column(tmp_path):
     """osm2pgrouting's ``oneway`` text: each tag in file order, the first that decides wins;
     roundabouts and motorways imply YES; its true and false lists both hold "1" (the false
