@@ -172,8 +172,13 @@ def buffer_clip(s: Any) -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------- way rules
 def one_way_car(t: Tags) -> np.ndarray:
-    """§3.1: ``ft`` for oneway yes/1, ``tf`` for -1 (trimmed), else None."""
-    ow = np.array([v.strip() if isinstance(v, str) else None for v in t("oneway")], dtype=object)
+    """§3.1: ``ft`` for oneway yes/1, ``tf`` for -1 (trimmed), else None.
+
+    The reference trims with SQL ``trim()``, which removes spaces only: a tab, newline or
+    no-break space around the value leaves it unmatched (two-way).
+    """
+    ow = np.array([v.strip(" ") if isinstance(v, str) else None for v in t("oneway")],
+                  dtype=object)
     return first_match(t.n, [(_isin(ow, ("yes", "1")), "ft"), (_eq(ow, "-1"), "tf")])
 
 

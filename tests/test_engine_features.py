@@ -57,6 +57,8 @@ ONE_WAY = [
     ({"oneway": "yes"}, "ft"), ({"oneway": "1"}, "ft"), ({"oneway": " yes "}, "ft"),
     ({"oneway": "-1"}, "tf"), ({"oneway": "true"}, None), ({"oneway": "reversible"}, None),
     ({"oneway": "no"}, None), ({}, None), ({"junction": "roundabout"}, None),
+    # SQL trim() removes spaces only: other whitespace keeps the value from matching
+    ({"oneway": "  -1"}, "tf"), ({"oneway": "yes\t"}, None), ({"oneway": "-1\u00a0"}, None),
 ]
 
 
