@@ -1,8 +1,10 @@
 """Jobs per census block from LEHD LODES (BNA-METHOD §2.6), US runs only.
 
 Jobs of a block = sum of ``S000`` over the rows of the ``main`` and ``aux`` origin-destination
-files (job type JT00) whose work block ``w_geocode`` is the block id; 0 when absent. The result
-has one row per retained block (table ``neighborhood_census_block_jobs``).
+files (job type JT00) whose work block ``w_geocode`` is the block id; 0 when absent. As the
+reference's ``census_block_jobs.sql`` does, ``w_geocode`` is first right-padded with ``0`` to 15
+characters (``rpad``, "in case we lost any trailing zeros"). The result has one row per
+retained block (table ``neighborhood_census_block_jobs``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ REQUIRED_COLUMNS = ("w_geocode", "S000")
 def read_lodes(path: str | Path) -> Any:
     """Sum ``S000`` per ``w_geocode`` of one LODES OD file (``.csv`` or ``.csv.gz``).
 
-    Returns a Series indexed by the work block id (str).
+    Returns a Series indexed by the work block id (str, right-padded with ``0`` to 15
+    characters like the reference's ``rpad(w_geocode, 15, '0')``).
 
     Raises
     ------
@@ -40,6 +43,7 @@ def read_lodes(path: str | Path) -> Any:
             "<st>_od_main_JT00_<year>.csv and <st>_od_aux_JT00_<year>.csv files with --jobs")
     df = pd.read_csv(path, usecols=list(REQUIRED_COLUMNS),
                      dtype={"w_geocode": str, "S000": "int64"})
+    df["w_geocode"] = df["w_geocode"].str.ljust(15, "0")
     return df.groupby("w_geocode", sort=False)["S000"].sum()
 
 

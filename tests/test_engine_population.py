@@ -292,6 +292,20 @@ def test_lodes_main_and_aux_are_summed_per_block(tmp_path):
     assert s.inputs["jobs_main"] == str(main) and s.inputs["jobs_aux"] == str(aux)
 
 
+def test_lodes_short_work_block_ids_are_right_padded(tmp_path):
+    """census_block_jobs.sql runs rpad(w_geocode, 15, '0') before matching: a 14-character id
+    gains a trailing 0 (and so matches the block whose id ends in 0, not the one it lost a
+    leading zero from)."""
+    main = tmp_path / "ma_od_main_JT00_2022.csv"
+    main.write_text(HEADER
+                    + "25001000100100,250010001001001,3,1,1,1,1,1,1,1,1,1,20230101\n"
+                    + "2500100010010,250010001001001,2,1,1,0,1,1,0,1,1,0,20230101\n"
+                    + "250010001001001,250010001001000,4,1,1,2,1,1,2,1,1,2,20230101\n")
+    jobs = jobsdata.load_jobs(_jobs_state(tmp_path, [str(main)]))
+    # "25001000100100" -> "250010001001000"; "2500100010010" -> "250010001001000"
+    assert jobs["jobs"].tolist() == [5, 4, 0]
+
+
 def test_lodes_wrong_layout(tmp_path):
     bad = tmp_path / "ma_od_main_JT00_2022.csv"
     bad.write_text("block,count\n250010001001000,3\n")
