@@ -16,7 +16,7 @@ populations are renamed to those names); every other source attribute is kept fo
 
 Retention (bsa): a block is kept if it intersects the boundary and at least 50 % of its area
 lies inside it; US runs then drop all-water blocks (``aland20 = 0``). The run fails if the
-retained population is 0.
+retained population, truncated to an integer as the reference does, is 0.
 """
 
 from __future__ import annotations
@@ -216,10 +216,11 @@ def select_blocks(blocks: Any, boundary: Any, *, us: bool, source: str = "popula
             f"({int(hit.sum())} touch it); use a larger boundary or finer blocks")
     kept = kept.set_geometry(_as_multipolygons(np.asarray(kept.geometry.values)), crs=blocks.crs)
     total = float(kept["pop20"].sum())
-    if not total > 0:
+    if int(total) == 0:  # the reference stops when int(SUM(pop20)) == 0: a total below 1 too
         raise InputError(
             f"the {len(kept)} census blocks retained inside the boundary have a total "
-            "population of 0; check the population file (the analysis needs inhabitants)")
+            f"population of {total:g} (less than 1 person); check the population file (the "
+            "analysis needs inhabitants)")
     return kept
 
 

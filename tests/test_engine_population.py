@@ -160,6 +160,21 @@ def test_zero_population_is_an_error(tmp_path):
         population.load_blocks(_state(tmp_path, population=str(path)))
 
 
+def test_population_below_one_is_an_error(tmp_path):
+    """The reference checks int(SUM(pop20)) == 0: fractional WorldPop-like values summing to
+    0.7 stop the run; summing to 1.2 do not."""
+    g = _blocks_2020(UTM)  # in the output CRS: the exactly-half block stays kept
+    g["POP20"] = [0.3, 0.4, 5.0, 5.0, 5.0, 0.0]  # kept: the first two and the water block
+    path = tmp_path / "tiny.gpkg"
+    g.to_file(path, driver="GPKG")
+    with pytest.raises(InputError, match="population of 0.7"):
+        population.load_blocks(_state(tmp_path, population=str(path)))
+    g["POP20"] = [0.5, 0.7, 5.0, 5.0, 5.0, 0.0]
+    g.to_file(path, driver="GPKG")
+    blocks = population.load_blocks(_state(tmp_path / "b", population=str(path)))
+    assert blocks["pop20"].sum() == pytest.approx(1.2)
+
+
 def test_blocks_not_overlapping_the_boundary(tmp_path):
     g = _blocks_2020().to_crs(UTM)
     g = g.set_geometry(g.geometry.translate(50_000, 0)).to_crs(4326)
