@@ -108,6 +108,20 @@ def test_detour_ratio_exactly_1_25_is_low_stress():
     assert run(251)[(0, 1)] == (False, 501, 400)  # 501 / 400 > 1.25
 
 
+def test_zero_full_cost_makes_any_low_stress_path_low_stress():
+    # the reference: low_stress_cost IS NOT NULL AND (COALESCE(high_stress_cost, 0) = 0 OR
+    # low / high <= 1.25). A zero-cost high-stress link (two segments shorter than 0.5 m) with
+    # a 50 m low-stress detour: no ratio is taken, the pair is low stress.
+    def run(direct_cost):
+        full = [(0, 1, direct_cost), (0, 2, 25), (2, 1, 25)]
+        low = [(0, 2, 25), (2, 1, 25)]
+        blocks = _blocks([[0], [1]])
+        return _pairs(connect(blocks, _ways(3), BOUNDARY, _Net(3, full, low), 2680.0))
+
+    assert run(0)[(0, 1)] == (True, 50, 0)
+    assert run(1)[(0, 1)] == (False, 50, 1)  # 50 / 1 > 1.25
+
+
 def test_shared_road_pair_is_low_stress_without_low_stress_path():
     # no low-stress links at all; blocks 0 and 1 share road 1
     full = _chain(3)

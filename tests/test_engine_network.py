@@ -161,3 +161,85 @@ def test_azimuth_is_clockwise_from_north_rounded_half_even():
     x, y = np.sin(np.radians(-0.5)), np.cos(np.radians(-0.5))
     assert azimuth_deg(0, 0, x, y) == 360
     assert np.isnan(azimuth_deg(1, 1, 1, 1))  # coincident points: undefined
+
+
+def test_undefined_turn_angle_is_the_rightmost_turn():
+    # Z is a zero-length segment (two distinct nodes at the same point): its azimuth is
+    # undefined, so the link A -> Z has a NULL turn angle. The reference orders
+    # `(sin(radians(turn_angle)) > 0)::INT DESC`, and PostgreSQL puts NULLs first in a
+    # descending sort: A -> Z is A's non-crossing link at I, not the right turn A -> C.
+    ways = _ways(
+        [
+            dict(road_id=1, intersection_from=5, intersection_to=1, ft_seg_stress=1,
+                 tf_seg_stress=1, ft_int_stress=3, tf_int_stress=3,
+                 geometry=LineString([(0, -100), (0, 0)])),
+            dict(road_id=2, intersection_from=1, intersection_to=8, ft_seg_stress=1,
+                 tf_seg_stress=1, geometry=LineString([(0, 0), (0, 0)])),
+            dict(road_id=3, intersection_from=1, intersection_to=7, ft_seg_stress=1,
+                 tf_seg_stress=1, geometry=LineString([(0, 0), (100, 0)])),
+        ]
+    )  # fmt: skip
+    net = build_from_tables(ways, _ints([1, 5, 7, 8]))
+    to_z, right = _link(net, 1, 2, 1), _link(net, 1, 3, 1)
+    assert pd.isna(to_z.turn_angle) and right.turn_angle == 90
+    assert not to_z.int_crossing and right.int_crossing
+    # the crossing keeps A's intersection stress: the right turn is not low stress here
+    assert to_z.link_stress == 1 and right.int_stress == 3 and right.link_stress == 3
+
+
+def test_segments_sharing_both_ends_and_a_loop():
+    # S1 and S2 both join intersections 1 and 2 (a link at each); L is a loop at 2 (from =
+    # to = 2): one link into it and one out of it per neighbour, no link to itself.
+    ways = _ways(
+        [
+            dict(road_id=1, intersection_from=1, intersection_to=2,
+                 geometry=LineString([(0, 0), (100, 0)])),
+            dict(road_id=2, intersection_from=2, intersection_to=1,
+                 geometry=LineString([(100, 0), (50, 50), (0, 0)])),
+            dict(road_id=3, intersection_from=2, intersection_to=2,
+                 geometry=LineString([(100, 0), (150, 0), (150, 50), (100, 0)])),
+        ]
+    )  # fmt: skip
+    net = build_from_tables(ways, _ints([1, 2]))
+    t = net.link_table()
+    got = sorted(zip(t.int_id, t.source_road_id, t.target_road_id))
+    assert got == [(1, 1, 2), (1, 2, 1), (2, 1, 2), (2, 1, 3), (2, 2, 1), (2, 2, 3),
+                   (2, 3, 1), (2, 3, 2)]  # fmt: skip
+    # the loop's length is 50 + 50 + 50·√2 = 170.7 -> 171; its midpoint (85.4 m along) is
+    # (150, 35.36). Arriving at 2 = its intersection_to: 'ft', bearing midpoint -> end point
+    # (100, 0) = 180 + atan(50 / 35.36) = 234.7 -> 235; leaving: end point -> midpoint = 55.
+    into, out = _link(net, 1, 3, 2), _link(net, 3, 1, 2)
+    assert (into.target_road_dir, into.target_road_azi, into.target_road_length) == ("ft", 55, 171)
+    assert (out.source_road_dir, out.source_road_azi) == ("ft", 235)
+    # S1 arrives at 2 eastbound (90): the loop is a 325° turn, S2 (bearing 315 from (100, 0)
+    # to its midpoint (50, 50)) a 225° turn; no right turn, so the slightest left (the loop)
+    # is the non-crossing one. Cost S1 -> loop: (100 + 171) // 2 = 135.
+    assert (into.turn_angle, into.int_crossing, into.link_cost) == (325, False, 135)
+    assert _link(net, 1, 2, 2).turn_angle == 225 and _link(net, 1, 2, 2).int_crossing
+
+
+def test_link_stress_ignores_null_parts():
+    # greatest() ignores NULLs: NULL segment stresses with a non-crossing turn give 1; with
+    # every part NULL the link stress is NULL and the link is not in the low-stress network
+    # (it requires link_stress = 1). Roads 2 and 3 have no stress values at all.
+    ways = _ways(
+        [
+            dict(road_id=1, intersection_from=5, intersection_to=1, ft_int_stress=3,
+                 geometry=LineString([(0, -100), (0, 0)])),
+            dict(road_id=2, intersection_from=1, intersection_to=7,
+                 geometry=LineString([(0, 0), (100, 0)])),  # right turn from road 1
+            dict(road_id=3, intersection_from=1, intersection_to=6,
+                 geometry=LineString([(0, 0), (-100, 0)])),  # left turn from road 1
+        ]
+    )  # fmt: skip
+    net = build_from_tables(ways, _ints([1, 5, 6, 7]))
+    right, left = _link(net, 1, 2, 1), _link(net, 1, 3, 1)
+    assert pd.isna(right.source_stress) and pd.isna(right.target_stress)
+    assert not right.int_crossing and right.link_stress == 1
+    assert left.int_crossing and left.int_stress == 3 and left.link_stress == 3
+    # road 3 arrives at 1 heading east (90): road 1 (south, 180) is its right turn, road 2
+    # (east, 90) straight on, a crossing with road 3's NULL tf_int_stress: all parts NULL
+    straight = _link(net, 3, 2, 1)
+    assert straight.turn_angle == 0 and straight.int_crossing
+    assert pd.isna(straight.int_stress) and pd.isna(straight.link_stress)
+    assert net.low[0, 1] == 100 and net.low[2, 1] == 0 and net.full[2, 1] == 100
