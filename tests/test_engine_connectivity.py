@@ -285,6 +285,29 @@ def test_block_road_assignment_rules():
     assert wi.tolist() == [0, 2, 3, 5]
 
 
+def test_short_roads_need_to_lie_wholly_in_the_buffer():
+    # census_blocks.sql: ST_Intersects(buffer, road) AND (ST_Contains(buffer, road) OR
+    # ST_Length(ST_Intersection(buffer, road)) > 30): a road shorter than 30 m belongs to the
+    # block only when the 15 m buffer contains it entirely.
+    blk = np.array([box(0, 0, 100, 100)])
+    ways = np.array(
+        [
+            LineString([(40, 50), (50, 50)]),  # 10 m, inside the block: contained, yes
+            LineString([(50, 105), (50, 114)]),  # 9 m, inside the buffer only: yes
+            LineString([(50, 110), (50, 120)]),  # 5 of its 10 m inside: no
+            LineString([(115, 50), (140, 50)]),  # touches the buffer at one point: no
+            LineString([(-30, 50), (-16, 50)]),  # ends 1 m outside the 15 m buffer: no
+        ]
+    )
+    bi, wi = block_road_pairs(blk, ways)
+    assert wi.tolist() == [0, 1]
+    # a block of two parts: one buffer around both (a road between them, 20 m from each
+    # part, lies outside it)
+    two = np.array([box(0, 0, 10, 10).union(box(50, 0, 60, 10))])
+    ways = np.array([LineString([(30, 0), (30, 10)]), LineString([(55, 12), (55, 20)])])
+    assert block_road_pairs(two, ways)[1].tolist() == [1]
+
+
 @pytest.mark.parametrize("D", [2680.0])
 def test_trail_reachability_recorded(D):
     net = _Net(4, _chain(4), _chain(2))
