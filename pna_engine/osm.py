@@ -574,11 +574,20 @@ def _lines_and_way_polygons(raw: _Raw, x: np.ndarray, y: np.ndarray, crs: Any) -
     counts = np.bincount(raw.wix, minlength=n_ways)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n_ways else np.array([], int)
     ends = starts + counts - 1
-    closed = (counts >= 4) & (raw.refs[starts] == raw.refs[ends]) if n_ways else np.array([], bool)
+    # osm2pgsql: a closed (first node id = last node id) area way takes the polygon branch and
+    # never gets a line row, even when it yields no polygon (fewer than 4 nodes, or a ring the
+    # area assembler refuses); any other styled way gets a line row when its linestring has 2
+    # distinct consecutive locations (repeated locations are dropped, a 1-point line is none)
+    closed = (counts >= 1) & (raw.refs[starts] == raw.refs[ends]) if n_ways else np.array([], bool)
     styled = _has_style_tag(raw.way_tags, WAY_KEYS)
     area = np.fromiter((_is_area(t) for t in raw.way_tags), dtype=bool, count=n_ways)
-    poly_way = styled & closed & area
-    line_way = styled & ~poly_way & (counts >= 2)
+    poly_branch = styled & closed & area
+    poly_way = poly_branch & (counts >= 4)
+    moves = np.zeros(len(raw.refs), dtype=bool)
+    moves[1:] = ((raw.lon[1:] != raw.lon[:-1]) | (raw.lat[1:] != raw.lat[:-1])) \
+        & (raw.wix[1:] == raw.wix[:-1])
+    has_extent = np.bincount(raw.wix, weights=moves, minlength=n_ways) > 0
+    line_way = styled & ~poly_branch & has_extent
 
     def rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sel = mask[raw.wix]

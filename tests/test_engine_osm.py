@@ -211,6 +211,25 @@ def test_attribute_tables(tmp_path):
     assert s.osm.points.crs == s.crs and s.osm.polygons.crs == s.crs
 
 
+def test_line_rows_need_a_linestring_and_closed_areas_never_fall_back(tmp_path):
+    """osm2pgsql: a closed area way goes down the polygon branch and gets no line row even when
+    no polygon can be built (here 3 nodes: A-B-A); a way whose nodes all sit at one location
+    makes a 1-point linestring and so no line row. Without a line row a segment gets no
+    functional class and leaves the network, although osm2pgrouting made it a segment."""
+    nodes = grid_nodes(LON0, LAT0, {1: (0, 0), 2: (100, 0), 3: (200, 0), 4: (300, 0),
+                                    5: (0, 0), 6: (100, 100), 7: (200, 100)})
+    ways = {1: ([1, 2, 3, 4], {"highway": "residential"}),
+            2: ([1, 5], {"highway": "residential"}),                     # both nodes at (0, 0)
+            3: ([2, 6, 2], {"highway": "residential", "area": "yes"}),   # closed, 3 nodes
+            4: ([3, 7, 3], {"building": "yes"}),                         # closed, 3 nodes
+            5: ([2, 6, 3], {"highway": "residential", "area": "yes"})}   # not closed: a line
+    s = run_to_stress(tmp_path, nodes, ways)
+    assert sorted(s.osm.lines["osm_id"].astype(int)) == [1, 5]
+    assert len(s.osm.polygons) == 0
+    assert {2, 3} <= set(s.osm.segments["osm_id"].astype(int))
+    assert sorted(set(s.ways["osm_id"].astype(int))) == [1, 5]
+
+
 def test_way_tag_edits(tmp_path):
     nodes = grid_nodes(LON0, LAT0, {1: (0, 0), 2: (100, 0), 3: (200, 0)})
     ways = {1: ([1, 2], {"highway": "residential", "maxspeed": "50"}),
