@@ -124,8 +124,31 @@ def _pg_int(x: np.ndarray) -> np.ndarray:
     return np.rint(x)
 
 
+def _lit(x: float | int | str) -> Decimal:
+    """A parameter as the reference's SQL sees it: the Python value pasted into the script as
+    text (``str(0.7)`` -> ``0.7``), which PostgreSQL reads as an exact NUMERIC literal."""
+    return Decimal(str(x))
+
+
+def _f(d: Decimal) -> float:
+    """NUMERIC -> double precision (correctly rounded), as when a NUMERIC meets a FLOAT."""
+    return float(d)
+
+
+#: People / jobs curve parameters (``core/compute.py``), as NUMERIC literals.
+_MAX, _STEP1, _SCORE1, _STEP2, _SCORE2, _STEP3, _SCORE3 = map(
+    _lit, (1, "0.03", "0.1", "0.2", "0.4", "0.5", "0.8")
+)
+
+
 def ratio_score(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """People / jobs score (§10.1): piecewise-linear in r = low / high.
+
+    The arithmetic follows ``access_population.sql`` operation by operation, so the float
+    result is bit-identical: the differences of parameters (``:max_score - :score3``,
+    ``1 - :step3``...) are exact NUMERIC values, and each segment is
+    ``score_k + (score_k+1 - score_k) * ((r - step_k) / (step_k+1 - step_k))`` (the division
+    first), below the first step ``score1 * (r / step1)``.
 
     Parameters
     ----------
@@ -137,6 +160,8 @@ def ratio_score(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """
     high = np.asarray(high, dtype=float)
     low = np.asarray(low, dtype=float)
+    s1, s2, s3 = _f(_STEP1), _f(_STEP2), _f(_STEP3)
+    v1, v2, v3 = _f(_SCORE1), _f(_SCORE2), _f(_SCORE3)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = low / high
         out = np.select(
@@ -144,25 +169,25 @@ def ratio_score(high: np.ndarray, low: np.ndarray) -> np.ndarray:
                 np.isnan(high) | (high == 0),
                 low == 0,
                 low == high,
-                r == 0.5,
-                r == 0.2,
-                r == 0.03,
-                r > 0.5,
-                (r > 0.2) & (r < 0.5),
-                (r > 0.03) & (r < 0.2),
-                r < 0.03,
+                r == s3,
+                r == s2,
+                r == s1,
+                r > s3,
+                r > s2,
+                r > s1,
+                r < s1,
             ],
             [
                 np.nan,
                 0.0,
-                1.0,
-                0.8,
-                0.4,
-                0.1,
-                0.8 + 0.2 * (r - 0.5) / 0.5,
-                0.4 + 0.4 * (r - 0.2) / 0.3,
-                0.1 + 0.3 * (r - 0.03) / 0.17,
-                0.1 * r / 0.03,
+                _f(_MAX),
+                v3,
+                v2,
+                v1,
+                v3 + _f(_MAX - _SCORE3) * ((r - s3) / _f(1 - _STEP3)),
+                v2 + _f(_SCORE3 - _SCORE2) * ((r - s2) / _f(_STEP3 - _STEP2)),
+                v1 + _f(_SCORE2 - _SCORE1) * ((r - s1) / _f(_STEP2 - _STEP1)),
+                v1 * (r / s1),
             ],
             default=np.nan,
         )
@@ -174,29 +199,34 @@ def destination_score(
 ) -> np.ndarray:
     """Destination score (§10.2) for counts ``high``/``low`` with the category parameters.
 
+    The arithmetic follows ``access_<category>.sql``: sums and differences of the parameters
+    (``:first + :second``, ``:max_score - :first - :second``) are exact NUMERIC values, then
+    ``base + (rest * (low - k)) / (high - k)`` in floats.
+
     Returns a float array, NaN where the score is NULL (high NULL or 0).
     """
     h = np.asarray(high, dtype=float)
     lo = np.asarray(low, dtype=float)
+    f1, f2, f3 = _lit(first), _lit(second), _lit(third)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if first == 0:
+        if f1 == 0:
             rest = lo / h
-        elif second == 0:
-            rest = first + (1 - first) * (lo - 1) / (h - 1)
-        elif third == 0:
+        elif f2 == 0:
+            rest = _f(f1) + (_f(_MAX - f1) * (lo - 1)) / (h - 1)
+        elif f3 == 0:
             rest = np.select(
                 [lo == 1, lo == 2],
-                [first, first + second],
-                default=first + second + (1 - first - second) * (lo - 2) / (h - 2),
+                [_f(f1), _f(f1 + f2)],
+                default=_f(f1 + f2) + (_f(_MAX - f1 - f2) * (lo - 2)) / (h - 2),
             )
         else:
             rest = np.select(
                 [lo == 1, lo == 2, lo == 3],
-                [first, first + second, first + second + third],
-                default=first + second + third + (1 - first - second - third) * (lo - 3) / (h - 3),
+                [_f(f1), _f(f1 + f2), _f(f1 + f2 + f3)],
+                default=_f(f1 + f2 + f3) + (_f(_MAX - f1 - f2 - f3) * (lo - 3)) / (h - 3),
             )
         return np.select(
-            [np.isnan(h) | (h == 0), lo == 0, lo == h], [np.nan, 0.0, 1.0], default=rest
+            [np.isnan(h) | (h == 0), lo == 0, lo == h], [np.nan, 0.0, _f(_MAX)], default=rest
         )
 
 
@@ -204,11 +234,28 @@ def _z(a: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(a, dtype=float), nan=0.0)
 
 
+def _weight_sum(terms: list[tuple[Any, float]]) -> np.ndarray:
+    """Sum of the weights whose condition holds, as the reference's NUMERIC ``CASE WHEN ...
+    THEN 0.35 ELSE 0 END + ...`` (exact decimal sum), then converted to a float.
+
+    Summing the weights as floats would give e.g. 0.35 + 0.1 = 0.44999999999999996 instead
+    of 0.45, and scores differing from the reference's in the last digit.
+    """
+    exps = [_lit(w).as_tuple().exponent for _, w in terms]
+    scale = 10 ** max(0, -min(int(e) for e in exps))
+    total: Any = 0
+    for cond, w in terms:
+        total = total + int(_lit(w) * scale) * np.asarray(cond, dtype=np.int64)
+    return np.asarray(total, dtype=float) / scale
+
+
 def block_overall(cols: dict[str, np.ndarray], keep_job_weight: bool = True) -> np.ndarray:
     """Block overall score 0-100 (§10.5) from ``<x>_score`` / ``<x>_high_stress`` arrays.
 
     ``keep_job_weight`` is quirk B7: the 0.35 employment weight stays in the opportunity
     denominator even without jobs. Switched off, it counts only where ``emp_high_stress > 0``.
+    The operations follow ``access_overall.sql``: weighted sums of the scores in floats,
+    divided by the exact (NUMERIC) sum of the present weights.
     """
     sc = {k: _z(v) for k, v in cols.items()}
 
@@ -218,24 +265,25 @@ def block_overall(cols: dict[str, np.ndarray], keep_job_weight: bool = True) -> 
     def s(x: str) -> np.ndarray:
         return sc[f"{x}_score"]
 
+    def present_weights(weights: dict[str, float], always: tuple[str, ...] = ()) -> np.ndarray:
+        return _weight_sum(
+            [(np.ones_like(hi(k), dtype=bool) if k in always else hi(k) > 0, w)
+             for k, w in weights.items()]
+        )
+
     opp_present = (hi("schools") + hi("colleges") + hi("universities")) > 0
-    opp_den = (
-        (0.35 if keep_job_weight else 0.35 * (hi("emp") > 0))
-        + 0.35 * (hi("schools") > 0)
-        + 0.1 * (hi("colleges") > 0)
-        + 0.2 * (hi("universities") > 0)
-    )
+    opp_den = present_weights(OPPORTUNITY_WEIGHTS, ("emp",) if keep_job_weight else ())
     opp_num = sum(w * s(k) for k, w in OPPORTUNITY_WEIGHTS.items())
     with np.errstate(divide="ignore", invalid="ignore"):
         opp = np.where(
             opp_present & (opp_den > 0), opp_num / np.where(opp_den > 0, opp_den, 1), 0.0
         )
     core_present = sum(hi(k) for k in CORE_WEIGHTS) > 0
-    core_den = sum(w * (hi(k) > 0) for k, w in CORE_WEIGHTS.items())
+    core_den = present_weights(CORE_WEIGHTS)
     core_num = sum(w * s(k) for k, w in CORE_WEIGHTS.items())
     core = np.where(core_present, core_num / np.where(core_den > 0, core_den, 1), 0.0)
     rec_present = sum(hi(k) for k in RECREATION_WEIGHTS) > 0
-    rec_den = sum(w * (hi(k) > 0) for k, w in RECREATION_WEIGHTS.items())
+    rec_den = present_weights(RECREATION_WEIGHTS)
     rec_num = sum(w * s(k) for k, w in RECREATION_WEIGHTS.items())
     rec = np.where(rec_present, rec_num / np.where(rec_den > 0, rec_den, 1), 0.0)
     retail_present = hi("retail") > 0

@@ -60,6 +60,70 @@ def test_destination_breakpoints_14_8():
     assert destination_score([4], [1], 0.0, 0.0, 0.0)[0] == 0.25
 
 
+def test_curves_are_bit_identical_to_the_reference_sql():
+    """The reference pastes the parameters into its SQL as NUMERIC literals: their sums and
+    differences are exact decimals, and each segment divides before it multiplies. Written
+    as float expressions the results differ in the last digit (e.g. 0.4 + 0.2 + 0.1 =
+    0.7000000000000001), which shows in the exported block scores."""
+    one = Decimal(1)
+
+    def f(d: Decimal) -> float:
+        return float(d)
+
+    # access_population.sql, one value per segment of the curve (r = low / high)
+    def pop_sql(high: int, low: int) -> float:
+        r = low / high
+        if r > 0.5:
+            return 0.8 + f(one - Decimal("0.8")) * ((r - 0.5) / f(one - Decimal("0.5")))
+        if r > 0.2:
+            return 0.4 + f(Decimal("0.8") - Decimal("0.4")) * (
+                (r - 0.2) / f(Decimal("0.5") - Decimal("0.2"))
+            )
+        if r > 0.03:
+            return 0.1 + f(Decimal("0.4") - Decimal("0.1")) * (
+                (r - 0.03) / f(Decimal("0.2") - Decimal("0.03"))
+            )
+        return 0.1 * (r / 0.03)
+
+    cases = [(100, 1), (100, 4), (100, 23), (1518, 1200), (700, 480), (1000, 999)]
+    got = ratio_score([h for h, _ in cases], [lo for _, lo in cases])
+    assert got.tolist() == [pop_sql(h, lo) for h, lo in cases]  # exact, not approx
+    # the written-out float formula of the spec table differs in the last digit here
+    assert got[0] != 0.1 * (1 / 100) / 0.03 and got[2] != 0.4 + 0.4 * (0.23 - 0.2) / 0.3
+
+    # access_<category>.sql: L = 3 of 6 community centres is exactly 0.7 (0.4 + 0.2 + 0.1
+    # in NUMERIC), L = 4 is 0.7 + (0.3 * 1) / 3 with 0.3 = 1 - 0.4 - 0.2 - 0.1 exact
+    cc = CATEGORIES["community_centers"]
+    got = destination_score([6, 6], [3, 4], *cc)
+    assert got.tolist() == [0.7, 0.7 + (0.3 * 1.0) / 3.0]
+    assert 0.4 + 0.2 + 0.1 != 0.7  # why it matters
+    # second = 0 (transit): 0.6 + ((1 - 0.6) * (L - 1)) / (H - 1) with 1 - 0.6 = 0.4 exact
+    assert destination_score([7], [3], *CATEGORIES["transit"])[0] == 0.6 + (0.4 * 2.0) / 6.0
+    # third = 0 (supermarkets): 0.6 + 0.2 = 0.8 exact, remainder 1 - 0.6 - 0.2 = 0.2 exact
+    assert destination_score([5, 5], [2, 3], *CATEGORIES["supermarkets"]).tolist() == [
+        0.8,
+        0.8 + (0.2 * 1.0) / 3.0,
+    ]
+
+
+def test_block_overall_divides_by_the_exact_sum_of_present_weights():
+    # access_overall.sql: the opportunity denominator 0.35 + 0.35 + 0.1 is a NUMERIC sum,
+    # 0.8, whereas the float sum is 0.7999999999999999
+    assert 0.35 + 0.35 + 0.1 != 0.8
+    c = _cols(
+        pop_score=0.5,
+        schools_high_stress=2, schools_score=0.7,
+        colleges_high_stress=1, colleges_score=0.7,
+        doctors_high_stress=1, doctors_score=0.0,
+        pharmacies_high_stress=1, pharmacies_score=1.0,
+        supermarkets_high_stress=1, supermarkets_score=0.6,
+    )  # fmt: skip
+    opp = (0.35 * 0.0 + 0.35 * 0.7 + 0.1 * 0.7 + 0.2 * 0.0) / 0.8
+    core = (0.2 * 0.0 + 0.1 * 0.0 + 0.2 * 0.0 + 0.1 * 1.0 + 0.25 * 0.6 + 0.15 * 0.0) / 0.55
+    expected = 100 * (15 * 0.5 + 20 * opp + 20 * core + 15 * 0.0 + 15 * 0.0 + 15 * 0.0) / 55
+    assert block_overall(c)[0] == expected  # exact
+
+
 def _cols(**kw) -> dict[str, np.ndarray]:
     cols = {}
     for x in ["pop", "emp", *CATEGORIES]:
