@@ -100,13 +100,17 @@ def utm_crs(minx: float, miny: float, maxx: float, maxy: float) -> Any:
     """The WGS 84 UTM zone containing the centre of a geographic bounding box (§2.2).
 
     Same result as GeoPandas ``estimate_utm_crs`` (which the reference uses: the first UTM
-    zone whose area of use contains the centre) without its slow database query.
+    zone, lowest EPSG code, whose area of use contains the centre) without its slow database
+    query. The areas of use are closed: a centre exactly on a zone edge (a multiple of 6
+    degrees) belongs to the western zone, one on the equator to the northern one.
     """
+    import math
+
     from pyproj import CRS
 
     lon = (minx + maxx) / 2.0
     lat = (miny + maxy) / 2.0
-    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    zone = min(max(math.ceil((lon + 180.0) / 6.0), 1), 60)
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 

@@ -328,6 +328,18 @@ def test_boundary_formats_and_crs(tmp_path):
                                     shapely.normalize(results[0][0].attrs["wgs84"]), 1e-6)
 
 
+@pytest.mark.parametrize(("lon", "lat", "epsg"), [
+    (24.94, 60.17, 32635), (-76.6, 39.3, 32618), (151.2, -33.9, 32756),
+    (6.0, 45.0, 32631),     # on the 31/32 edge: the western zone (lowest code) comes first
+    (30.0, 75.0, 32635), (-72.0, 40.0, 32618), (0.0, 10.0, 32630),
+    (25.0, 0.0, 32635),     # on the equator: the northern zone
+    (-180.0, 10.0, 32601), (180.0, 10.0, 32660)])
+def test_utm_zone_of_the_bbox_centre(lon, lat, epsg):
+    """§2.2: the first UTM zone (lowest EPSG code) whose closed area of use - zone z spans
+    longitudes 6(z-1)-180 to 6z-180, north 0 to 84, south -80 to 0 - holds the bbox centre."""
+    assert boundary.utm_crs(lon - 0.25, lat - 0.1, lon + 0.25, lat + 0.1).to_epsg() == epsg
+
+
 # --------------------------------------------------------------------------- speeds
 def test_residential_speed_table():
     us = speeds.residential_speeds(Params(boundary="b", output="o", country="united states",
