@@ -21,7 +21,7 @@ ways, untagged nodes never reach Python), then everything is numpy:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,9 @@ class _Raw:
     rel_ids: list[int]
     rel_tags: list[dict[str, str]]
     rel_members: list[list[tuple[str, int, str]]]
+    #: relations whose first tag is a routable ``highway`` value, in file order: (tag id,
+    #: member way ids); osm2pgrouting gives their member ways that tag (§2.4.1)
+    highway_rels: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- reading
@@ -239,6 +242,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
     rel_ids: list[int] = []
     rel_tags: list[dict[str, str]] = []
     rel_members: list[list[tuple[str, int, str]]] = []
+    highway_rels: list[tuple[int, list[int]]] = []
     # Coordinates come as one WKB linestring per way (built in C++, decoded in bulk); a way
     # with a missing node location or a single node falls back to a per-node loop.
     wkb = osmium.geom.WKBFactory()
@@ -283,10 +287,15 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
                 node_x.append(loc.lon)
                 node_y.append(loc.lat)
                 node_tags.append(tags_of(o))
-            elif o.is_relation() and o.tags.get("type") in _AREA_RELATION_TYPES:
-                rel_ids.append(o.id)
-                rel_tags.append(tags_of(o))
-                rel_members.append([(m.type, m.ref, m.role) for m in o.members])
+            elif o.is_relation():
+                if o.tags.get("type") in _AREA_RELATION_TYPES:
+                    rel_ids.append(o.id)
+                    rel_tags.append(tags_of(o))
+                    rel_members.append([(m.type, m.ref, m.role) for m in o.members])
+                first = next(iter(o.tags), None)
+                if first is not None and first.k == "highway" and first.v in HIGHWAY_TAG_IDS:
+                    highway_rels.append((HIGHWAY_TAG_IDS[first.v],
+                                         [m.ref for m in o.members if m.type == "w"]))
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - libosmium errors: corrupt or unreadable file
@@ -311,6 +320,7 @@ def read_osm(path: str | Path, way_tag_edits: dict[int, dict[str, str | None]] |
         node_ids=np.asarray(node_ids, dtype=np.int64),
         node_lon=np.asarray(node_x, dtype=float), node_lat=np.asarray(node_y, dtype=float),
         node_tags=node_tags, rel_ids=rel_ids, rel_tags=rel_tags, rel_members=rel_members,
+        highway_rels=highway_rels,
     )
     # node references missing from the file are skipped (osm2pgrouting, osm2pgsql)
     return _keep_refs(raw, ~invalid)
@@ -506,8 +516,17 @@ def _segments(raw: _Raw, x: np.ndarray, y: np.ndarray, crs: Any) -> tuple[Any, A
     import shapely
 
     n_ways = len(raw.way_ids)
-    hw = [t.get("highway") for t in raw.way_tags]
-    routable = np.fromiter((h in HIGHWAY_TAG_IDS for h in hw), dtype=bool, count=n_ways)
+    tag_id = np.fromiter((HIGHWAY_TAG_IDS.get(t.get("highway"), 0) for t in raw.way_tags),
+                         dtype=np.int64, count=n_ways)
+    if raw.highway_rels and n_ways:
+        # a relation whose first tag is a routable highway value gives that tag to every member
+        # way of the file, routable or not (osm2pgrouting's relation pass, last one wins)
+        order = np.argsort(raw.way_ids, kind="stable")
+        for tid, members in raw.highway_rels:
+            m = np.asarray(members, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(raw.way_ids[order], m), n_ways - 1)
+            tag_id[order[pos[raw.way_ids[order][pos] == m]]] = tid
+    routable = tag_id > 0
     counts = np.bincount(raw.wix, minlength=n_ways)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     _, inv, uses = np.unique(raw.refs, return_inverse=True, return_counts=True)
@@ -545,7 +564,7 @@ def _segments(raw: _Raw, x: np.ndarray, y: np.ndarray, crs: Any) -> tuple[Any, A
         "name": pd.array([t.get("name") for t in tags], dtype=object),
         "intersection_from": pd.array(lookup.reindex(node_from).to_numpy(), dtype="Int64"),
         "intersection_to": pd.array(lookup.reindex(node_to).to_numpy(), dtype="Int64"),
-        "tag_id": pd.array([HIGHWAY_TAG_IDS[t["highway"]] for t in tags], dtype="Int64"),
+        "tag_id": pd.array(tag_id[wi], dtype="Int64"),
         "oneway": pd.array([_oneway_text(t) for t in tags], dtype=object),
     }, geometry=gpd.GeoSeries(geoms, crs=crs) if len(s0) else gpd.GeoSeries([], crs=crs),
         crs=crs)

@@ -87,6 +87,28 @@ def test_segments_equal_to_an_earlier_chunk_are_dropped(tmp_path, monkeypatch):
     assert sorted(s.osm.segments["osm_id"].astype(int)) == [1, 3, 4, 5, 6]
 
 
+def test_relation_with_a_highway_first_tag_tags_its_member_ways(tmp_path):
+    """osm2pgrouting's relation pass: a relation whose FIRST tag is a mapconfig highway value
+    gives that class to all its member ways - untagged ones become segments too (they have no
+    line row, so no functional class, and leave the network), tagged ones take its tag_id; a
+    relation whose first tag is something else changes nothing."""
+    nodes = grid_nodes(LON0, LAT0, {1: (0, 0), 2: (100, 0), 3: (100, 100), 4: (0, 100),
+                                    5: (200, 0), 6: (300, 0), 7: (-100, 0)})
+    ways = {10: ([1, 2, 3, 4, 1], {}),
+            11: ([2, 5], {"highway": "footway", "bicycle": "designated"}),
+            12: ([5, 6], {"highway": "footway", "bicycle": "designated"}),
+            13: ([7, 2], {"highway": "residential"})}
+    relations = {
+        100: ([("w", 10, "outer"), ("w", 11, "")],
+              {"highway": "pedestrian", "type": "multipolygon", "area": "yes"}),
+        101: ([("w", 12, "")], {"type": "multipolygon", "highway": "pedestrian"})}
+    s = run_to_stress(tmp_path, nodes, ways, relations)
+    tag = {int(o): int(t) for o, t in zip(s.osm.segments["osm_id"], s.osm.segments["tag_id"])}
+    ped, foot = osm.HIGHWAY_TAG_IDS["pedestrian"], osm.HIGHWAY_TAG_IDS["footway"]
+    assert tag == {10: ped, 11: ped, 12: foot, 13: osm.HIGHWAY_TAG_IDS["residential"]}
+    assert sorted(set(s.ways["osm_id"].astype(int))) == [11, 12, 13]
+
+
 def test_oneway_text_column(tmp_path):
     """osm2pgrouting's ``oneway`` text: each tag in file order, the first that decides wins;
     roundabouts and motorways imply YES; its true and false lists both hold "1" (the false
