@@ -120,8 +120,18 @@ def numeric4(x: Any) -> Decimal | None:
 
 
 def _pg_int(x: np.ndarray) -> np.ndarray:
-    """Float -> INTEGER column as PostgreSQL stores it (ties to even); NaN stays NaN."""
-    return np.rint(x)
+    """A population or jobs sum stored into an INTEGER column (``pop_low_stress``,
+    ``tmp_pop.k12``...), rounded as PostgreSQL rounds a NUMERIC: half away from zero.
+
+    The reference's sums are NUMERIC: ``shp2pgsql`` loads a fractional ``POP20`` (WorldPop,
+    written as a decimal DBF field) as NUMERIC and an integer one as an integer type, and
+    SUM over either is NUMERIC or exact; a NUMERIC -> INTEGER assignment rounds ties away from
+    zero (only a FLOAT would round them to even). NaN (NULL) stays NaN.
+    """
+    x = np.asarray(x, dtype=float)
+    t = np.trunc(x)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def _lit(x: float | int | str) -> Decimal:

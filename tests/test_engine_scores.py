@@ -315,6 +315,32 @@ def test_compute_scores_on_hand_built_pairs():
     assert mil["lane"] == pytest.approx(1.0) and mil["path"] == pytest.approx(30 / 1609.34)
 
 
+def test_fractional_population_sums_round_half_away_from_zero():
+    """WorldPop populations are fractional and NUMERIC in the reference (shp2pgsql); their
+    sums land in INTEGER columns (block totals, destination sheds, score_inputs' tmp_pop),
+    and a NUMERIC rounds a tie away from zero: 300.5 -> 301, where a float would give 300."""
+    s = _state(jobs=False)
+    s.blocks["pop20"] = [100.25, 200.25, 300.0]
+    out = scores.compute_scores(s)
+    b = s.blocks.set_index("geoid20")
+    # A reaches A, B, C (600.5) and A, B by low stress (300.5); B reaches B, A low (300.5)
+    assert b.pop_high_stress.tolist() == [601, 301, 300]
+    assert b.pop_low_stress.tolist() == [301, 301, 300]
+    # the score reads the stored integers back: r = 301 / 601
+    r = 301 / 601
+    assert b.pop_score.iloc[0] == pytest.approx(0.8 + 0.2 * (r - 0.5) / 0.5)
+    # school shed: sources A and C, 400.25 -> 400 either way; low: C alone
+    sch = s.destinations["schools"]
+    assert (sch.pop_high_stress.iloc[0], sch.pop_low_stress.iloc[0]) == (400, 300)
+    # tmp_pop.overall = 600.5 -> 601 and tmp_pop.k12 (A and C reach the school) = 400.25 -> 400
+    si = out.score_inputs.set_index("id")
+    pops = np.array([100.25, 200.25, 300.0])
+    pop_score = b.pop_score.to_numpy()
+    assert si.loc[5, "score"] == numeric4(float(np.sum(pops * pop_score / 601)))
+    sch_score = b.schools_score.to_numpy()
+    assert si.loc[15, "score"] == numeric4(float(np.nansum(pops * sch_score / 400)))
+
+
 def test_non_us_run_keeps_job_weight_b7():
     s = _state(jobs=False)
     scores.compute_scores(s)
