@@ -392,10 +392,17 @@ def _dest_points(dest: Any) -> np.ndarray:
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
-    v = values[~np.isnan(values)]
+    """``PERCENTILE_CONT(q)`` over the non-NULL values, with PostgreSQL's arithmetic:
+    position ``q * (n - 1)``, then ``lo + (position - floor) * (hi - lo)``."""
+    v = np.sort(values[~np.isnan(values)])
     if len(v) == 0:
         return None
-    return float(np.percentile(v, q * 100, method="linear"))
+    pos = q * (len(v) - 1)
+    first, second = int(np.floor(pos)), int(np.ceil(pos))
+    lo, hi = float(v[first]), float(v[second])
+    if second == first:
+        return lo
+    return lo + (pos - first) * (hi - lo)
 
 
 def _ratio(low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -180,6 +180,17 @@ def test_block_category_scores_drop_null_subscores():
     assert np.isnan(category_score(_cols(), scores.RECREATION_WEIGHTS)[0])
 
 
+def test_percentiles_use_postgresql_percentile_cont_arithmetic():
+    # PERCENTILE_CONT(q): position q * (n - 1), then lo + frac * (hi - lo), NULLs ignored
+    # (numpy's "linear" method computes the position and the interpolation otherwise)
+    v = np.array([0.2, np.nan, 0.1])
+    pos = 0.7 * (2 - 1)
+    assert scores._percentile(v, 0.7) == 0.1 + (pos - 0) * (0.2 - 0.1)
+    assert scores._percentile(v, 0.5) == 0.1 + 0.5 * (0.2 - 0.1)
+    assert scores._percentile(np.array([0.4, 0.1, 0.3]), 0.5) == 0.3  # on a row: no lerp
+    assert scores._percentile(np.array([np.nan]), 0.5) is None
+
+
 def test_numeric_16_4_rounds_half_away_from_zero():
     assert numeric4(0.00005) == Decimal("0.0001")
     assert numeric4(0.12345) == Decimal("0.1235")  # 15 significant digits first
