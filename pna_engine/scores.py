@@ -318,14 +318,19 @@ def block_overall(cols: dict[str, np.ndarray], keep_job_weight: bool = True) -> 
 
 
 def category_score(cols: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Block category score (§10.6): weighted mean of the non-NULL sub-scores, NaN if none."""
+    """Block category score (§10.6): weighted mean of the non-NULL sub-scores, NaN if none.
+
+    As ``category_scores.sql``: float sum of ``COALESCE(score, 0) * w`` divided by the exact
+    (NUMERIC) sum of the weights of the non-NULL scores.
+    """
     num = 0.0
-    den = 0.0
+    terms = []
     for k, w in weights.items():
         v = np.asarray(cols[f"{k}_score"], dtype=float)
         ok = ~np.isnan(v)
-        num = num + np.where(ok, w * v, 0.0)
-        den = den + np.where(ok, w, 0.0)
+        num = num + np.where(ok, v * w, 0.0)
+        terms.append((ok, w))
+    den = _weight_sum(terms)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 

@@ -191,6 +191,15 @@ def test_percentiles_use_postgresql_percentile_cont_arithmetic():
     assert scores._percentile(np.array([np.nan]), 0.5) is None
 
 
+def test_block_category_score_divides_by_the_exact_weight_sum():
+    # category_scores.sql: the divisor is a NUMERIC sum of CASE weights: 0.35 + 0.1 = 0.45,
+    # where the float sum would be 0.44999999999999996
+    assert 0.35 + 0.1 != 0.45
+    c = _cols(schools_score=0.3, colleges_score=0.7)
+    got = category_score(c, scores.OPPORTUNITY_WEIGHTS)[0]
+    assert got == (0.3 * 0.35 + 0.7 * 0.1) / 0.45  # exact
+
+
 def test_numeric_16_4_rounds_half_away_from_zero():
     assert numeric4(0.00005) == Decimal("0.0001")
     assert numeric4(0.12345) == Decimal("0.1235")  # 15 significant digits first
