@@ -153,10 +153,10 @@ _CTX: dict[str, Any] = {}
 _INF = np.inf
 #: The reference's searches use only the links within D + 100 m of the source block.
 LINK_ZONE_MARGIN = 100.0
-#: A search from seeds at most ``f`` metres from the block reaches no vertex farther than
-#: f + D (+ rounding: a link costs at least the distance between its vertices less one
-#: metre) from the block. So only blocks with a seed vertex farther than this are checked
-#: (the 25 m left of the 100 m margin absorb the rounding of long paths).
+#: Planning only: a search from seeds at most ``f`` metres from the block reaches about
+#: f + D from it, so blocks with a seed vertex farther than this are likely to reach beyond
+#: the link zone and search the whole graph at once (any block whose tile search reaches
+#: beyond the zone is redone there too: the zone rule itself is exact for every block).
 LINK_ZONE_TRIGGER = 75.0
 #: Seeded blocks processed before their pairs are post-processed together.
 CHUNK_BLOCKS = 512
@@ -195,6 +195,8 @@ class _Area:
     exits: np.ndarray
     seg: np.ndarray
     eb: np.ndarray
+    #: coordinates of the local vertices (tiles only; the link-zone test)
+    xy: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _global_area() -> _Area:
@@ -258,7 +260,8 @@ def _tile_area(rect: np.ndarray) -> _Area | None:
     ent = _CTX["ve_idx"][_ranges(vp[verts], vp[verts + 1] - vp[verts])]
     ent.sort()
     both = _side_by_side(full, low)
-    return _Area(verts, both, exits, g2l[_CTX["ent_vert"][ent]], _CTX["ent_block"][ent])
+    return _Area(verts, both, exits, g2l[_CTX["ent_vert"][ent]], _CTX["ent_block"][ent],
+                 (_CTX["vert_x"][verts], _CTX["vert_y"][verts]))
 
 
 def _reduce(area: _Area, d: np.ndarray, dl: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -303,13 +306,41 @@ def _search_block(area: _Area, b: int, seeds: np.ndarray) -> tuple[np.ndarray, .
     dd = dijkstra(area.both, directed=True, indices=np.concatenate([local, local + n]),
                   min_only=True, limit=limit)  # fmt: skip
     d, dl = dd[:n], dd[n:]
-    if area.verts is not None and len(area.exits) and d[area.exits].min() <= D:
-        return _search_block(_CTX["global_area"], b, seeds)
-    if area.verts is None:
-        far = _CTX["seed_far"]
-        if far is not None and far[b] > LINK_ZONE_TRIGGER:
-            d, dl = _restricted_searches(b, seeds, d, dl)
+    if area.verts is not None:
+        if len(area.exits) and d[area.exits].min() <= D:
+            return _search_block(_CTX["global_area"], b, seeds)
+        # the link zone (exact): a tile search that reached a vertex beyond it is redone on
+        # the whole graph, where the restricted searches apply
+        reached = d <= D
+        if _beyond_zone(b, area.xy[0][reached], area.xy[1][reached]).any():
+            return _search_block(_CTX["global_area"], b, seeds)
+    elif _CTX["seed_far"] is not None:
+        d, dl = _restricted_searches(b, seeds, d, dl)
     return _reduce(area, d, dl)
+
+
+def _beyond_zone(b: int, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """Which of the vertices at ``vx, vy`` lie farther than D + 100 m from block ``b``.
+
+    The distance to the block's bounding box is a lower bound, within the box's diagonal of
+    the exact distance: the exact (GEOS) distance is computed only for the vertices in
+    between, so a search that stays well inside the zone costs one vectorised test.
+    """
+    import shapely
+
+    zone = _CTX["D"] + LINK_ZONE_MARGIN
+    x0, y0, x1, y1 = _CTX["bounds"][b]
+    dx = np.maximum(0.0, np.maximum(x0 - vx, vx - x1))
+    dy = np.maximum(0.0, np.maximum(y0 - vy, vy - y1))
+    lb2 = dx * dx + dy * dy  # squared distance to the bounding box
+    out = lb2 > zone * zone
+    if not _CTX["is_box"][b]:
+        inner = max(0.0, zone - float(np.hypot(x1 - x0, y1 - y0)))
+        check = np.flatnonzero(~out & (lb2 > inner * inner))
+        if len(check):
+            out[check] = shapely.distance(_CTX["geoms"][b],
+                                          shapely.points(vx[check], vy[check])) > zone
+    return out
 
 
 def _restricted_searches(
@@ -331,20 +362,7 @@ def _restricted_searches(
     zone = D + LINK_ZONE_MARGIN
     vx, vy, g = _CTX["vert_x"], _CTX["vert_y"], _CTX["geoms"][b]
     r = np.flatnonzero(d <= D)
-    # distance to the block's bounding box: a lower bound, and within the box's diagonal of
-    # the exact distance; the exact distance only for the vertices in between
-    x0, y0, x1, y1 = _CTX["bounds"][b]
-    bx = np.maximum(0.0, np.maximum(x0 - vx[r], vx[r] - x1))
-    by = np.maximum(0.0, np.maximum(y0 - vy[r], vy[r] - y1))
-    lb = np.hypot(bx, by)
-    slack = 0.0 if _CTX["is_box"][b] else np.hypot(x1 - x0, y1 - y0)
-    unsure = np.flatnonzero(lb + slack > zone)
-    if len(unsure) == 0:
-        return d, dl
-    out_r = lb > zone
-    check = unsure[~out_r[unsure]]
-    if len(check):
-        out_r[check] = shapely.distance(g, shapely.points(vx[r[check]], vy[r[check]])) > zone
+    out_r = _beyond_zone(b, vx[r], vy[r])
     if not out_r.any():
         return d, dl
     outside = np.zeros(len(d), dtype=bool)

@@ -361,3 +361,26 @@ def test_links_beyond_d_plus_100_of_the_block_are_not_searched():
     assert (0, 1) not in p  # road 2 is only reachable through the cut link
     without_points = _pairs(connect(blocks, _ways(4), BOUNDARY, _Net(4, arcs, arcs), 300.0))
     assert (0, 1) in without_points  # the rule needs the vertex points
+
+
+@pytest.mark.parametrize("tiles", [False, True])
+def test_link_zone_holds_for_near_seeds_when_costs_round_down(monkeypatch, tiles):
+    # A link costs its rounded half-lengths, integer-divided: up to ~1 m less than the
+    # straight distance between its vertices. On a long straight chain of short segments the
+    # search then reaches beyond D + 100 m of the block even from a seed next to it, and the
+    # reference (links searched only within D + 100 m) stops there.
+    D = 1000.0
+    n = 111
+    xy = [(80 + 10.9 * i, 5) for i in range(n)]  # seed vertex 0 is 70 m from block A
+    arcs = [(i, i + 1, 10) for i in range(n - 1)] + [(i + 1, i, 10) for i in range(n - 1)]
+    # vertex 95 (x = 1115.5, cost 950) is reached through a link that starts inside the zone;
+    # the link 95 -> 96 lies wholly beyond 1100 m of A, so 96, 97, ... are never reached.
+    blocks = _blocks([[0], [95], [97]], positions=[(0, 0), (990, 0), (995, 0)])
+    boundary = box(-50, -50, 2000, 500)
+    if tiles:
+        monkeypatch.setattr(connectivity, "TILE_MIN_VERTICES", 0)
+        monkeypatch.setattr(connectivity, "TILE_MAX_SHARE", 1.0)
+    p = _pairs(connect(blocks, _ways(n), boundary, _Net(n, arcs, arcs, xy), D))
+    assert p[(0, 1)] == (True, 950, 950)
+    assert (0, 2) not in p  # its road (cost 970 <= D) lies beyond the link zone
+    assert p[(2, 0)][2] == 970  # from block C, 70 m away and inside its own zone
