@@ -338,6 +338,14 @@ def _beyond_zone(b: int, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
         inner = max(0.0, zone - float(np.hypot(x1 - x0, y1 - y0)))
         check = np.flatnonzero(~out & (lb2 > inner * inner))
         if len(check):
+            # upper bound: the distance to the nearest boundary point of the block; GEOS
+            # only for the vertices that bound leaves undecided
+            a, z = _CTX["bpt_ptr"][b], _CTX["bpt_ptr"][b + 1]
+            px, py = _CTX["bpt_x"][a:z], _CTX["bpt_y"][a:z]
+            cx, cy = vx[check], vy[check]
+            ub2 = ((cx[:, None] - px) ** 2 + (cy[:, None] - py) ** 2).min(axis=1)
+            check = check[ub2 > zone * zone]
+        if len(check):
             out[check] = shapely.distance(_CTX["geoms"][b],
                                           shapely.points(vx[check], vy[check])) > zone
     return out
@@ -609,6 +617,12 @@ def _zone_context(network: Any, geoms: np.ndarray) -> None:
     is_box = np.abs(shapely.area(geoms) - box_area) <= 1e-9 * np.maximum(box_area, 1.0)
     vx, vy = np.asarray(vx, float), np.asarray(vy, float)
     order = np.argsort(vx, kind="stable")
+    # the blocks' boundary points (CSR): the distance to the nearest one bounds the distance
+    # to the block from above (see _beyond_zone)
+    pts, owner = shapely.get_coordinates(geoms, return_index=True)
+    pt_ptr = np.searchsorted(owner, np.arange(len(geoms) + 1))
+    _CTX.update(bpt_x=np.ascontiguousarray(pts[:, 0]), bpt_y=np.ascontiguousarray(pts[:, 1]),
+                bpt_ptr=pt_ptr)
     _CTX.update(seed_far=far, vert_x=vx, vert_y=vy, is_box=is_box, vx_order=order,
                 vx_sorted=vx[order], g2l=np.full(len(vx), -1, dtype=np.int32))  # fmt: skip
     for key in ("full", "low"):

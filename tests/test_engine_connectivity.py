@@ -6,7 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import LineString, box
+from shapely.geometry import LineString, Polygon, box
 
 from pna_engine import connectivity
 from pna_engine.blocks import block_road_pairs
@@ -363,8 +363,9 @@ def test_links_beyond_d_plus_100_of_the_block_are_not_searched():
     assert (0, 1) in without_points  # the rule needs the vertex points
 
 
+@pytest.mark.parametrize("shape", ["box", "triangle"])
 @pytest.mark.parametrize("tiles", [False, True])
-def test_link_zone_holds_for_near_seeds_when_costs_round_down(monkeypatch, tiles):
+def test_link_zone_holds_for_near_seeds_when_costs_round_down(monkeypatch, tiles, shape):
     # A link costs its rounded half-lengths, integer-divided: up to ~1 m less than the
     # straight distance between its vertices. On a long straight chain of short segments the
     # search then reaches beyond D + 100 m of the block even from a seed next to it, and the
@@ -376,6 +377,8 @@ def test_link_zone_holds_for_near_seeds_when_costs_round_down(monkeypatch, tiles
     # vertex 95 (x = 1115.5, cost 950) is reached through a link that starts inside the zone;
     # the link 95 -> 96 lies wholly beyond 1100 m of A, so 96, 97, ... are never reached.
     blocks = _blocks([[0], [95], [97]], positions=[(0, 0), (990, 0), (995, 0)])
+    if shape == "triangle":  # not a box: exact distances to the polygon (same nearest edge)
+        blocks.loc[0, "geometry"] = Polygon([(0, 0), (10, 0), (10, 10)])
     boundary = box(-50, -50, 2000, 500)
     if tiles:
         monkeypatch.setattr(connectivity, "TILE_MIN_VERTICES", 0)
