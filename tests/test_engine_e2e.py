@@ -73,6 +73,10 @@ def test_full_run_writes_the_complete_export(demo_inputs, tmp_path):
     names = {p.name for p in out.iterdir()}
     assert names >= EXPORT_FILES
     assert names - EXPORT_FILES == {"run.json", "status.json"}  # no staging left behind
+    from pna_engine.export import export_file_names
+
+    # what a re-run clears from a used folder covers everything the export wrote
+    assert names - {"run.json", "status.json"} <= export_file_names()
 
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "succeeded" and status["error"] is None
