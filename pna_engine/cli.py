@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from pna_engine import PHASES, __version__
-from pna_engine.errors import InputError
+from pna_engine.errors import InputError, check_writable_folder
 from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE, Params
 
 
@@ -89,6 +89,7 @@ def check_local_inputs(params: Params) -> None:
             raise InputError(f"{option} file not found: {value}")
     if params.workers is not None and params.workers < 1:
         raise InputError(f"--workers must be at least 1, got {params.workers}")
+    check_writable_folder(params.output, "--output")  # last: it creates the folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pna-engine: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the system refused (permissions, I/O): one line, not a trace
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"pna-engine: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     finally:
         gc.set_threshold(*previous_gc)
     return 1

@@ -842,6 +842,9 @@ class _Child:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
                 fn(*args)
+            except OSError as exc:  # a full or read-only disk: the parent says so
+                send.send((exc.errno, exc.strerror, exc.filename))
+                raise SystemExit(1) from None
             except BaseException as exc:  # noqa: BLE001 - reported to the parent
                 send.send(f"{type(exc).__name__}: {exc}")
                 raise SystemExit(1) from None
@@ -857,6 +860,8 @@ class _Child:
         except EOFError:
             error = "the process ended without a result"
         self._proc.join()
+        if isinstance(error, tuple):
+            raise OSError(*error)
         if error is not None or self._proc.exitcode != 0:
             raise RuntimeError(f"export child process failed ({self._proc.exitcode}): {error}")
 

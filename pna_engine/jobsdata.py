@@ -41,10 +41,45 @@ def read_lodes(path: str | Path) -> Any:
             f"the jobs file {path} is not a LODES OD file: missing column(s) "
             f"{', '.join(missing)} (found {', '.join(header[:8]) or 'none'}); pass the "
             "<st>_od_main_JT00_<year>.csv and <st>_od_aux_JT00_<year>.csv files with --jobs")
-    df = pd.read_csv(path, usecols=list(REQUIRED_COLUMNS),
-                     dtype={"w_geocode": str, "S000": "int64"})
-    df["w_geocode"] = df["w_geocode"].str.ljust(15, "0")
+    try:
+        df = pd.read_csv(path, usecols=list(REQUIRED_COLUMNS),
+                         dtype={"w_geocode": str, "S000": "int64"})
+    except (ValueError, OverflowError) as exc:  # a value that is not a whole number
+        _bad_count(path)  # names its line
+        raise InputError(f"cannot read the LODES jobs file {path}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    except Exception as exc:  # malformed CSV, bad compression, undecodable bytes
+        raise InputError(f"cannot read the LODES jobs file {path}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                         "download it again from LEHD") from exc
+    negative = df["S000"].to_numpy() < 0
+    if negative.any():
+        _bad_count(path, int(negative.argmax()))
+    ids = df["w_geocode"]
+    if ids.isna().any():
+        line = int(ids.isna().to_numpy().argmax()) + 2
+        raise InputError(f"the LODES jobs file {path}, line {line}: w_geocode is empty; "
+                         "expected a 15-digit census block id")
+    df["w_geocode"] = ids.str.ljust(15, "0")
     return df.groupby("w_geocode", sort=False)["S000"].sum()
+
+
+def _bad_count(path: Path, row: int | None = None) -> None:
+    """Raise an :class:`InputError` naming the first data line whose ``S000`` is not a
+    non-negative whole number (``row``: its 0-based data row, when already known)."""
+    import pandas as pd
+
+    from pna_engine.errors import InputError
+
+    values = pd.read_csv(path, usecols=["S000"], dtype=str, keep_default_na=False)["S000"]
+    if row is None:
+        ok = values.str.strip().str.fullmatch(r"\+?\d+").fillna(False).to_numpy()
+        if ok.all():
+            return  # not a value problem: let the caller report the original error
+        row = int((~ok).argmax())
+    raise InputError(f"the LODES jobs file {path}, line {row + 2}: S000 (the job count) is "
+                     f"{values.iloc[row]!r}, expected a whole number >= 0; fix or download "
+                     "the file again")
 
 
 def load_jobs(s: Any) -> Any:

@@ -22,6 +22,7 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import resource
@@ -37,6 +38,7 @@ from typing import Any
 
 from pna_engine import PHASES, __version__
 from pna_engine.atomic import write_json
+from pna_engine.errors import StorageError, check_writable_folder, storage_error
 from pna_engine.params import Params
 from pna_engine.status import STATUS_FILE, StatusFile
 
@@ -217,8 +219,7 @@ def run(
     Raises :class:`~pna_engine.errors.InputError` for bad inputs; ``status.json`` then says
     ``failed`` with the message, and no export file is published.
     """
-    out = Path(params.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_folder(params.output, "output folder")
     status = StatusFile(out, on_change=status_hook)
     cleaner = _clear_previous_run(out)
     status._write()
@@ -251,13 +252,37 @@ def run(
             shutil.rmtree(staging, ignore_errors=True)
         status.succeeded()
     except BaseException as exc:  # KeyboardInterrupt / SIGTERM too: never look complete
+        written = _staged_bytes(staging)
         shutil.rmtree(staging, ignore_errors=True)
-        msg = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-        status.failed(msg if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        error = _storage_problem(exc, out, written)
+        shown = error or exc
+        msg = f"{type(shown).__name__}: {shown}" if not str(shown) else str(shown)
+        with contextlib.suppress(OSError):  # a full or read-only disk: keep the first error
+            status.failed(msg if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        if error is not None:
+            raise error from exc
         raise
     finally:
         cleaner.join()
     return state
+
+
+def _staged_bytes(staging: Path) -> int | None:
+    with contextlib.suppress(OSError):
+        return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+    return None
+
+
+def _storage_problem(exc: BaseException, out: Path, written: int | None) -> StorageError | None:
+    """The one-line error for a write that failed for lack of space, a read-only file system,
+    or a file in the way under the output folder; None for any other error."""
+    if not isinstance(exc, OSError) or isinstance(exc, StorageError):
+        return None
+    inside = exc.filename is not None and str(exc.filename).startswith(str(out))
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and not inside:
+        return None
+    what = f"the results in {out}" if inside or exc.filename is None else str(exc.filename)
+    return storage_error(exc, what, written=written, folder=out)
 
 
 def run_record(state: RunState) -> dict[str, Any]:

@@ -167,12 +167,40 @@ def normalise_fields(gdf: Any, source: str) -> Any:
 
     if pd.api.types.is_numeric_dtype(gdf["geoid20"].dtype):
         # block ids stored as numbers lost their leading zeros: census block ids have 15 digits
+        ids = gdf["geoid20"].to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~np.isfinite(ids) | (ids < 0) | (ids != np.floor(ids))
+        if bad.any():
+            i = int(bad.argmax())
+            raise InputError(f"the population file {source}, feature {i + 1}: the block id "
+                             f"{id_col.upper()} is {gdf['geoid20'].iloc[i]!r}, expected a "
+                             "census block id")
         gdf["geoid20"] = gdf["geoid20"].astype("int64").astype(str).str.zfill(15)
     gdf["geoid20"] = gdf["geoid20"].astype(str)
-    gdf["pop20"] = gdf["pop20"].astype("float64").fillna(0.0)
+    gdf["pop20"] = _population_values(gdf["pop20"], gdf["geoid20"], source, pop_col)
     if gdf.crs is None:  # the reference declares every input as EPSG:4326
         gdf = gdf.set_crs(4326)
     return gdf
+
+
+def _population_values(values: Any, ids: Any, source: str, field: str) -> Any:
+    """The population field as float64 (empty = 0, as the reference's import); an
+    :class:`InputError` naming the feature when a value is not a finite number >= 0."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        num = values.astype("float64")
+        bad = ~np.isfinite(num.to_numpy()) & num.notna().to_numpy()
+    else:
+        num = pd.to_numeric(values, errors="coerce").astype("float64")
+        bad = (num.isna() & values.notna()).to_numpy() | ~np.isfinite(num.fillna(0).to_numpy())
+    bad |= num.fillna(0).to_numpy() < 0
+    if bad.any():
+        i = int(bad.argmax())
+        raise InputError(
+            f"the population file {source}, feature {i + 1} (block {ids.iloc[i]}): "
+            f"{field.upper()} is {values.iloc[i]!r}, expected a number of people >= 0; fix the "
+            "layer or download it again")
+    return num.fillna(0.0)
 
 
 # --------------------------------------------------------------------------- selection
