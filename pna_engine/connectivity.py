@@ -648,42 +648,16 @@ def _trail_segments(s: Any, n_seg: int) -> tuple[np.ndarray | None, np.ndarray]:
     return seg_trail, trails["path_id"].to_numpy()
 
 
-def connect(
-    blocks: Any,
-    ways: Any,
-    boundary_geom: Any,
-    network: Any,
-    max_trip_distance: float,
-    *,
-    workers: int | None = 1,
-    seg_trail: np.ndarray | None = None,
-    trail_ids: np.ndarray | None = None,
-) -> Connectivity:
-    """Connected block pairs (§8) for blocks with ``road_ids`` on a built network.
+def prepare_context(blocks: Any, ways: Any, boundary_geom: Any, network: Any, D: float,
+                    seg_trail: np.ndarray | None = None) -> np.ndarray:
+    """Fill the module's search context (graphs, entry and seed tables, link-zone data) for
+    :func:`connect`, and return the blocks that search (source blocks with a seed road).
 
-    Parameters
-    ----------
-    blocks : GeoDataFrame
-        Blocks with ``road_ids`` (road ids of ``ways``), projected CRS.
-    ways : GeoDataFrame
-        Segments (row ``i`` = network vertex ``i``).
-    boundary_geom : shapely geometry
-        The (unbuffered) boundary: source blocks and source roads intersect it.
-    network : pna_engine.network.Network
-    max_trip_distance : float
-        D in metres (inclusive bound and straight-line prefilter).
-    workers : int or None
-        Worker processes (None = all cores); small cities run in-process.
-    seg_trail, trail_ids : arrays, optional
-        Trail index per segment (-1 none) and the trails' path ids.
-
-    Returns
-    -------
-    Connectivity
+    :mod:`pna_engine.incremental` keeps a copy of this context to redo the searches of a few
+    blocks on a changed low-stress graph (:func:`search_blocks`).
     """
     import shapely
 
-    D = float(max_trip_distance)
     nb = len(blocks)
     geoms = np.asarray(blocks.geometry.values)
     way_geoms = np.asarray(ways.geometry.values)
@@ -731,10 +705,66 @@ def connect(
         sh_idx=sh_idx,
     )
     _zone_context(network, geoms)
+    # blocks that will search: source blocks with a seed road
+    return source_blocks[np.diff(seed_ptr)[source_blocks] > 0]
+
+
+def search_blocks(ctx: dict[str, Any], blocks: np.ndarray) -> dict[str, Any]:
+    """Redo the searches of ``blocks`` (sorted block indices) in-process with the context
+    ``ctx`` (a copy of the one :func:`prepare_context` filled, possibly with another ``low``
+    graph and ``low_rows``); returns their pairs (``_assemble`` arrays) and trails."""
+    _CTX.clear()
+    _CTX.update(ctx)
+    try:
+        r = _run_chunk(_plan_units(np.asarray(blocks, dtype=np.int64)))
+    finally:
+        _CTX.clear()
+    out = _assemble(r["parts"])
+    for b, t in (("th_b", "th_t"), ("tl_b", "tl_t")):
+        o = np.lexsort((r[t], r[b]))
+        out[b], out[t] = r[b][o], r[t][o]
+    return out
+
+
+def connect(
+    blocks: Any,
+    ways: Any,
+    boundary_geom: Any,
+    network: Any,
+    max_trip_distance: float,
+    *,
+    workers: int | None = 1,
+    seg_trail: np.ndarray | None = None,
+    trail_ids: np.ndarray | None = None,
+) -> Connectivity:
+    """Connected block pairs (§8) for blocks with ``road_ids`` on a built network.
+
+    Parameters
+    ----------
+    blocks : GeoDataFrame
+        Blocks with ``road_ids`` (road ids of ``ways``), projected CRS.
+    ways : GeoDataFrame
+        Segments (row ``i`` = network vertex ``i``).
+    boundary_geom : shapely geometry
+        The (unbuffered) boundary: source blocks and source roads intersect it.
+    network : pna_engine.network.Network
+    max_trip_distance : float
+        D in metres (inclusive bound and straight-line prefilter).
+    workers : int or None
+        Worker processes (None = all cores); small cities run in-process.
+    seg_trail, trail_ids : arrays, optional
+        Trail index per segment (-1 none) and the trails' path ids.
+
+    Returns
+    -------
+    Connectivity
+    """
+    D = float(max_trip_distance)
+    nb = len(blocks)
+    searching = prepare_context(blocks, ways, boundary_geom, network, D, seg_trail)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
         # blocks that will search (a seed road): their count x graph size estimates the work
-        searching = source_blocks[np.diff(seed_ptr)[source_blocks] > 0]
         seeded = len(searching)
         work = float(seeded) * network.full.shape[0]
         units = _plan_units(searching)

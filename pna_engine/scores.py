@@ -697,8 +697,10 @@ def _overall_scores(
     pop: np.ndarray,
     in_boundary: np.ndarray,
     city_overall: float | None,
+    miles: tuple[float | None, float | None] | None = None,
 ) -> pd.DataFrame:
-    """The 23 rows of ``neighborhood_overall_scores`` (§11.2, §11.3)."""
+    """The 23 rows of ``neighborhood_overall_scores`` (§11.2, §11.3); ``miles`` (low, high)
+    when the caller knows them (incremental re-scoring), else :func:`total_miles`."""
     zero = Decimal(0)
     sub: dict[str, tuple[Decimal, str]] = {}
     for sid, flag in OVERALL_SUBSCORES.items():
@@ -772,7 +774,7 @@ def _overall_scores(
     pop_total = np.nansum(pop[in_boundary]) if in_boundary.any() else None
     rows.append(("population_total", numeric4(pop_total), "Total population of boundary"))
     normalized.append(None)
-    low_mi, high_mi = total_miles(s.ways, s.boundary.geometry.union_all())
+    low_mi, high_mi = miles or total_miles(s.ways, s.boundary.geometry.union_all())
     for sid, v, text in (
         ("total_miles_low_stress", low_mi, "Total low-stress miles"),
         ("total_miles_high_stress", high_mi, "Total high-stress miles"),
@@ -803,6 +805,20 @@ def total_miles(ways: Any, boundary: Any) -> tuple[float | None, float | None]:
     # a segment strictly inside the boundary is its own intersection: clip only the others
     # (GEOS overlay of every segment with a detailed boundary dominated big cities)
     inside = shapely.contains_properly(boundary, g)
+
+    def lengths(sel: np.ndarray) -> np.ndarray:
+        gs, ins = g[sel], inside[sel]
+        length = shapely.length(gs)
+        length[~ins] = shapely.length(shapely.intersection(gs[~ins], boundary))
+        return length
+
+    return miles_from(ft, tf, hit, lengths)
+
+
+def miles_from(ft: np.ndarray, tf: np.ndarray, hit: np.ndarray,
+               lengths: Any) -> tuple[float | None, float | None]:
+    """:func:`total_miles` from the seg stress arrays, the segments touching the boundary and
+    ``lengths(selection)`` (their lengths inside it)."""
     total = np.nan_to_num(ft) + np.nan_to_num(tf)
     out = []
     for level, mult in ((1, {2: 2, 4: 1, 1: 1}), (3, {6: 2, 4: 1, 3: 1})):
@@ -810,9 +826,7 @@ def total_miles(ways: Any, boundary: Any) -> tuple[float | None, float | None]:
         if not sel.any():
             out.append(None)
             continue
-        gs, ins = g[sel], inside[sel]
-        length = shapely.length(gs)
-        length[~ins] = shapely.length(shapely.intersection(gs[~ins], boundary))
+        length = lengths(sel)
         m = np.zeros(sel.sum())
         for k, v in mult.items():
             m[total[sel] == k] = v
