@@ -75,8 +75,6 @@ class Rescore:
 
     base: Baseline = field(repr=False)
     overall_score: float | None
-    overall_scores: pd.DataFrame = field(repr=False)
-    score_inputs: pd.DataFrame = field(repr=False)
     blocks: np.ndarray = field(repr=False)
     seconds: float = 0.0
     # internals (for commit and the full tables)
@@ -93,6 +91,22 @@ class Rescore:
                                                                  repr=False)
     _miles: tuple[float | None, float | None] | None = None
     _edits: dict[int, dict[str, str | None]] = field(default_factory=dict, repr=False)
+    _tables: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
+
+    @property
+    def overall_scores(self) -> pd.DataFrame:
+        """``neighborhood_overall_scores`` after the change (computed on first use)."""
+        return self._city_tables()[1]
+
+    @property
+    def score_inputs(self) -> pd.DataFrame:
+        """``neighborhood_score_inputs`` after the change (computed on first use)."""
+        return self._city_tables()[0]
+
+    def _city_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._tables is None:
+            self._tables = self.base._city_tables(self)
+        return self._tables
 
     @property
     def changed_segments(self) -> np.ndarray:
@@ -542,23 +556,29 @@ class Baseline:
             a = np.unique(self.arc_of_link[links[diff]])
             arcs = a[(count[a] > 0) != (self.low_count[a] > 0)]
         blocks = self._affected_blocks(arcs)
-        r = Rescore(base=self, overall_score=None, overall_scores=self.overall_scores,
-                    score_inputs=self.score_inputs, blocks=blocks)
+        r = Rescore(base=self, overall_score=None, blocks=blocks)
         r._stress = {"rows": rows, **{c: stress[c][rows] for c in STRESS_COLUMNS}}
         r._links, r._link_stress = links, ls
         r._count = count  # type: ignore[attr-defined]
         miles = _sc.miles_from(stress["ft_seg_stress"], stress["tf_seg_stress"], self.seg_hit,
                                lambda sel: self.seg_len_in[sel])
+        r._miles = miles
         if len(blocks) == 0:
             r._cols = self.cols
-            same_miles = miles == self._miles()
-            if same_miles:
-                r.overall_score = self.overall_score
-                return r
-        else:
-            self._search(r, blocks, count)
-        self._city(r, miles)
+            r.overall_score = self.overall_score
+            if miles == self._miles():
+                r._tables = (self.score_inputs, self.overall_scores)
+            return r
+        self._search(r, blocks, count)
+        r.overall_score = self._city_score(r._cols)
         return r
+
+    def _city_score(self, cols: dict[str, np.ndarray]) -> float | None:
+        """The normalised city overall score (as ``_overall_scores`` rounds it)."""
+        city = _sc._city_overall(cols["overall_score"], self.pop,
+                                 self.conn.reachable_blocks.astype(float))
+        v = _sc.numeric4(city)
+        return None if v is None else float(_sc.numeric4(v * 100))
 
     def _miles(self) -> tuple[float | None, float | None]:
         if not hasattr(self, "_miles_cache"):
@@ -696,7 +716,7 @@ class Baseline:
         new[touched] = np.where(d["inside"][touched], pl, np.nan)
         return new, touched, m
 
-    def _city(self, r: Rescore, miles: tuple[float | None, float | None]) -> None:
+    def _city_tables(self, r: Rescore) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The city tables (score inputs, overall scores) from the new block columns."""
         dests = {}
         dest_in = {}
@@ -709,12 +729,8 @@ class Baseline:
         si = _sc._score_inputs(ns, cols, self.pop, self.in_boundary, dest_in, self.quirks)
         reachable = self.conn.reachable_blocks.astype(float)
         city = _sc._city_overall(cols["overall_score"], self.pop, reachable)
-        ov = _sc._overall_scores(ns, si, cols, self.pop, self.in_boundary, city, miles=miles)
-        norm = ov.loc[ov.score_id == "overall_score", "score_normalized"]
-        v = norm.iloc[0] if len(norm) else None
-        r.score_inputs, r.overall_scores = si, ov
-        r.overall_score = float(v) if v is not None and not pd.isna(v) else None
-        r._miles = miles
+        ov = _sc._overall_scores(ns, si, cols, self.pop, self.in_boundary, city, miles=r._miles)
+        return si, ov
 
     # ------------------------------------------------------------------ commit
     def commit(self, r: Rescore) -> None:

@@ -12,6 +12,7 @@ returned in :class:`Scores`. City-level numbers are rounded like the reference's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
@@ -577,6 +578,12 @@ def compute_scores(s: Any) -> Scores:
 
 # --------------------------------------------------------------------------- city tables
 def _load_template() -> pd.DataFrame:
+    """The 132 score_inputs rows without scores (a copy of the cached table)."""
+    return _template().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> pd.DataFrame:
     path = resources.files("pna_engine") / "data" / "score_inputs_template.csv"
     with resources.as_file(path) as p:
         t = pd.read_csv(p, dtype=str, keep_default_na=False)
