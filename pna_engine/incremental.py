@@ -806,10 +806,10 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _set_rows(col: pd.Series, pos: np.ndarray, values: np.ndarray) -> Any:
     """A copy of a feature column with ``pos`` set to ``values``, in the column's dtype."""
-    if col.dtype == object:
+    if not pd.api.types.is_numeric_dtype(col.dtype):  # object or pandas' str dtype
         out = col.to_numpy(dtype=object).copy()
         out[pos] = values
-        return out
+        return pd.array(out, dtype=col.dtype)
     arr = pd.to_numeric(col, errors="coerce").to_numpy(float, na_value=np.nan).copy()
     arr[pos] = _float(values)
     if str(col.dtype) == "Int64":
