@@ -96,6 +96,7 @@ def assert_same_as_full(r, full) -> None:
         np.testing.assert_array_equal(v, _num(full.blocks[c]), err_msg=c)
     for cat, (pl, ph) in r.destination_sheds().items():
         np.testing.assert_array_equal(pl, _num(full.destinations[cat]["pop_low_stress"]), cat)
+        np.testing.assert_array_equal(ph, _num(full.destinations[cat]["pop_high_stress"]), cat)
     pd.testing.assert_frame_equal(r.score_inputs, full.scores.score_inputs)
     pd.testing.assert_frame_equal(r.overall_scores, full.scores.overall_scores)
     assert r.overall_score == full.scores.overall_score
