@@ -11,85 +11,12 @@ import sys
 
 from pna_engine import PHASES, __version__
 from pna_engine.errors import InputError, check_writable_folder
-from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE, Params
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("inputs")
-    g.add_argument("--boundary", required=True,
-                   help="place boundary: shapefile, zipped shapefile, GeoJSON or GeoPackage "
-                        "(any CRS; a non-empty polygon layer)")
-    g.add_argument("--osm", default=None,
-                   help="OpenStreetMap extract (.osm.pbf, .osm, .osm.bz2, .osm.gz), path or URL; "
-                        "default: download the Geofabrik extract covering the boundary")
-    g.add_argument("--population", default=None,
-                   help="census blocks (TIGER 2020/2010 zipped shapefile, shapefile or GeoPackage), "
-                        "path or URL; default: TIGER (US), WorldPop or a synthetic grid (non-US)")
-    g.add_argument("--jobs", action="append", default=[], metavar="PATH_OR_URL",
-                   help="LODES *_od_main_JT00_*.csv / *_od_aux_JT00_*.csv (repeatable; US only); "
-                        "default: download the latest LODES8 files of the state")
-    g.add_argument("--output", required=True, help="output folder for the export")
-    g = p.add_argument_group("place")
-    g.add_argument("--place", default=None,
-                   help="place name recorded in run.json and shown by reports (default: none; "
-                        "readers then use the folder or job name)")
-    g.add_argument("--country", default="United States",
-                   help="country name or ISO code; US mode iff United States (default: %(default)s)")
-    g.add_argument("--state", default=None,
-                   help="US state postal code, e.g. MA (default: none; needed in the US to "
-                        "download census blocks and jobs)")
-    g.add_argument("--state-fips", default=None,
-                   help="2-digit US state FIPS code (default: from --state)")
-    g.add_argument("--city-fips", default=None,
-                   help="7-digit US city FIPS code, state + place (default: none)")
-    g.add_argument("--city-speed-limit", type=int, default=None,
-                   help="residential default speed of the city, mph (default: US: the "
-                        "--city-fips row of PeopleForBikes' city_fips_speed.csv, looked up "
-                        "online; 30 elsewhere, as the reference tool)")
-    g.add_argument("--state-speed-limit", type=int, default=None,
-                   help="residential default speed of the state, mph (US only; default: the "
-                        "state's row of PeopleForBikes' state_fips_speed.csv, looked up online)")
-    g = p.add_argument_group("analysis")
-    g.add_argument("--max-trip-distance", type=float, default=DEFAULT_MAX_TRIP_DISTANCE,
-                   help="maximum trip distance, metres (default: %(default)s)")
-    g.add_argument("--workers", type=int, default=None,
-                   help="processes for the connectivity phase (default: all cores)")
-    g.add_argument("--worldpop-year", type=int, default=None,
-                   help="WorldPop year for non-US population (default: the current year)")
-    g.add_argument("--lodes-year", type=int, default=None,
-                   help="LODES year for US jobs (default: the latest available)")
-    g = p.add_argument_group("downloads")
-    g.add_argument("--offline", action="store_true",
-                   help="never download: a missing input is an error naming the option to give")
-    g.add_argument("--cache-dir", default=None,
-                   help="folder for downloaded inputs (default: ~/.cache/pna)")
+from pna_engine.params import Params, add_arguments, values_from_args
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
-    return Params(
-        boundary=a.boundary, place=a.place, osm=a.osm, population=a.population, jobs=list(a.jobs),
-        output=a.output, country=a.country, state=a.state, state_fips=a.state_fips,
-        city_fips=a.city_fips, city_speed_limit=a.city_speed_limit,
-        state_speed_limit=a.state_speed_limit, max_trip_distance=a.max_trip_distance,
-        workers=a.workers, offline=a.offline, cache_dir=a.cache_dir,
-        worldpop_year=getattr(a, "worldpop_year", None), lodes_year=getattr(a, "lodes_year", None),
-    )
-
-
-def check_local_inputs(params: Params) -> None:
-    """Fail early, before any output is written, when a local input file does not exist."""
-    from pathlib import Path
-
-    from pna_engine.download import is_remote
-
-    named = [("--boundary", params.boundary), ("--osm", params.osm),
-             ("--population", params.population)] + [("--jobs", j) for j in params.jobs]
-    for option, value in named:
-        if value and not is_remote(str(value)) and not Path(str(value)).expanduser().exists():
-            raise InputError(f"{option} file not found: {value}")
-    if params.workers is not None and params.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {params.workers}")
-    check_writable_folder(params.output, "--output")  # last: it creates the folder
+    """The :class:`Params` of parsed ``pna-engine run`` arguments (validated there)."""
+    return Params.from_dict(values_from_args(a))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the analysis for one place",
                            description="Run the BNA for one place; phases: " + " -> ".join(PHASES))
-    _add_run_options(run_p)
+    add_arguments(run_p)
     run_p.add_argument("--quiet", action="store_true", help="no progress output")
     sub.add_parser("run-job", help="run the request given in the environment (job container)",
                    description="Entry point of the job container: reads PNA_REQUEST (JSON) or, for "
@@ -144,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             from pna_engine import pipeline
 
             params = params_from_args(args)
-            check_local_inputs(params)
+            params.check_inputs()
+            check_writable_folder(params.output, "--output")  # last: it creates the folder
 
             def on_phase(name: str) -> None:
                 if not args.quiet:

@@ -39,6 +39,8 @@ from urllib.parse import unquote, urlparse
 
 from pna_engine.atomic import atomic_path
 from pna_engine.errors import InputError, OfflineError
+from pna_engine.params import STATE_FIPS as STATE_FIPS  # re-exported
+from pna_engine.params import is_remote as is_remote  # re-exported
 
 GEOFABRIK_INDEX_URL = "https://download.geofabrik.de/index-v1.json"
 TIGER_BASE_URL = "https://www2.census.gov/geo/tiger/TIGER2020/TABBLOCK20"
@@ -48,26 +50,7 @@ WORLDPOP_BASE_URL = "https://data.worldpop.org/GIS/Population/Global_2015_2030/R
 #: Seconds to wait for a server to answer (connect, read) before calling it unreachable.
 TIMEOUT = (10, 120)
 
-#: US state postal code -> 2-digit FIPS (50 states, DC, PR).
-STATE_FIPS: dict[str, str] = {
-    "AL": "01", "AK": "02", "AZ": "04", "AR": "05", "CA": "06", "CO": "08", "CT": "09",
-    "DE": "10", "DC": "11", "FL": "12", "GA": "13", "HI": "15", "ID": "16", "IL": "17",
-    "IN": "18", "IA": "19", "KS": "20", "KY": "21", "LA": "22", "ME": "23", "MD": "24",
-    "MA": "25", "MI": "26", "MN": "27", "MS": "28", "MO": "29", "MT": "30", "NE": "31",
-    "NV": "32", "NH": "33", "NJ": "34", "NM": "35", "NY": "36", "NC": "37", "ND": "38",
-    "OH": "39", "OK": "40", "OR": "41", "PA": "42", "RI": "44", "SC": "45", "SD": "46",
-    "TN": "47", "TX": "48", "UT": "49", "VT": "50", "VA": "51", "WA": "53", "WV": "54",
-    "WI": "55", "WY": "56", "PR": "72",
-}
-
-
 # --------------------------------------------------------------------------- basics
-def is_remote(location: str | os.PathLike[str] | None) -> bool:
-    """True for ``http://``, ``https://`` and ``s3://`` locations."""
-    return isinstance(location, str) and location.split("://", 1)[0].lower() in (
-        "http", "https", "s3")
-
-
 def cache_dir(params: Any = None) -> Path:
     """The download cache folder (created if needed)."""
     p = getattr(params, "cache_dir", None) or os.environ.get("PNA_CACHE_DIR") or "~/.cache/pna"

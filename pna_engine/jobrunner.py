@@ -3,9 +3,9 @@
 The container contract (environment variables):
 
 ``PNA_REQUEST``
-    The analysis request as JSON (``place``, ``boundary``, ``osm``, ``population``, ``jobs``,
-    ``country``, ``state``, ``state_fips``, ``city_fips``, ``city_speed_limit``,
-    ``state_speed_limit``, ``max_trip_distance``, ``offline``).
+    The analysis request as JSON: the fields of :func:`pna_engine.params.request_fields`
+    (``place``, ``boundary``, ``osm``, ``population``, ``jobs``, ``country``, ...), which become
+    the run's :class:`~pna_engine.params.Params` directly.
 ``PNA_MANIFEST`` + ``AWS_BATCH_JOB_ARRAY_INDEX``
     Instead of ``PNA_REQUEST`` (array jobs): the URI (``s3://``, ``http(s)://`` or path) of a
     JSON list of requests; the child runs entry number ``AWS_BATCH_JOB_ARRAY_INDEX``.
@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 from pna_engine.atomic import atomic_path, write_json
 from pna_engine.errors import InputError
+from pna_engine.params import ParamError, Params
 from pna_engine.status import STATUS_FILE
 
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
@@ -179,29 +180,33 @@ class ResultsSink:
 
 
 # --------------------------------------------------------------------------- request
-def engine_args(request: dict[str, Any], output: str,
-                inputs: dict[str, str] | None = None) -> list[str]:
-    """Arguments of ``pna-engine run`` for a request dict; ``inputs`` replaces input locations
-    by role (``boundary``, ``osm``, ``population``, ``jobs[0]``...)."""
-    inputs = inputs or {}
-    args = ["run", "--boundary", inputs.get("boundary", request["boundary"]), "--output", output,
-            "--country", str(request.get("country") or "United States"),
-            "--max-trip-distance", repr(float(request.get("max_trip_distance") or 2680.0))]
-    for role in ("osm", "population"):
-        loc = inputs.get(role, request.get(role))
+def request_params(request: dict[str, Any], output: str) -> Params:
+    """The :class:`~pna_engine.params.Params` of a job request (validated there, once).
+
+    Raises
+    ------
+    InputError
+        An unknown field or a bad value, worded for a request (``request field 'x': ...``).
+    """
+    try:
+        return Params.from_dict({**request, "output": output})
+    except ParamError as exc:
+        raise exc.for_request() from None
+
+
+def fetch_inputs(params: Params, scratch: Path) -> None:
+    """Replace every remote input location of ``params`` by a local copy under ``scratch``."""
+    roles = {k: getattr(params, k) for k in ("boundary", "osm", "population")}
+    roles.update({f"jobs[{i}]": j for i, j in enumerate(params.jobs)})
+    local: dict[str, str] = {}
+    for role, loc in roles.items():
         if loc:
-            args += [f"--{role}", str(loc)]
-    for i, j in enumerate(request.get("jobs") or []):
-        args += ["--jobs", inputs.get(f"jobs[{i}]", j)]
-    for name in ("state", "state_fips", "city_fips", "city_speed_limit", "state_speed_limit"):
-        v = request.get(name)
-        if v is not None:
-            args += [f"--{name.replace('_', '-')}", str(v)]
-    if request.get("place"):
-        args += ["--place", str(request["place"])]
-    if request.get("offline"):
-        args.append("--offline")
-    return args
+            log(f"fetch {role}: {loc}")
+            local[role] = str(fetch(str(loc), scratch / "inputs" / re.sub(r"\W", "_", role)))
+    for role in ("boundary", "osm", "population"):
+        if role in local:
+            setattr(params, role, local[role])
+    params.jobs = [local[f"jobs[{i}]"] for i in range(len(params.jobs))]
 
 
 def _read_uri_text(uri: str) -> str:
@@ -325,20 +330,11 @@ def main(env: dict[str, str] | None = None) -> int:
 
 def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -> int:
     from pna_engine import pipeline
-    from pna_engine.cli import build_parser, params_from_args
 
     try:
         _write_status(out, sink, "running", "fetch-inputs")
-        inputs: dict[str, str] = {}
-        roles = {k: request.get(k) for k in ("boundary", "osm", "population")}
-        roles.update({f"jobs[{i}]": j for i, j in enumerate(request.get("jobs") or [])})
-        for role, loc in roles.items():
-            if not loc:
-                continue
-            log(f"fetch {role}: {loc}")
-            inputs[role] = str(fetch(str(loc), scratch / "inputs" / re.sub(r"\W", "_", role)))
-        args = engine_args(request, str(out), inputs)
-        params = params_from_args(build_parser().parse_args(args))
+        params = request_params(request, str(out))
+        fetch_inputs(params, scratch)
     except KeyboardInterrupt:
         _write_status(out, sink, "failed", None, "interrupted")
         log("stopped")
@@ -346,9 +342,6 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
     except InputError as exc:
         _write_status(out, sink, "failed", None, str(exc))
         raise
-    except SystemExit as exc:  # argparse rejected a value
-        _write_status(out, sink, "failed", None, "malformed job request")
-        raise InputError(f"malformed job request (engine arguments rejected, exit {exc.code})") from exc
 
     def status_hook(path: Path) -> None:
         # The succeeded status goes up last, after the export (see below).

@@ -1,8 +1,34 @@
-"""Run parameters: every option of ``pna-engine run``, with the reference tool's defaults."""
+"""Run parameters: the one schema of every option of a run.
+
+:class:`Params` is the single source of the run's parameters. Each field carries its own
+schema in its ``metadata`` (made by :func:`option`): help text, option group, kind of value
+(which decides how a value is parsed and checked) and where the field appears. From it are
+derived:
+
+* the options of ``pna-engine run`` (:func:`add_arguments`),
+* the fields of a job request (``pna_helpers.jobs.AnalysisRequest``), the options of
+  ``pna submit`` and the columns of a places file (:func:`request_fields`),
+* the validation: every way of making a ``Params`` (``Params(...)``,
+  :meth:`Params.from_dict`, the command line, a job request) goes through
+  :meth:`Params.normalise`, which parses and checks each field by its kind and then the rules
+  between fields. A bad value raises :class:`ParamError` naming the field.
+
+How to add a run option (one place)
+-----------------------------------
+Add a field to :class:`Params` with a default and ``metadata=option("help", group=...,
+kind=...)``. The new option then exists in ``pna-engine run --help``, in job requests, in
+``pna submit`` and in places files. Give ``request=False`` for an engine-only option, or
+``cli=False`` for one set only from code. A new kind of value gets a parser in ``_KINDS``;
+a rule between fields goes in :meth:`Params._check_together`. Then read
+``params.<name>`` where the engine needs it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +39,253 @@ DEFAULT_MAX_TRIP_DISTANCE = 2680.0
 DEFAULT_BOUNDARY_BUFFER = 2680.0
 DEFAULT_BLOCK_SIZE = 500.0
 DEFAULT_BLOCK_POPULATION = 100
+#: The country of a run when none is given (the reference tool's default, US mode).
+DEFAULT_COUNTRY = "United States"
+
+#: US state postal code -> 2-digit FIPS (50 states, DC, PR).
+STATE_FIPS: dict[str, str] = {
+    "AL": "01", "AK": "02", "AZ": "04", "AR": "05", "CA": "06", "CO": "08", "CT": "09",
+    "DE": "10", "DC": "11", "FL": "12", "GA": "13", "HI": "15", "ID": "16", "IL": "17",
+    "IN": "18", "IA": "19", "KS": "20", "KY": "21", "LA": "22", "ME": "23", "MD": "24",
+    "MA": "25", "MI": "26", "MN": "27", "MS": "28", "MO": "29", "MT": "30", "NE": "31",
+    "NV": "32", "NH": "33", "NJ": "34", "NM": "35", "NY": "36", "NC": "37", "ND": "38",
+    "OH": "39", "OK": "40", "OR": "41", "PA": "42", "RI": "44", "SC": "45", "SD": "46",
+    "TN": "47", "TX": "48", "UT": "49", "VT": "50", "VA": "51", "WA": "53", "WV": "54",
+    "WI": "55", "WY": "56", "PR": "72",
+}
+
+#: Option groups of the command line, in the order of ``--help``.
+GROUPS = ("inputs", "place", "analysis", "downloads")
+#: URL schemes an input location may have (anything else with ``://`` is refused).
+REMOTE_SCHEMES = ("http", "https", "s3")
 
 
+class ParamError(InputError):
+    """A bad value of one run parameter.
+
+    Attributes
+    ----------
+    field
+        The parameter's name (``max_trip_distance``).
+    why
+        What is wrong and what to give instead, worded to follow the parameter's name.
+    """
+
+    def __init__(self, name: str, why: str):
+        self.field = name
+        self.why = why
+        super().__init__(f"{option_name(name)} {why}")
+
+    def for_request(self) -> InputError:
+        """The same error worded for a job request or a places file (``request field 'x': ...``)."""
+        return InputError(f"request field {self.field!r}: {self.why}")
+
+
+def option_name(name: str) -> str:
+    """The command-line option of a field: ``max_trip_distance`` -> ``--max-trip-distance``."""
+    return "--" + name.replace("_", "-")
+
+
+def option(help: str, *, group: str, kind: str, cli: bool = True, request: bool = True,
+           metavar: str | None = None) -> dict[str, Any]:
+    """Schema of one :class:`Params` field (its ``metadata``).
+
+    Parameters
+    ----------
+    help
+        Help text of the command-line option; ``(default: X)`` is added for a field with a
+        plain default unless the text already says ``default:``.
+    group
+        Option group of ``pna-engine run --help``: inputs, place, analysis, downloads.
+    kind
+        How a value is parsed and checked: a key of ``_KINDS``.
+    cli
+        Whether ``pna-engine run`` has the option.
+    request
+        Whether a job request (and a places file, and ``pna submit``) can carry it.
+    metavar
+        Placeholder in the help text.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"unknown option group {group!r}")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown parameter kind {kind!r}")
+    return {"help": help, "group": group, "kind": kind, "cli": cli, "request": request,
+            "metavar": metavar}
+
+
+# --------------------------------------------------------------------------- kinds of values
+class _Bad(ValueError):
+    """Raised by a kind's parser; the message is the ``why`` of a :class:`ParamError`."""
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool):
+        raise _Bad(f"must be a number, got {v!r}")
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        raise _Bad(f"must be a number, got {v!r}") from None
+
+
+def _whole(v: Any, what: str, lo: int, hi: int | None) -> int | None:
+    if _blank(v):
+        return None
+    try:
+        x = _number(v)
+    except _Bad:
+        raise _Bad(f"must be {what}, got {v!r}") from None
+    if not math.isfinite(x) or x != int(x) or x < lo or (hi is not None and x > hi):
+        raise _Bad(f"must be {what}, got {v!r}")
+    return int(x)
+
+
+def _distance(v: Any, *, zero_ok: bool = False) -> float:
+    what = "a finite number of metres, >= 0" if zero_ok else "a finite positive number of metres"
+    if _blank(v):
+        raise _Bad(f"must be {what}, got nothing")
+    try:
+        x = _number(v)
+    except _Bad:
+        raise _Bad(f"must be {what}, got {v!r}") from None
+    if not math.isfinite(x) or x < 0 or (x == 0 and not zero_ok):
+        raise _Bad(f"must be {what}, got {v!r}")
+    return x
+
+
+def _text(v: Any) -> str | None:
+    if _blank(v):
+        return None
+    if not isinstance(v, str | bytes) and not hasattr(v, "__fspath__"):
+        raise _Bad(f"must be text, got {v!r}")
+    return str(v).strip()
+
+
+def _location(v: Any) -> str | None:
+    if _blank(v):
+        return None
+    if not isinstance(v, str) and not hasattr(v, "__fspath__"):
+        raise _Bad(f"must be a path or URL, got {v!r}")
+    s = str(v).strip()
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", s)
+    if m and m.group(1).lower() not in REMOTE_SCHEMES:
+        raise _Bad(f"has an unsupported URL scheme in {s!r}; use a path, http(s):// or s3://")
+    if m and m.group(1).lower() == "s3" and not re.match(r"^s3://[^/]+/.+", s, re.I):
+        raise _Bad(f"is a bad S3 URI {s!r}, expected s3://bucket/key")
+    return s
+
+
+def _locations(v: Any) -> list[str]:
+    if _blank(v):
+        return []
+    items = re.split(r"[;|]", v) if isinstance(v, str) else v
+    if not isinstance(items, Iterable):
+        raise _Bad(f"must be a list of paths or URLs, got {v!r}")
+    return [loc for loc in (_location(x) for x in items) if loc]
+
+
+def _flag(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if _blank(v):
+        return False
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    s = str(v).strip().lower()
+    if s in ("true", "yes", "y", "1", "on"):
+        return True
+    if s in ("false", "no", "n", "0", "off"):
+        return False
+    raise _Bad(f"must be true or false (or yes/no, 1/0), got {v!r}")
+
+
+def _fips(digits: int, example: str) -> Callable[[Any], str | None]:
+    def parse(v: Any) -> str | None:
+        if _blank(v):
+            return None
+        s = v.strip() if isinstance(v, str) else None
+        if s is None or not re.fullmatch(rf"\d{{{digits}}}", s):
+            raise _Bad(f"must be exactly {digits} digits, leading zeros included (e.g. "
+                       f"{example}), got {v!r}")
+        return s
+    return parse
+
+
+def _state(v: Any) -> str | None:
+    if _blank(v):
+        return None
+    s = str(v).strip().upper()
+    if s not in STATE_FIPS:
+        raise _Bad(f"is an unknown US state code {v!r}: give a 2-letter postal code such as MA")
+    return s
+
+
+def _country(v: Any) -> str:
+    s = _text(v)
+    if not s:
+        raise _Bad("needs a country name or ISO code")
+    return s
+
+
+def _required_text(v: Any) -> str:
+    s = _text(v)
+    if not s:
+        raise _Bad("is required")
+    return s
+
+
+def _required_location(v: Any) -> str:
+    s = _location(v)
+    if not s:
+        raise _Bad("is required: give a file path or URL")
+    return s
+
+
+def _quirks(v: Any) -> Quirks:
+    if isinstance(v, Quirks):
+        return v
+    if isinstance(v, dict):
+        known = {f.name for f in dataclasses.fields(Quirks)}
+        unknown = set(v) - known
+        if unknown:
+            raise _Bad(f"has unknown switch(es) {', '.join(sorted(unknown))}")
+        return Quirks(**{k: _flag(x) for k, x in v.items()})
+    raise _Bad(f"must be a Quirks or a dict of switches, got {v!r}")
+
+
+def _any(v: Any) -> Any:
+    return v
+
+
+#: Kind of value -> parser (returns the normalised value or raises ``_Bad``).
+_KINDS: dict[str, Callable[[Any], Any]] = {
+    "text": _text,
+    "required_text": _required_text,
+    "location": _location,
+    "required_location": _required_location,
+    "locations": _locations,
+    "country": _country,
+    "state": _state,
+    "state_fips": _fips(2, "06"),
+    "city_fips": _fips(7, "0667000"),
+    "speed": lambda v: _whole(v, "a speed in mph (1-199)", 1, 199),
+    "distance": _distance,
+    "distance_or_zero": lambda v: _distance(v, zero_ok=True),
+    "count": lambda v: _whole(v, "a whole number, at least 1", 1, None),
+    "year": lambda v: _whole(v, "a year such as 2020", 1900, 2100),
+    "flag": _flag,
+    "quirks": _quirks,
+    "any": _any,
+}
+
+
+# --------------------------------------------------------------------------- quirks
 @dataclass
 class Quirks:
     """Switches for the reference tool's apparent bugs (BNA-METHOD.md §15.5).
@@ -53,64 +324,174 @@ class Quirks:
         return cls(**{f.name: False for f in dataclasses.fields(cls)})
 
 
+# --------------------------------------------------------------------------- the schema
 @dataclass
 class Params:
-    """Everything a run needs. Paths may be local paths or URLs (``http(s)://``, ``s3://``)."""
+    """Everything a run needs. Paths may be local paths or URLs (``http(s)://``, ``s3://``).
 
-    boundary: str
-    output: str
+    Values are parsed and checked on creation (:meth:`normalise`): strings from a command
+    line or a places file become numbers, flags and codes; a bad value raises
+    :class:`ParamError` naming the field. See the module docstring to add an option.
+    """
+
+    boundary: str = field(metadata=option(
+        "place boundary: shapefile, zipped shapefile, GeoJSON or GeoPackage (any CRS; a "
+        "non-empty polygon layer)", group="inputs", kind="required_location"))
+    output: str = field(metadata=option(
+        "output folder for the export", group="inputs", kind="required_text", request=False))
     #: Place name, recorded in run.json (results loaders and reports show it).
-    place: str | None = None
-    osm: str | None = None
-    population: str | None = None
-    jobs: list[str] = field(default_factory=list)
+    place: str | None = field(default=None, metadata=option(
+        "place name recorded in run.json and shown by reports (default: none; readers then "
+        "use the folder or job name)", group="place", kind="text"))
+    osm: str | None = field(default=None, metadata=option(
+        "OpenStreetMap extract (.osm.pbf, .osm, .osm.bz2, .osm.gz), path or URL; default: "
+        "download the Geofabrik extract covering the boundary", group="inputs", kind="location"))
+    population: str | None = field(default=None, metadata=option(
+        "census blocks (TIGER 2020/2010 zipped shapefile, shapefile or GeoPackage), path or URL; "
+        "default: TIGER (US), WorldPop or a synthetic grid (non-US)", group="inputs",
+        kind="location"))
+    jobs: list[str] = field(default_factory=list, metadata=option(
+        "LODES *_od_main_JT00_*.csv / *_od_aux_JT00_*.csv (repeatable; US only); default: "
+        "download the latest LODES8 files of the state", group="inputs", kind="locations",
+        metavar="PATH_OR_URL"))
     #: Country name or ISO code. US mode iff this resolves to the United States.
-    country: str = "United States"
+    country: str = field(default=DEFAULT_COUNTRY, metadata=option(
+        "country name or ISO code; US mode iff United States", group="place", kind="country"))
     #: US state: 2-letter postal code (e.g. "MA") - used to find TIGER/LODES/Geofabrik files.
-    state: str | None = None
-    state_fips: str | None = None
-    city_fips: str | None = None
+    state: str | None = field(default=None, metadata=option(
+        "US state postal code, e.g. MA (default: none; needed in the US to download census "
+        "blocks and jobs)", group="place", kind="state"))
+    state_fips: str | None = field(default=None, metadata=option(
+        "2-digit US state FIPS code, e.g. 25 (default: from --state)", group="place",
+        kind="state_fips"))
+    city_fips: str | None = field(default=None, metadata=option(
+        "7-digit US city FIPS code, state + place, e.g. 2507000 (default: none)",
+        group="place", kind="city_fips"))
     #: Residential default speeds, mph (the reference works in mph).
-    city_speed_limit: int | None = None
-    state_speed_limit: int | None = None
-    max_trip_distance: float = DEFAULT_MAX_TRIP_DISTANCE
-    boundary_buffer: float = DEFAULT_BOUNDARY_BUFFER
+    city_speed_limit: int | None = field(default=None, metadata=option(
+        "residential default speed of the city, mph (default: US: the --city-fips row of "
+        "PeopleForBikes' city_fips_speed.csv, looked up online; 30 elsewhere, as the reference "
+        "tool)", group="place", kind="speed"))
+    state_speed_limit: int | None = field(default=None, metadata=option(
+        "residential default speed of the state, mph (US only; default: the state's row of "
+        "PeopleForBikes' state_fips_speed.csv, looked up online)", group="place", kind="speed"))
+    max_trip_distance: float = field(default=DEFAULT_MAX_TRIP_DISTANCE, metadata=option(
+        "maximum trip distance, metres", group="analysis", kind="distance"))
+    boundary_buffer: float = field(default=DEFAULT_BOUNDARY_BUFFER, metadata=option(
+        "metres around the boundary whose ways are imported", group="analysis",
+        kind="distance_or_zero", cli=False, request=False))
     #: Synthetic population grid (non-US fallback), Web-Mercator units / people per cell.
-    block_size: float = DEFAULT_BLOCK_SIZE
-    block_population: int = DEFAULT_BLOCK_POPULATION
-    worldpop_year: int | None = None
-    lodes_year: int | None = None
-    offline: bool = False
-    cache_dir: str | None = None
+    block_size: float = field(default=DEFAULT_BLOCK_SIZE, metadata=option(
+        "cell size of the synthetic population grid, Web-Mercator units", group="analysis",
+        kind="distance", cli=False, request=False))
+    block_population: int = field(default=DEFAULT_BLOCK_POPULATION, metadata=option(
+        "people per cell of the synthetic population grid", group="analysis", kind="count",
+        cli=False, request=False))
+    worldpop_year: int | None = field(default=None, metadata=option(
+        "WorldPop year for non-US population (default: the current year)", group="analysis",
+        kind="year"))
+    lodes_year: int | None = field(default=None, metadata=option(
+        "LODES year for US jobs (default: the latest available)", group="analysis",
+        kind="year"))
+    offline: bool = field(default=False, metadata=option(
+        "never download: a missing input is an error naming the option to give",
+        group="downloads", kind="flag"))
+    cache_dir: str | None = field(default=None, metadata=option(
+        "folder for downloaded inputs (default: ~/.cache/pna)", group="downloads",
+        kind="text"))
     #: Worker processes for the connectivity phase; None = all cores.
-    workers: int | None = None
-    quirks: Quirks = field(default_factory=Quirks)
+    workers: int | None = field(default=None, metadata=option(
+        "processes for the connectivity phase (default: all cores)", group="analysis",
+        kind="count"))
+    quirks: Quirks = field(default_factory=Quirks, metadata=option(
+        "the reference tool's quirks to reproduce", group="analysis", kind="quirks", cli=False,
+        request=False))
     #: What-if scenarios: OSM way id -> {tag: new value or None to delete}, applied on import.
-    way_tag_edits: dict[int, dict[str, str | None]] = field(default_factory=dict)
+    way_tag_edits: dict[int, dict[str, str | None]] = field(default_factory=dict, metadata=option(
+        "OSM way id -> {tag: new value or None}, applied on import", group="analysis",
+        kind="any", cli=False, request=False))
 
     def __post_init__(self) -> None:
-        if self.max_trip_distance is None or not self.max_trip_distance > 0:
-            raise InputError(
-                f"--max-trip-distance must be a positive number of metres, got {self.max_trip_distance!r}"
-            )
-        for name in ("city_speed_limit", "state_speed_limit"):
-            v = getattr(self, name)
-            if v is not None and not (0 < v < 200):
-                raise InputError(f"--{name.replace('_', '-')} must be a speed in mph (1-199), got {v!r}")
-        if self.boundary_buffer is None or self.boundary_buffer < 0:
-            raise InputError(f"the boundary buffer must be >= 0 metres, got {self.boundary_buffer!r}")
-        if self.state is not None:
-            from pna_engine.download import STATE_FIPS
+        values = {name: getattr(self, name) for name in _FIELDS}
+        for name, value in self.normalise(values).items():
+            setattr(self, name, value)
 
-            if str(self.state).strip().upper() not in STATE_FIPS:
-                raise InputError(
-                    f"unknown US state code {self.state!r}: give a 2-letter postal code such as MA")
-        if self.state_fips is not None and not (
-                str(self.state_fips).isdigit() and len(str(self.state_fips)) <= 2):
-            raise InputError(f"--state-fips must be a 2-digit FIPS code, got {self.state_fips!r}")
-        if self.city_fips is not None and not (
-                str(self.city_fips).isdigit() and len(str(self.city_fips)) <= 7):
-            raise InputError(f"--city-fips must be a 7-digit FIPS code, got {self.city_fips!r}")
+    # ------------------------------------------------------------------ validation
+    @classmethod
+    def normalise(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Parse and check ``values`` (some or all fields, by name); return them normalised.
+
+        The one place where run parameters are validated: each value by its field's kind,
+        then the rules between fields.
+
+        Raises
+        ------
+        ParamError
+            A bad value; the error names the field.
+        """
+        out = {}
+        for name, value in values.items():
+            f = _FIELDS.get(name)
+            if f is None:
+                raise InputError(f"unknown parameter {name!r}; known: {', '.join(_FIELDS)}")
+            try:
+                out[name] = _KINDS[f.metadata["kind"]](value)
+            except _Bad as exc:
+                raise ParamError(name, str(exc)) from None
+        cls._check_together(out)
+        return out
+
+    @staticmethod
+    def _check_together(v: dict[str, Any]) -> None:
+        """Rules between fields: the US state, its FIPS code and the city's FIPS code agree."""
+        state, state_fips, city_fips = v.get("state"), v.get("state_fips"), v.get("city_fips")
+        if state and state_fips and STATE_FIPS[state] != state_fips:
+            raise ParamError("state_fips", f"{state_fips} is not the FIPS code of {state} "
+                                           f"({STATE_FIPS[state]}): give matching codes")
+        code = state_fips or (STATE_FIPS[state] if state else None)
+        if code and city_fips and not city_fips.startswith(code):
+            where = f"{state} ({code})" if state else f"state {code}"
+            raise ParamError("city_fips", f"{city_fips} is not in {where}: a city FIPS code "
+                                          "starts with its state's 2-digit FIPS code")
+
+    def check_inputs(self) -> None:
+        """Fail early, before any output is written, when a local input file does not exist.
+
+        Raises
+        ------
+        ParamError
+            Names the option and the missing file.
+        """
+        from pathlib import Path
+
+        named = [("boundary", self.boundary), ("osm", self.osm), ("population", self.population)]
+        for name, value in named + [("jobs", j) for j in self.jobs]:
+            if value and not is_remote(value) and not Path(value).expanduser().exists():
+                raise ParamError(name, f"file not found: {value}")
+
+    # ------------------------------------------------------------------ conversions
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Params:
+        """Build from a dict (a job request, run.json's ``params``); unknown keys are an error.
+
+        Raises
+        ------
+        InputError
+            Unknown or missing fields; :class:`ParamError` for a bad value.
+        """
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(_FIELDS)}")
+        for name, f in _FIELDS.items():
+            if (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                    and _blank(data.get(name))):
+                raise ParamError(name, "is required")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (for run.json)."""
+        return dataclasses.asdict(self)
 
     @property
     def iso3(self) -> str | None:
@@ -132,6 +513,79 @@ class Params:
         """US mode of the reference (TIGER blocks, LODES jobs, FIPS speed defaults)."""
         return self.iso3 == "USA"
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (for run.json)."""
-        return dataclasses.asdict(self)
+
+_FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Params)}
+
+
+def is_remote(location: Any) -> bool:
+    """True for ``http://``, ``https://`` and ``s3://`` locations."""
+    return isinstance(location, str) and location.split("://", 1)[0].lower() in REMOTE_SCHEMES
+
+
+def run_fields() -> list[dataclasses.Field[Any]]:
+    """The fields that are options of ``pna-engine run``, in order."""
+    return [f for f in _FIELDS.values() if f.metadata["cli"]]
+
+
+def request_fields() -> list[dataclasses.Field[Any]]:
+    """The fields a job request carries (also ``pna submit`` options and places-file
+    columns), in order, ``place`` and ``boundary`` first."""
+    fs = [f for f in _FIELDS.values() if f.metadata["request"]]
+    return sorted(fs, key=lambda f: (f.name != "place", f.name != "boundary"))
+
+
+def field_default(f: dataclasses.Field[Any]) -> Any:
+    """The default value of a field (a fresh one for mutable defaults)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def add_arguments(parser: Any, fields: Iterable[dataclasses.Field[Any]] | None = None, *,
+                  required: Iterable[str] | None = None) -> None:
+    """Add a command-line option per field to an ``argparse`` parser, grouped as in the schema.
+
+    Values stay text (a list for ``jobs``, a bool for flags) and are parsed by
+    :meth:`Params.normalise`, so the command line, job requests and places files share one
+    set of rules and messages.
+
+    Parameters
+    ----------
+    parser
+        An ``argparse.ArgumentParser``.
+    fields
+        Which fields (default: :func:`run_fields`).
+    required
+        Names of required options (default: the fields without a default).
+    """
+    fields = list(run_fields() if fields is None else fields)
+    if required is None:
+        required = [f.name for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+    required = set(required)
+    names = [g for g in GROUPS if any(f.metadata["group"] == g for f in fields)]
+    groups = {g: parser.add_argument_group(g) for g in names}
+    for f in fields:
+        md = f.metadata
+        g = groups[md["group"]]
+        default = field_default(f)
+        text = md["help"]
+        if default not in (None, False, []) and "default:" not in text:
+            text += " (default: %(default)s)"
+        kw: dict[str, Any] = {"dest": f.name, "help": text}
+        if md["kind"] == "flag":
+            kw["action"] = "store_true"
+        elif md["kind"] == "locations":
+            kw.update(action="append", default=[], metavar=md["metavar"] or "PATH_OR_URL")
+        else:
+            kw.update(default=default, required=f.name in required)
+            if md["metavar"]:
+                kw["metavar"] = md["metavar"]
+        g.add_argument(option_name(f.name), **kw)
+
+
+def values_from_args(args: Any, fields: Iterable[dataclasses.Field[Any]] | None = None
+                     ) -> dict[str, Any]:
+    """The values of ``fields`` (default: :func:`run_fields`) from an ``argparse`` namespace."""
+    return {f.name: getattr(args, f.name)
+            for f in (run_fields() if fields is None else fields) if hasattr(args, f.name)}

@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from pna_engine.errors import InputError
-from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE
+from pna_engine.params import add_arguments, request_fields, values_from_args
 
 
 def _err(msg: str) -> None:
@@ -70,12 +70,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.boundary:
             raise InputError("give --boundary (and --place), or --demo (or --place "
                              f"\"{DEMO_PLACE}\") for the bundled demo place")
-        req = jobs.AnalysisRequest(
-            place=args.place or "", boundary=args.boundary, osm=args.osm,
-            population=args.population, jobs=list(args.jobs), country=args.country,
-            state=args.state, state_fips=args.state_fips, city_fips=args.city_fips,
-            city_speed_limit=args.city_speed_limit, state_speed_limit=args.state_speed_limit,
-            max_trip_distance=args.max_trip_distance, offline=args.offline)
+        req = jobs.AnalysisRequest.from_dict(values_from_args(args, request_fields()))
     client = _client(args)
     job = client.submit(req)
     print(job.job_id, flush=True)
@@ -255,24 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", parents=[common, wt], help="submit one place; prints the job id",
                        description="Submit one analysis; the job id alone goes to stdout.")
-    p.add_argument("--place", default=None, help="place name (required unless --demo)")
     p.add_argument("--demo", action="store_true", help="submit the bundled demo place")
     p.add_argument("--wait", action="store_true", help="wait for the job (exit 0 iff SUCCEEDED)")
-    g = p.add_argument_group("inputs (as pna-engine run)")
-    g.add_argument("--boundary", default=None, help="boundary file: path, http(s):// or s3://")
-    g.add_argument("--osm", default=None, help="OSM extract: path or URL")
-    g.add_argument("--population", default=None, help="census blocks: path or URL")
-    g.add_argument("--jobs", action="append", default=[], metavar="PATH_OR_URL",
-                   help="LODES file (repeatable; US only)")
-    g.add_argument("--country", default="United States", help="country name or ISO code")
-    g.add_argument("--state", default=None, help="US state postal code")
-    g.add_argument("--state-fips", default=None)
-    g.add_argument("--city-fips", default=None)
-    g.add_argument("--city-speed-limit", type=int, default=None, help="mph")
-    g.add_argument("--state-speed-limit", type=int, default=None, help="mph")
-    g.add_argument("--max-trip-distance", type=float, default=DEFAULT_MAX_TRIP_DISTANCE,
-                   help="metres (default: %(default)s)")
-    g.add_argument("--offline", action="store_true", help="the engine never downloads")
+    # every request field, as the options of pna-engine run (place required unless --demo)
+    add_arguments(p, request_fields(), required=())
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("submit-many", parents=[common, js],

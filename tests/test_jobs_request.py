@@ -22,32 +22,32 @@ def boundary(tmp_path) -> Path:
     return p
 
 
-def test_request_normalises_and_builds_engine_args(boundary):
+def test_request_normalises_and_becomes_params(boundary):
     r = jobs.AnalysisRequest(place=" Springfield ", boundary=str(boundary), state="ma",
-                             state_fips=6, city_fips="0612345", city_speed_limit="25",
+                             state_fips="25", city_fips="2512345", city_speed_limit="25",
                              jobs=["s3://b/lodes/ma_od_main_JT00_2019.csv.gz"],
-                             osm="https://example.org/x.osm.pbf")
-    assert r.place == "Springfield" and r.state == "MA" and r.state_fips == "06"
-    assert r.city_speed_limit == 25 and r.slug == "springfield"
-    args = r.engine_args("/out")
-    assert args[:3] == ["run", "--boundary", str(boundary.resolve())]
-    assert args[args.index("--jobs") + 1] == "s3://b/lodes/ma_od_main_JT00_2019.csv.gz"
-    assert args[args.index("--state-fips") + 1] == "06" and "--offline" not in args
+                             osm="https://example.org/x.osm.pbf", workers="2", lodes_year=2019,
+                             offline="no")
+    assert r.place == "Springfield" and r.state == "MA" and r.state_fips == "25"
+    assert r.city_speed_limit == 25 and r.slug == "springfield" and r.offline is False
+    assert r.boundary == str(boundary.resolve()) and r.workers == 2
     back = jobs.AnalysisRequest.from_dict(json.loads(r.to_json()))
     assert back == r
-    # the engine's own parser accepts the arguments
-    from pna_engine.cli import build_parser, params_from_args
-
-    p = params_from_args(build_parser().parse_args(args))
+    # the request becomes the engine's parameters directly, no argv round trip
+    p = r.to_params("/out")
     assert p.city_speed_limit == 25 and p.jobs == r.jobs and p.max_trip_distance == 2680.0
+    assert (p.workers, p.lodes_year, p.output) == (2, 2019, "/out")
     assert p.place == "Springfield"  # recorded in run.json: reports name the place
+    from pna_engine.jobrunner import request_params
+
+    assert request_params(json.loads(r.to_json()), "/out") == p
 
 
 @pytest.mark.parametrize("field,value,needle", [
     ("place", "  ", "'place'"),
     ("boundary", "/no/such/file.shp", "'boundary': file /no/such/file.shp does not exist"),
-    ("osm", "ftp://x/y.pbf", "'osm': unsupported URL scheme"),
-    ("population", "s3://bucket-only", "'population': bad S3 URI"),
+    ("osm", "ftp://x/y.pbf", "'osm': has an unsupported URL scheme"),
+    ("population", "s3://bucket-only", "'population': is a bad S3 URI"),
     ("state", "Mass", "'state'"),
     ("state_fips", "6a", "'state_fips'"),
     ("city_fips", "123456789", "'city_fips'"),

@@ -11,150 +11,91 @@ import dataclasses
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from pna_engine.errors import InputError
-from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE
+from pna_engine.params import (
+    ParamError,
+    Params,
+    field_default,
+    is_remote,
+    request_fields,
+)
 from pna_helpers.paths import outputs_dir
 
-URL_SCHEMES = ("http://", "https://", "s3://")
-#: Columns of a places CSV / GeoPackage (``place`` and ``boundary`` are required in a CSV).
-PLACE_COLUMNS = ("place", "boundary", "osm", "population", "jobs", "country", "state",
-                 "state_fips", "city_fips", "city_speed_limit", "state_speed_limit",
-                 "max_trip_distance", "offline")
+#: Columns of a places CSV / GeoPackage: the request fields (``place`` and ``boundary`` are
+#: required in a CSV).
+PLACE_COLUMNS = tuple(f.name for f in request_fields())
 
 
 def is_url(value: str) -> bool:
-    """True for ``http(s)://`` and ``s3://`` locations."""
-    return value.lower().startswith(URL_SCHEMES)
+    """True for ``http(s)://`` and ``s3://`` locations.
+
+    Parameters
+    ----------
+    value
+        A path or URL.
+
+    Returns
+    -------
+    bool
+    """
+    return is_remote(value)
 
 
 def slugify(text: str) -> str:
-    """A name safe for files, Batch job names and S3 keys (``Helsinki demo`` -> ``helsinki-demo``)."""
+    """A name safe for files, Batch job names and S3 keys (``Helsinki demo`` -> ``helsinki-demo``).
+
+    Parameters
+    ----------
+    text
+        Any name.
+
+    Returns
+    -------
+    str
+        Lower-case letters, digits and ``-``, at most 100 characters; ``place`` if nothing is left.
+    """
     s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
     return s[:100] or "place"
 
 
-@dataclass
-class AnalysisRequest:
-    """One place to analyse. Validated on creation: a bad field raises :class:`InputError`
-    naming the field.
-
-    Parameters
-    ----------
-    place
-        Human-readable place name (``"Helsinki demo"``).
-    boundary, osm, population
-        Inputs as local paths or ``http(s)://`` / ``s3://`` URLs; ``osm`` and ``population``
-        may be ``None`` (the engine then downloads or synthesises them).
-    jobs
-        LODES files (US only).
-    country, state, state_fips, city_fips
-        Where the place is (US mode iff the country is the United States).
-    city_speed_limit, state_speed_limit
-        Residential default speeds, mph.
-    max_trip_distance
-        Metres.
-    offline
-        Pass ``--offline`` to the engine (never download).
-    """
-
-    place: str
-    boundary: str
-    osm: str | None = None
-    population: str | None = None
-    jobs: list[str] = field(default_factory=list)
-    country: str = "United States"
-    state: str | None = None
-    state_fips: str | None = None
-    city_fips: str | None = None
-    city_speed_limit: int | None = None
-    state_speed_limit: int | None = None
-    max_trip_distance: float = DEFAULT_MAX_TRIP_DISTANCE
-    offline: bool = False
+class _Request:
+    """Methods of :class:`AnalysisRequest` (whose fields come from the parameter schema)."""
 
     def __post_init__(self) -> None:
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Normalise and check every field; raise :class:`InputError` naming the bad one."""
-        def bad(name: str, why: str) -> InputError:
-            return InputError(f"request field {name!r}: {why}")
+        """Normalise and check every field; raise :class:`InputError` naming the bad one.
 
+        The values are checked by the engine's own rules (:meth:`Params.normalise`); a request
+        adds: a non-empty place name, and local input files that exist (made absolute).
+        """
         if not isinstance(self.place, str) or not self.place.strip():
-            raise bad("place", "give a non-empty place name")
-        self.place = self.place.strip()
-        for name in ("boundary", "osm", "population"):
-            v = getattr(self, name)
-            if v is None or (isinstance(v, str) and not v.strip()):
-                if name == "boundary":
-                    raise bad("boundary", "a boundary file (path or URL) is required")
-                setattr(self, name, None)
-                continue
-            setattr(self, name, self._location(name, v))
-        if isinstance(self.jobs, str):
-            self.jobs = [j for j in re.split(r"[;|]", self.jobs) if j.strip()]
-        self.jobs = [self._location("jobs", j) for j in (self.jobs or [])]
-        if not isinstance(self.country, str) or not self.country.strip():
-            raise bad("country", "give a country name or ISO code")
-        self.country = self.country.strip()
-        if self.state is not None:
-            st = str(self.state).strip().upper()
-            if not re.fullmatch(r"[A-Z]{2}", st):
-                raise bad("state", f"expected a 2-letter US postal code like MA, got {self.state!r}")
-            self.state = st
-        for name, digits in (("state_fips", 2), ("city_fips", 7)):
-            v = getattr(self, name)
-            if v is None or v == "":
-                setattr(self, name, None)
-                continue
-            s = str(v).strip()
-            if s.isdigit() and len(s) < digits:
-                s = s.zfill(digits)
-            if not re.fullmatch(rf"\d{{{digits}}}", s):
-                raise bad(name, f"expected {digits} digits, got {v!r}")
-            setattr(self, name, s)
-        for name in ("city_speed_limit", "state_speed_limit"):
-            v = getattr(self, name)
-            if v is None or v == "":
-                setattr(self, name, None)
-                continue
-            try:
-                n = int(float(v))
-            except (TypeError, ValueError):
-                raise bad(name, f"expected a speed in mph, got {v!r}") from None
-            if not 0 < n < 200:
-                raise bad(name, f"expected a speed in mph (1-199), got {v!r}")
-            setattr(self, name, n)
+            raise InputError("request field 'place': give a non-empty place name")
         try:
-            self.max_trip_distance = float(self.max_trip_distance)
-        except (TypeError, ValueError):
-            raise bad("max_trip_distance", f"expected metres, got {self.max_trip_distance!r}") from None
-        if not self.max_trip_distance > 0:
-            raise bad("max_trip_distance", f"must be positive metres, got {self.max_trip_distance}")
-        if isinstance(self.offline, str):
-            self.offline = self.offline.strip().lower() in ("1", "true", "yes", "y")
-        self.offline = bool(self.offline)
+            values = Params.normalise({f: getattr(self, f) for f in _REQUEST_FIELDS})
+        except ParamError as exc:
+            raise exc.for_request() from None
+        values["boundary"] = self._local("boundary", values["boundary"])
+        for role in ("osm", "population"):
+            if values[role]:
+                values[role] = self._local(role, values[role])
+        values["jobs"] = [self._local("jobs", j) for j in values["jobs"]]
+        for name, value in values.items():
+            setattr(self, name, value)
 
     @staticmethod
-    def _location(name: str, value: Any) -> str:
-        if not isinstance(value, str | Path):
-            raise InputError(f"request field {name!r}: expected a path or URL, got {value!r}")
-        v = str(value).strip()
-        if is_url(v):
-            if v.lower().startswith("s3://") and not re.match(r"s3://[^/]+/.+", v):
-                raise InputError(f"request field {name!r}: bad S3 URI {v!r}, expected "
-                                 "s3://bucket/key")
-            return v
-        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", v):
-            raise InputError(f"request field {name!r}: unsupported URL scheme in {v!r}; use a "
-                             "path, http(s):// or s3://")
-        p = Path(v).expanduser()
+    def _local(name: str, value: str) -> str:
+        if is_remote(value):
+            return value
+        p = Path(value).expanduser()
         if not p.exists():
-            raise InputError(f"request field {name!r}: file {v} does not exist")
+            raise InputError(f"request field {name!r}: file {value} does not exist")
         return str(p.resolve())
 
     # ------------------------------------------------------------------ conversions
@@ -164,45 +105,122 @@ class AnalysisRequest:
         return slugify(self.place)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the ``PNA_REQUEST`` of the container)."""
+        """JSON-ready dict (the ``PNA_REQUEST`` of the container).
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The request as JSON text (sorted keys).
+
+        Returns
+        -------
+        str
+        """
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], check_files: bool = True) -> AnalysisRequest:
-        """Build from a dict; unknown keys are an error. ``check_files=False`` skips the
-        existence check of local paths (a request read back from a store or manifest)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
+        """Build from a dict; unknown keys are an error.
+
+        Parameters
+        ----------
+        data
+            Field name -> value (a missing field takes its default).
+        check_files
+            ``False`` skips validation (a request read back from a store or manifest, validated
+            when it was made).
+
+        Returns
+        -------
+        AnalysisRequest
+
+        Raises
+        ------
+        InputError
+            An unknown field, a missing place or boundary, or a bad value (named).
+        """
+        unknown = set(data) - set(_REQUEST_FIELDS)
         if unknown:
             raise InputError(f"unknown request field(s) {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(names))}")
-        if "place" not in data or "boundary" not in data:
-            raise InputError("a request needs at least 'place' and 'boundary'")
+                             f"{', '.join(sorted(_REQUEST_FIELDS))}")
+        full = {f.name: data.get(f.name, field_default(f)) for f in request_fields()}
         if check_files:
-            return cls(**data)
+            return cls(**full)
         obj = cls.__new__(cls)
-        for f in dataclasses.fields(cls):
-            default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
-                       else f.default)
-            setattr(obj, f.name, data.get(f.name, default))
+        for name, value in full.items():
+            setattr(obj, name, value)
         return obj
 
     def input_locations(self) -> dict[str, str]:
-        """Role -> location of every input (``jobs`` entries as ``jobs[0]``, ...)."""
+        """Role -> location of every input (``jobs`` entries as ``jobs[0]``, ...).
+
+        Returns
+        -------
+        dict
+        """
         out = {k: getattr(self, k) for k in ("boundary", "osm", "population") if getattr(self, k)}
         out.update({f"jobs[{i}]": j for i, j in enumerate(self.jobs)})
         return out
 
-    def engine_args(self, output: str, inputs: dict[str, str] | None = None) -> list[str]:
-        """Arguments of ``pna-engine run`` for this request (the container builds the same).
+    def to_params(self, output: str) -> Params:
+        """The engine parameters of this request, writing to ``output``.
 
-        ``inputs`` replaces input locations by role (fetched local copies)."""
-        from pna_engine.jobrunner import engine_args
+        Parameters
+        ----------
+        output
+            Output folder of the run.
 
-        return engine_args(self.to_dict(), output, inputs)
+        Returns
+        -------
+        pna_engine.params.Params
+        """
+        return Params.from_dict({**self.to_dict(), "output": output})
+
+
+def _request_dataclass() -> type:
+    """:class:`AnalysisRequest`: ``place`` and ``boundary`` (required), then every other field
+    of :func:`pna_engine.params.request_fields` with the engine's default."""
+    specs: list[Any] = [("place", "str"), ("boundary", "str")]
+    for f in request_fields():
+        if f.name not in ("place", "boundary"):
+            default = (field(default_factory=f.default_factory)
+                       if f.default_factory is not dataclasses.MISSING else field(default=f.default))
+            specs.append((f.name, f.type, default))
+    return dataclasses.make_dataclass("AnalysisRequest", specs, bases=(_Request,),
+                                      namespace={"__module__": __name__})
+
+
+_REQUEST_FIELDS = tuple(f.name for f in request_fields())
+AnalysisRequest = _request_dataclass()
+AnalysisRequest.__doc__ = """One place to analyse. Validated on creation: a bad field raises
+:class:`InputError` naming the field.
+
+Its fields are the engine's request fields (:func:`pna_engine.params.request_fields`), with the
+engine's defaults and rules; an option added to :class:`~pna_engine.params.Params` appears here.
+
+Parameters
+----------
+place
+    Human-readable place name (``"Helsinki demo"``); required.
+boundary, osm, population
+    Inputs as local paths or ``http(s)://`` / ``s3://`` URLs; ``osm`` and ``population``
+    may be ``None`` (the engine then downloads or synthesises them).
+jobs
+    LODES files (US only).
+country, state, state_fips, city_fips
+    Where the place is (US mode iff the country is the United States).
+city_speed_limit, state_speed_limit
+    Residential default speeds, mph.
+max_trip_distance
+    Metres.
+worldpop_year, lodes_year, offline, cache_dir, workers
+    As the ``pna-engine run`` options of the same name.
+"""
 
 
 # --------------------------------------------------------------------------- many places
@@ -285,10 +303,11 @@ def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRe
             if role in kw:
                 kw[role] = _resolve(base, kw[role])
         if "jobs" in kw:
-            kw["jobs"] = [_resolve(base, j.strip()) for j in str(kw["jobs"]).split(";") if j.strip()]
+            kw["jobs"] = [_resolve(base, j.strip()) for j in re.split(r"[;|]", str(kw["jobs"]))
+                          if j.strip()]
         try:
-            out.append(AnalysisRequest(**kw))
-        except (InputError, TypeError) as exc:
+            out.append(AnalysisRequest.from_dict(kw))
+        except InputError as exc:
             where = "row" if path.suffix.lower() == ".csv" else "feature"
             raise InputError(f"{path.name} {where} {i}: {exc}") from exc
     return out
@@ -345,9 +364,9 @@ def demo_request() -> AnalysisRequest:
         raise InputError("the demo inputs are not available (pna_engine.demo missing); install "
                          "the 'demo' extra: pip install 'pna[demo]'") from exc
     d = prepare_demo_inputs(outputs_dir() / "demo-inputs")
+    known = {k: d[k] for k in ("max_trip_distance",) if d.get(k) is not None}
     return AnalysisRequest(
         place=d.get("place", DEMO_PLACE), boundary=str(d["boundary"]), osm=str(d["osm"]),
         population=str(d["population"]) if d.get("population") else None,
         country=d.get("country", "Finland"), city_speed_limit=d.get("city_speed_limit"),
-        max_trip_distance=d.get("max_trip_distance", DEFAULT_MAX_TRIP_DISTANCE), offline=True,
-    )
+        offline=True, **known)
