@@ -226,25 +226,14 @@ def _state(v: Any) -> str | None:
     return s
 
 
-def _country(v: Any) -> str:
-    s = _text(v)
-    if not s:
-        raise _Bad("needs a country name or ISO code")
-    return s
-
-
-def _required_text(v: Any) -> str:
-    s = _text(v)
-    if not s:
-        raise _Bad("is required")
-    return s
-
-
-def _required_location(v: Any) -> str:
-    s = _location(v)
-    if not s:
-        raise _Bad("is required: give a file path or URL")
-    return s
+def _required(parse: Callable[[Any], Any], why: str) -> Callable[[Any], Any]:
+    """``parse``, but nothing (None, blank) is an error saying ``why``."""
+    def parse_required(v: Any) -> Any:
+        out = parse(v)
+        if not out:
+            raise _Bad(why)
+        return out
+    return parse_required
 
 
 def _quirks(v: Any) -> Quirks:
@@ -266,11 +255,11 @@ def _any(v: Any) -> Any:
 #: Kind of value -> parser (returns the normalised value or raises ``_Bad``).
 _KINDS: dict[str, Callable[[Any], Any]] = {
     "text": _text,
-    "required_text": _required_text,
+    "required_text": _required(_text, "is required"),
     "location": _location,
-    "required_location": _required_location,
+    "required_location": _required(_location, "is required: give a file path or URL"),
     "locations": _locations,
-    "country": _country,
+    "country": _required(_text, "needs a country name or ISO code"),
     "state": _state,
     "state_fips": _fips(2, "06"),
     "city_fips": _fips(7, "0667000"),

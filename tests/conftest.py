@@ -3,6 +3,7 @@ small files they write themselves."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,3 +29,14 @@ def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory):
     # US runs look default speeds up online; tests never reach the internet (port 9: refused)
     os.environ.setdefault("PNA_SPEED_LIMITS_BASE_URL", "http://127.0.0.1:9/pfb-public-documents")
     yield
+
+
+@pytest.fixture
+def boundary(tmp_path) -> Path:
+    """A small polygon boundary (GeoJSON, central Helsinki) in the test's folder."""
+    p = tmp_path / "city.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon",
+                     "coordinates": [[[24.9, 60.1], [25.0, 60.1], [25.0, 60.2], [24.9, 60.1]]]}}]}))
+    return p

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from pna_engine.errors import InputError
 from pna_helpers import jobs
 from pna_helpers.config import Settings
-
-
-@pytest.fixture
-def boundary(tmp_path) -> Path:
-    p = tmp_path / "city.geojson"
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {},
-        "geometry": {"type": "Polygon",
-                     "coordinates": [[[24.9, 60.1], [25.0, 60.1], [25.0, 60.2], [24.9, 60.1]]]}}]}))
-    return p
 
 
 def test_request_normalises_and_becomes_params(boundary):

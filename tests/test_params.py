@@ -30,16 +30,6 @@ from pna_helpers.jobs.request import PLACE_COLUMNS
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def boundary(tmp_path) -> Path:
-    p = tmp_path / "city.geojson"
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {},
-        "geometry": {"type": "Polygon",
-                     "coordinates": [[[24.9, 60.1], [25.0, 60.1], [25.0, 60.2], [24.9, 60.1]]]}}]}))
-    return p
-
-
 # --------------------------------------------------------------------------- derived from one place
 def _options(parser) -> set[str]:
     sub = next(a for a in parser._actions if a.dest == "command")
