@@ -12,6 +12,7 @@
     pna logs JOB [--tail N]
     pna results JOB                           # prints the results location
     pna stack up|status|scale|down            # AWS resources
+    pna campaign submit|status|wait|retry|cancel|results|compare|list   # many places, tracked
 
 Every command takes ``--backend local|aws`` (default: ``PNA_BACKEND`` or the config file, else
 local). Errors a user can cause print one line ``pna: error: ...`` and exit 2.
@@ -304,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", action="store_true",
                    help="down: delete queue, compute environment and job definitions")
     p.set_defaults(func=cmd_stack)
+
+    from pna_helpers.campaigns._cli import register as register_campaign
+
+    register_campaign(sub, common, js, wt)
 
     # `pna report` (engineer H5's module) registers itself when present.
     try:

@@ -66,6 +66,13 @@ class Settings:
     #: Per-attempt timeout and Batch retry attempts.
     job_timeout_s: int = 6 * 3600
     retry_attempts: int = 2
+    #: Campaign cost estimates: price of one vCPU-hour (USD); ``PNA_VCPU_HOUR_PRICE``.
+    #: Default 0.02: about the Spot price of the m6id/c6id/r6id families per vCPU-hour
+    #: (on-demand is roughly 2.5-3x more; set yours).
+    vcpu_hour_price: float = 0.02
+    #: Local backend: places one worker process runs in turn (engine modules imported once,
+    #: one forked child per place, as an AWS array child would); 1 = one process per job.
+    places_per_worker: int = 1
     #: Outputs folder (local job store, logs, results, reports); ``PNA_OUTPUTS``.
     outputs: Path = field(default_factory=outputs_dir)
 
@@ -116,6 +123,11 @@ class Settings:
             raise InputError(f"PNA_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.concurrency < 1:
             raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.places_per_worker < 1:
+            raise InputError(f"places_per_worker must be >= 1, got {self.places_per_worker}")
+        if not self.vcpu_hour_price >= 0:
+            raise InputError(f"vcpu_hour_price must be >= 0 (USD per vCPU-hour), got "
+                             f"{self.vcpu_hour_price}")
         ct = self.compute_type.upper()
         if ct not in COMPUTE_TYPES:
             raise InputError(f"PNA_COMPUTE_TYPE must be one of {', '.join(COMPUTE_TYPES)}, "
@@ -171,6 +183,8 @@ def _convert(key: str, raw: Any, typ: Any) -> Any:
     try:
         if t.startswith("int"):
             return int(raw)
+        if t.startswith("float"):
+            return float(raw)
         if t.startswith("list"):
             if isinstance(raw, str):
                 return [x.strip() for x in raw.split(",") if x.strip()]

@@ -18,7 +18,7 @@ from resultsfactory import write_export
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["stack", "run_analysis", "run_many", "monitor", "explore_results", "city_report",
-         "compare", "scenario"]
+         "compare", "scenario", "campaign"]
 
 
 def run_nb(name: str, out_dir: Path, **params: object) -> nbformat.NotebookNode:
