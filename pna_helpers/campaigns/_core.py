@@ -116,6 +116,12 @@ class CampaignStatus:
         return " · ".join(parts)
 
 
+def next_interval(previous: float, first: float, maximum: float, changed: bool) -> float:
+    """Polling back-off: back to ``first`` when something changed, else x1.5 up to
+    ``maximum``."""
+    return first if changed else min(maximum, previous * 1.5)
+
+
 def _duration(s: float | None) -> str:
     if s is None:
         return "-"
@@ -141,6 +147,8 @@ class Campaign:
         self.doc = doc
         self.client = client
         self._ops = _ops(client)
+        if doc.get("max_array") and hasattr(self._ops, "max_array"):
+            self._ops.max_array = int(doc["max_array"])
         self._cache: dict[str, Any] = {}
         from pna_helpers.campaigns._store import campaign_store
 
@@ -312,7 +320,7 @@ class Campaign:
 
                 raise WaitTimeout(f"campaign {self.name!r} not finished after {timeout:g} s: "
                                   f"{st.line()}")
-            interval = first if key != last else min(self.client.max_poll, interval * 1.5)
+            interval = next_interval(interval, first, self.client.max_poll, key != last)
             last = key
             time.sleep(interval if deadline is None
                        else max(0.0, min(interval, deadline - time.monotonic())))
@@ -375,7 +383,7 @@ def _ops(client: Any) -> Any:
 # --------------------------------------------------------------------------- create / load
 def create(name: str, requests: list[AnalysisRequest], client: Any = None, *,
            source: str = "", estimate: bool = True, submit: bool = True,
-           methodology: str | None = None) -> Campaign:
+           methodology: str | None = None, max_array: int | None = None) -> Campaign:
     """Create a campaign from requests and submit it (AWS: array jobs).
 
     Parameters
@@ -391,6 +399,8 @@ def create(name: str, requests: list[AnalysisRequest], client: Any = None, *,
         Job client (default :func:`pna_helpers.jobs.get_client`).
     estimate
         Store the pre-submit time/cost estimate (:mod:`._estimate`) with the campaign.
+    max_array
+        AWS: children per array job (default and maximum: Batch's 10,000).
     """
     from pna_helpers import jobs
     from pna_helpers.campaigns._store import campaign_store, check_name
@@ -408,6 +418,7 @@ def create(name: str, requests: list[AnalysisRequest], client: Any = None, *,
     doc: dict[str, Any] = {
         "name": name, "backend": client.name, "created_at": now, "updated_at": now,
         "source": str(source), "methodology": methodology, "arrays": [], "retries": [],
+        "max_array": max_array,
         "places": [{"place": r.place, "request": r.to_dict(), "job_id": None, "attempts": []}
                    for r in reqs],
     }
