@@ -16,8 +16,9 @@ synthetic 500,000    14,169    450        –            9.36
 synthetic 1,000,000  28,685    900        1,732,316    18.3
 ===================  ========  =========  ===========  ============
 
-* **time** = ``a + b * blocks`` (least squares on the seven rows; ``a`` ≈ 0.9 s of start-up
-  and import, ``b`` ≈ 0.6 ms per block);
+* **time** = ``a + b * blocks`` (least squares on the seven rows: ``a`` ≈ 0.40 s,
+  ``b`` ≈ 0.62 ms per block, R² = 0.985; the two small real places, whose time is mostly
+  start-up and import, sit above the line, so small places are underestimated by ~0.5 s);
 * when a place's block count is unknown (no readable population file: it will be downloaded
   or synthesised), blocks are predicted from the **area** (``blocks ≈ k_area * km²``, least
   squares through the origin on the rows with an area) or, without a boundary area, from the
