@@ -29,47 +29,31 @@ The base URLs can be overridden with environment variables (``PNA_GEOFABRIK_INDE
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from pna_engine.atomic import atomic_path
+from pna_engine import remote
 from pna_engine.errors import InputError, OfflineError
 from pna_engine.params import STATE_FIPS as STATE_FIPS  # re-exported
-from pna_engine.params import is_remote as is_remote  # re-exported
+from pna_engine.remote import is_remote as is_remote  # re-exported
 
 GEOFABRIK_INDEX_URL = "https://download.geofabrik.de/index-v1.json"
 TIGER_BASE_URL = "https://www2.census.gov/geo/tiger/TIGER2020/TABBLOCK20"
 LODES_BASE_URL = "https://lehd.ces.census.gov/data/lodes/LODES8"
 WORLDPOP_BASE_URL = "https://data.worldpop.org/GIS/Population/Global_2015_2030/R2025A"
 
-#: Seconds to wait for a server to answer (connect, read) before calling it unreachable.
-TIMEOUT = (10, 120)
-
 # --------------------------------------------------------------------------- basics
 def cache_dir(params: Any = None) -> Path:
     """The download cache folder (created if needed)."""
-    p = getattr(params, "cache_dir", None) or os.environ.get("PNA_CACHE_DIR") or "~/.cache/pna"
-    path = Path(p).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return remote.cache_dir(getattr(params, "cache_dir", None))
 
 
 def cached_path(url: str, params: Any = None) -> Path:
     """Where ``url`` is (or would be) stored in the cache: ``<cache>/<sha of url>/<file name>``."""
-    name = unquote(Path(urlparse(url).path).name) or "download"
-    key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    return cache_dir(params) / key / name
-
-
-def _offline_error(url: str, what: str, option: str) -> OfflineError:
-    return OfflineError(
-        f"{what} must be downloaded from {url} but --offline was given; "
-        f"download it yourself and pass {option} PATH")
+    return remote.cached_path(url, getattr(params, "cache_dir", None))
 
 
 def fetch(location: str | os.PathLike[str], params: Any = None, *, what: str = "input",
@@ -92,67 +76,8 @@ def fetch(location: str | os.PathLike[str], params: Any = None, *, what: str = "
     OfflineError
         ``--offline`` was given or the network is unreachable.
     """
-    if not is_remote(location):
-        p = Path(location).expanduser()
-        if not p.exists():
-            raise InputError(f"{what} not found: {p} (check {option})")
-        return p
-    url = str(location)
-    dest = cached_path(url, params)
-    if dest.exists():
-        return dest
-    if getattr(params, "offline", False):
-        raise _offline_error(url, what, option)
-    if url.lower().startswith("s3://"):
-        _download_s3(url, dest, what, option)
-    else:
-        _download_http(url, dest, what, option)
-    return dest
-
-
-def _download_http(url: str, dest: Path, what: str, option: str) -> None:
-    import requests
-
-    try:
-        with requests.get(url, stream=True, timeout=TIMEOUT) as r:
-            if r.status_code >= 400:
-                raise InputError(
-                    f"could not download {what} from {url}: HTTP {r.status_code}; "
-                    f"check the address or pass {option} PATH")
-            with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-                for chunk in r.iter_content(chunk_size=1 << 20):
-                    f.write(chunk)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise OfflineError(
-            f"could not download {what} from {url}: network unreachable "
-            f"({type(exc).__name__}); pass {option} PATH with a local file") from exc
-    except requests.RequestException as exc:  # e.g. connection broken mid-way
-        raise InputError(f"the download of {what} from {url} was interrupted "
-                         f"({type(exc).__name__}); try again or pass {option} PATH") from exc
-
-
-def _s3_client() -> Any:
-    import boto3
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-    return boto3.client("s3", endpoint_url=endpoint or None)
-
-
-def _download_s3(uri: str, dest: Path, what: str, option: str) -> None:
-    import botocore.exceptions
-
-    parsed = urlparse(uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    try:
-        with atomic_path(dest) as tmp:
-            _s3_client().download_file(bucket, key, str(tmp))
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise OfflineError(
-            f"could not download {what} from {uri}: S3 endpoint unreachable; "
-            f"pass {option} PATH with a local file") from exc
-    except botocore.exceptions.ClientError as exc:
-        raise InputError(f"could not download {what} from {uri}: {exc}; "
-                         f"check the URI or pass {option} PATH") from exc
+    return remote.fetch(location, cache=getattr(params, "cache_dir", None),
+                        offline=bool(getattr(params, "offline", False)), what=what, option=option)
 
 
 def fetch_text(url: str, params: Any = None, *, what: str, option: str,
@@ -161,18 +86,9 @@ def fetch_text(url: str, params: Any = None, *, what: str, option: str,
     if cache or not is_remote(url):
         return fetch(url, params, what=what, option=option).read_text(encoding="utf-8")
     if getattr(params, "offline", False):
-        raise _offline_error(url, what, option)
-    import requests
-
-    try:
-        r = requests.get(url, timeout=TIMEOUT)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise OfflineError(f"could not reach {url} to find {what}: network unreachable; "
-                           f"pass {option} PATH with a local file") from exc
-    if r.status_code >= 400:
-        raise InputError(f"could not read {url} to find {what}: HTTP {r.status_code}; "
-                         f"pass {option} PATH")
-    return r.text
+        raise OfflineError(f"{what} must be downloaded from {url} but --offline was given; "
+                           f"download it yourself and pass {option} PATH")
+    return remote.read_text(url, what=what, option=option)
 
 
 # --------------------------------------------------------------------------- OSM / Geofabrik

@@ -37,14 +37,12 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from pna_engine.atomic import atomic_path, write_json
+from pna_engine import remote
+from pna_engine.atomic import write_json
 from pna_engine.errors import InputError
 from pna_engine.params import ParamError, Params
 from pna_engine.status import STATUS_FILE
-
-SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 
 
 def log(msg: str) -> None:
@@ -52,116 +50,22 @@ def log(msg: str) -> None:
     print(f"[pna-job] {msg}", file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------- S3 / HTTP
-def s3_client() -> Any:
-    """A boto3 S3 client honouring ``AWS_ENDPOINT_URL`` (emulators) and the usual credentials."""
-    import boto3
-
-    kw: dict[str, Any] = {}
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        kw["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
-    region = (os.environ.get("PNA_REGION") or os.environ.get("AWS_REGION")
-              or os.environ.get("AWS_DEFAULT_REGION"))
-    return boto3.client("s3", region_name=region or "us-east-1", **kw)
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key)."""
-    m = re.match(r"^s3://([^/]+)/?(.*)$", uri)
-    if not m:
-        raise InputError(f"bad S3 URI {uri!r}: expected s3://bucket/key")
-    return m.group(1), m.group(2)
-
-
-def _s3_error(uri: str, exc: Exception) -> InputError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
-        return InputError(f"{uri} does not exist: check the URI")
-    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
-        return InputError(f"no AWS credentials to read {uri}: configure them (AWS_PROFILE, "
-                          "environment or an instance role)")
-    return InputError(f"cannot access {uri} ({code}): {exc}")
-
-
-def fetch(location: str, dest_dir: Path) -> Path:
-    """Make ``location`` available as a local file in ``dest_dir`` (local paths are used as is).
-
-    A shapefile (``.shp``) brings its sidecar files along.
-    """
-    if location.startswith("s3://"):
-        return _fetch_s3(location, dest_dir)
-    if location.startswith(("http://", "https://")):
-        return _fetch_http(location, dest_dir)
-    p = Path(location)
-    if not p.exists():
-        raise InputError(f"input {location} does not exist")
-    return p
-
-
-def _fetch_s3(uri: str, dest_dir: Path) -> Path:
-    bucket, key = split_s3(uri)
-    s3 = s3_client()
-    keys = [key]
-    if key.lower().endswith(".shp"):
-        stem = key[:-4]
-        with contextlib.suppress(Exception):
-            resp = s3.list_objects_v2(Bucket=bucket, Prefix=stem)
-            keys += [o["Key"] for o in resp.get("Contents", [])
-                     if o["Key"] != key and o["Key"][len(stem):].lower() in SHAPEFILE_SIDECARS]
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    for k in keys:
-        dest = dest_dir / k.rsplit("/", 1)[-1]
-        try:
-            with atomic_path(dest) as tmp:
-                s3.download_file(bucket, k, str(tmp))
-        except Exception as exc:
-            raise _s3_error(f"s3://{bucket}/{k}", exc) from exc
-    return dest_dir / key.rsplit("/", 1)[-1]
-
-
-def _fetch_http(url: str, dest_dir: Path) -> Path:
-    import requests
-
-    name = Path(urlparse(url).path).name or "download"
-    urls = [url]
-    if name.lower().endswith(".shp"):
-        urls += [url[: -len(".shp")] + ext for ext in SHAPEFILE_SIDECARS]
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    for i, u in enumerate(urls):
-        dest = dest_dir / Path(urlparse(u).path).name
-        try:
-            with requests.get(u, stream=True, timeout=(30, 300)) as r:
-                if r.status_code == 404 and i > 0:
-                    continue  # optional sidecar
-                r.raise_for_status()
-                with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-                    for chunk in r.iter_content(1 << 20):
-                        f.write(chunk)
-        except requests.RequestException as exc:
-            raise InputError(f"cannot download {u}: {exc}") from exc
-    return dest_dir / name
-
-
 class ResultsSink:
     """The results location: a local folder, or an S3 prefix the export is uploaded to."""
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.is_s3 = uri.startswith("s3://")
+        scheme = remote.scheme_of(uri)
+        if scheme not in ("", "s3"):
+            raise InputError(f"PNA_RESULTS_URI {uri!r}: give a folder or an s3:// prefix")
+        self.is_s3 = scheme == "s3"
         if self.is_s3:
-            self.bucket, prefix = split_s3(uri)
-            self.prefix = prefix.rstrip("/") + "/" if prefix else ""
-            self._s3 = s3_client()
+            remote.split_s3(uri)  # a bad URI fails before the run
 
     def put(self, path: Path, name: str | None = None) -> None:
         """Upload one file (S3 only; a local sink is written in place)."""
-        if not self.is_s3:
-            return
-        key = self.prefix + (name or path.name)
-        try:
-            self._s3.upload_file(str(path), self.bucket, key)
-        except Exception as exc:
-            raise _s3_error(f"s3://{self.bucket}/{key}", exc) from exc
+        if self.is_s3:
+            remote.put(path, remote.join(self.uri, name or path.name))
 
     def publish(self, folder: Path) -> int:
         """Upload every file of ``folder`` except ``status.json``, ``run.json`` last (as the
@@ -202,33 +106,12 @@ def fetch_inputs(params: Params, scratch: Path) -> None:
     for role, loc in roles.items():
         if loc:
             log(f"fetch {role}: {loc}")
-            local[role] = str(fetch(str(loc), scratch / "inputs" / re.sub(r"\W", "_", role)))
+            local[role] = str(remote.fetch(loc, scratch / "inputs" / re.sub(r"\W", "_", role),
+                                           what=f"the {role} input"))
     for role in ("boundary", "osm", "population"):
         if role in local:
             setattr(params, role, local[role])
     params.jobs = [local[f"jobs[{i}]"] for i in range(len(params.jobs))]
-
-
-def _read_uri_text(uri: str) -> str:
-    if uri.startswith("s3://"):
-        bucket, key = split_s3(uri)
-        try:
-            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-        except Exception as exc:
-            raise _s3_error(uri, exc) from exc
-    if uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            r = requests.get(uri, timeout=60)
-            r.raise_for_status()
-            return r.text
-        except requests.RequestException as exc:
-            raise InputError(f"cannot download {uri}: {exc}") from exc
-    try:
-        return Path(uri).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {uri}: {exc}") from exc
 
 
 def load_request(env: dict[str, str]) -> dict[str, Any]:
@@ -237,7 +120,7 @@ def load_request(env: dict[str, str]) -> dict[str, Any]:
         if env.get("PNA_REQUEST"):
             req = json.loads(env["PNA_REQUEST"])
         elif env.get("PNA_MANIFEST"):
-            manifest = json.loads(_read_uri_text(env["PNA_MANIFEST"]))
+            manifest = json.loads(remote.read_text(env["PNA_MANIFEST"], what="the manifest"))
             items = manifest["requests"] if isinstance(manifest, dict) else manifest
             idx_text = env.get("AWS_BATCH_JOB_ARRAY_INDEX")
             if idx_text is None:

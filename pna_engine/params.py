@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pna_engine.errors import InputError
+from pna_engine.remote import is_remote, scheme_of
 
 #: Reference defaults (BNA-METHOD.md §13).
 DEFAULT_MAX_TRIP_DISTANCE = 2680.0
@@ -56,8 +57,6 @@ STATE_FIPS: dict[str, str] = {
 
 #: Option groups of the command line, in the order of ``--help``.
 GROUPS = ("inputs", "place", "analysis", "downloads")
-#: URL schemes an input location may have (anything else with ``://`` is refused).
-REMOTE_SCHEMES = ("http", "https", "s3")
 
 
 class ParamError(InputError):
@@ -173,10 +172,10 @@ def _location(v: Any) -> str | None:
     if not isinstance(v, str) and not hasattr(v, "__fspath__"):
         raise _Bad(f"must be a path or URL, got {v!r}")
     s = str(v).strip()
-    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", s)
-    if m and m.group(1).lower() not in REMOTE_SCHEMES:
+    scheme = scheme_of(s)
+    if scheme and not is_remote(s):
         raise _Bad(f"has an unsupported URL scheme in {s!r}; use a path, http(s):// or s3://")
-    if m and m.group(1).lower() == "s3" and not re.match(r"^s3://[^/]+/.+", s, re.I):
+    if scheme == "s3" and not re.match(r"^s3://[^/]+/.+", s, re.I):
         raise _Bad(f"is a bad S3 URI {s!r}, expected s3://bucket/key")
     return s
 
@@ -504,11 +503,6 @@ class Params:
 
 
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Params)}
-
-
-def is_remote(location: Any) -> bool:
-    """True for ``http://``, ``https://`` and ``s3://`` locations."""
-    return isinstance(location, str) and location.split("://", 1)[0].lower() in REMOTE_SCHEMES
 
 
 def run_fields() -> list[dataclasses.Field[Any]]:

@@ -171,37 +171,18 @@ def _extract_zip(path: Path) -> Path:
 
 def _download_s3(uri: str) -> Path:
     """Download every object under ``s3://bucket/prefix`` into ``outputs/cache/s3/``."""
-    import boto3
+    from pna_engine import remote
 
-    m = re.match(r"s3://([^/]+)/?(.*)$", uri)
-    if not m:
-        raise InputError(f"bad S3 URI {uri!r}: expected s3://bucket/prefix")
-    bucket, prefix = m.group(1), m.group(2).strip("/")
+    bucket, prefix = remote.split_s3(uri)
+    prefix = prefix.strip("/")
     dest = outputs_dir() / "cache" / "s3" / bucket / (prefix or "_root")
-    s3 = boto3.client("s3")
     found = 0
-    try:
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=f"{prefix}/" if prefix else "")
-        for page in pages:
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                rel = key[len(prefix):].lstrip("/") if prefix else key
-                if not rel or rel.endswith("/"):
-                    continue
-                target = dest / rel
-                if target.exists() and target.stat().st_size == obj["Size"] and rel != "status.json":
-                    found += 1
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.part")
-                s3.download_file(bucket, key, str(tmp))
-                tmp.replace(target)
-                found += 1
-    except Exception as exc:  # botocore errors: no credentials, no bucket, ...
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"cannot read {uri}: {exc}") from exc
+    for rel, size in remote.list_files(uri):
+        target = dest / rel
+        found += 1
+        if target.exists() and target.stat().st_size == size and rel != "status.json":
+            continue
+        remote.fetch(remote.join(uri, rel), target.parent, what="the result file")
     if not found:
         raise InputError(f"no results under {uri}: check the URI (the job may not have "
                          "uploaded anything yet)")

@@ -484,7 +484,7 @@ def test_container_fetches_shapefiles_with_their_sidecars(client, tmp_path):
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from pna_engine.jobrunner import fetch
+    from pna_engine.remote import fetch
     from pna_helpers.jobs.storage import upload_input
 
     src = tmp_path / "src"

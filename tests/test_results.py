@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import zipfile
 from pathlib import Path
 
@@ -128,25 +127,11 @@ def test_compare_two_sets(tmp_path: Path) -> None:
     assert pd.isna(d[GEOIDS[2]])  # no score in either
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.aws
-def test_s3_prefix(official: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    moto_server = pytest.importorskip("moto.server")
+def test_s3_prefix(official: Path, s3_server) -> None:
     import boto3
 
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port())
-    server.start()
     try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="pna-results")
         for p in official.iterdir():
@@ -157,5 +142,4 @@ def test_s3_prefix(official: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(InputError, match="no results under"):
             load_results("s3://pna-results/results/job-2")
     finally:
-        server.stop()
         shutil.rmtree(official, ignore_errors=True)

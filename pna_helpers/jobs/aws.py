@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pna_engine.errors import InputError
+from pna_engine.remote import aws_client, split_s3
 from pna_helpers.config import Settings
 from pna_helpers.jobs.base import (
     JobBackend,
@@ -77,20 +78,13 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._sleep = sleep
         self._account: str | None = None
-        self._session: Any = None
 
     def client(self, service: str) -> Any:
+        """The boto3 client of ``service`` (:func:`pna_engine.remote.aws_client`: the project's
+        timeouts and bounded retries; :meth:`call` adds its own backoff on throttling)."""
         if service not in self._clients:
-            import boto3
-            from botocore.config import Config
-
-            kw: dict[str, Any] = {"region_name": self.settings.aws_region,
-                                  "config": Config(retries={"mode": "standard", "max_attempts": 2})}
-            if self.settings.endpoint_url:
-                kw["endpoint_url"] = self.settings.endpoint_url
-            if self._session is None:  # own session: fresh credential lookup, thread-safe
-                self._session = boto3.session.Session()
-            self._clients[service] = self._session.client(service, **kw)
+            self._clients[service] = aws_client(service, region=self.settings.aws_region,
+                                                endpoint_url=self.settings.endpoint_url)
         return self._clients[service]
 
     def call(self, service: str, op: str, what: str | None = None, **kw: Any) -> Any:
@@ -288,8 +282,6 @@ class AwsBackend(JobBackend):
 
     def _manifest(self, uri: str) -> list[dict[str, Any]]:
         if uri not in self._manifests:
-            from pna_engine.jobrunner import split_s3
-
             bucket, key = split_s3(uri)
             try:
                 body = self.aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
@@ -299,8 +291,6 @@ class AwsBackend(JobBackend):
         return self._manifests[uri]
 
     def _engine_status(self, results_uri: str) -> dict[str, Any]:
-        from pna_engine.jobrunner import split_s3
-
         bucket, prefix = split_s3(results_uri)
         try:
             body = self.aws.call("s3", "get_object", Bucket=bucket,

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pna_engine.jobrunner import SHAPEFILE_SIDECARS
+from pna_engine.remote import SHAPEFILE_SIDECARS
 from pna_helpers.jobs.request import AnalysisRequest, is_url
 
 
