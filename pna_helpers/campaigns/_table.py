@@ -37,7 +37,7 @@ def score_columns() -> list[str]:
 def _read(location: str, name: str, client: Any) -> bytes | None:
     """One file of a results location (local folder or ``s3://`` prefix), or None."""
     if location.startswith("s3://"):
-        from pna_engine.jobrunner import split_s3
+        from pna_engine.remote import split_s3
 
         bucket, prefix = split_s3(location)
         try:
