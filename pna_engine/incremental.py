@@ -79,7 +79,7 @@ class Rescore:
     seconds: float = 0.0
     # internals (for commit and the full tables)
     _stress: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _features: pd.DataFrame | None = field(default=None, repr=False)
+    _features: dict[str, np.ndarray] | None = field(default=None, repr=False)
     _links: np.ndarray | None = field(default=None, repr=False)
     _link_stress: np.ndarray | None = field(default=None, repr=False)
     _pair_pos: np.ndarray | None = field(default=None, repr=False)
@@ -345,6 +345,23 @@ class Baseline:
         else:
             self.bicycle = np.full(self.n_seg, None, dtype=object)
         self.attrs = pd.DataFrame(self.ways.drop(columns=self.ways.geometry.name))
+        self.tag_arrays = {}
+        for c in self.tags.columns:  # None for an absent tag, as the engine's tag frames
+            if c != "osm_id":
+                a = self.tags[c].to_numpy(dtype=object)
+                self.tag_arrays[c] = np.where(pd.isna(a), None, a)
+        t_all = _feat.Tags(_Frame(self.tag_arrays, self.n_seg))
+        self.fc_pre = _feat.functional_class(t_all, _feat.width_ft(t_all))[0]
+        self.attr_np = {
+            "functional_class": self.attrs["functional_class"].to_numpy(dtype=object),
+            "name": self.attrs["name"].to_numpy(dtype=object),
+            "intersection_from": self.attrs["intersection_from"].to_numpy(np.int64, na_value=-1),
+            "intersection_to": self.attrs["intersection_to"].to_numpy(np.int64, na_value=-1),
+            "speed_limit": _float(self.attrs["speed_limit"]),
+            "ft_lanes": _float(self.attrs["ft_lanes"]), "tf_lanes": _float(self.attrs["tf_lanes"]),
+            "one_way": self.attrs["one_way"].to_numpy(dtype=object),
+            "one_way_car": self.attrs["one_way_car"].to_numpy(dtype=object),
+        }
         f = self.attrs["intersection_from"].to_numpy(dtype=np.int64, na_value=-1)
         t = self.attrs["intersection_to"].to_numpy(dtype=np.int64, na_value=-1)
         ends = np.concatenate([f, t])
@@ -401,60 +418,143 @@ class Baseline:
 
     # ------------------------------------------------------------------ tag edits
     def stress_for_edits(self, way_tag_edits: dict[int, dict[str, str | None]]
-                         ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """New stress of the segments a set of OSM tag edits changes, with the engine's
         feature and stress rules (the ways' own segments and, for crossings, the segments
         at their intersections).
 
-        Returns (``{"rows": changed rows, column: new values}``, the edited segments' new
-        feature columns). Raises :class:`NotIncremental` when an edit changes the network's
-        shape (a one-way flag, a class that prunes or clusters segments, a shape tag).
+        Returns (``{"rows": changed rows, column: new values}``, ``{"rows": edited rows,
+        feature column: new values}``). Raises :class:`NotIncremental` when an edit changes
+        the network's shape (a one-way flag, a class that prunes or clusters segments, a
+        shape tag).
         """
+        out = self.stress_for_edits_many([way_tag_edits])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def stress_for_edits_many(self, edit_sets: list[dict[int, dict[str, str | None]]]
+                              ) -> list[Any]:
+        """:meth:`stress_for_edits` of many independent edit sets at once (each against the
+        baseline, not against each other): one feature and segment-stress pass over all
+        their segments, and one crossing-stress pass per group of sets whose crossings do
+        not interact. Each item is the ``(stress, features)`` pair or a
+        :class:`NotIncremental` instance."""
+        import scipy.sparse as sp
+
         if self.tags is None:
             raise NotIncremental("the baseline has no OSM tags in memory: run the engine")
-        edits = {int(k): v for k, v in (way_tag_edits or {}).items()}
-        shape = sorted({k for v in edits.values() for k in v} & SHAPE_TAGS)
-        if shape:
-            raise NotIncremental(f"tag edits of {', '.join(shape)} change the network's shape: "
-                                 "use a full run (pna_helpers.scenario)")
-        rows = self.way_rows(edits)
-        if len(rows) == 0:
-            return {"rows": np.zeros(0, np.int64)}, self.attrs.iloc[:0]
-        old_t = self.tags.iloc[rows].reset_index(drop=True)
-        new_t = _edited_tags(old_t, edits)
-        feats = self._features(new_t)
-        old_pre = _feat.functional_class(_feat.Tags(old_t), _feat.width_ft(_feat.Tags(old_t)))
-        if not (_same(feats["_fc_pre"], old_pre[0])
-                and _same(feats["_owc"], self.attrs["one_way_car"].to_numpy(dtype=object)[rows])
-                and _same(feats["one_way"], self.attrs["one_way"].to_numpy(dtype=object)[rows])):
-            raise NotIncremental("the tag edits change a way's class or one-way flag (the "
-                                 "network's shape): use a full run (pna_helpers.scenario)")
-        sub_rows = self._neighbours(self._neighbours(rows))
-        sub = self.attrs.iloc[sub_rows].copy()
-        pos = np.searchsorted(sub_rows, rows)
-        for c in FEATURE_COLUMNS:
-            sub[c] = _set_rows(sub[c], pos, feats[c])
-        # segment stress of the edited segments, crossing stress of them and their neighbours
-        new = {c: self.stress[c].copy()[sub_rows] for c in STRESS_COLUMNS}
-        e = sub.iloc[pos]
-        ft, tf = _st.segment_stress(e, self.bicycle[rows], self.residential_default)
-        _st.one_way_reset(e["one_way"].to_numpy(dtype=object), ft, tf)
-        new["ft_seg_stress"][pos], new["tf_seg_stress"][pos] = ft, tf
-        fi, ti = _st.intersection_stress(sub.reset_index(drop=True), self.intersections,
-                                         self.quirks.crossing_name_sentinels)
-        near = np.searchsorted(sub_rows, self._neighbours(rows))
-        new["ft_int_stress"][near] = fi[near]
-        new["tf_int_stress"][near] = ti[near]
-        changed = np.zeros(len(sub_rows), bool)
-        for c in STRESS_COLUMNS:
-            a, b = new[c], self.stress[c][sub_rows]
-            changed |= ~((a == b) | (np.isnan(a) & np.isnan(b)))
-        out = {"rows": sub_rows[changed]}
-        for c in STRESS_COLUMNS:
-            out[c] = new[c][changed]
-        fe = sub.iloc[pos][list(FEATURE_COLUMNS)].copy()
-        fe.index = rows
-        return out, fe
+        K = len(edit_sets)
+        results: list[Any] = [None] * K
+        sets = [{int(w): v for w, v in (e or {}).items()} for e in edit_sets]
+        rows_k: list[np.ndarray] = []
+        for k, e in enumerate(sets):
+            shape = sorted({t for v in e.values() for t in v} & SHAPE_TAGS)
+            if shape:
+                results[k] = NotIncremental(
+                    f"tag edits of {', '.join(shape)} change the network's shape: use a full "
+                    "run (pna_helpers.scenario)")
+            rows_k.append(self.way_rows(e) if not shape else np.zeros(0, np.int64))
+        lens = np.array([len(r) for r in rows_k], dtype=np.int64)
+        allrows = np.concatenate(rows_k) if K else np.zeros(0, np.int64)
+        owner = np.repeat(np.arange(K), lens)
+        # edited tags of every candidate's segments (one frame, candidates one after another)
+        cols = {c: a[allrows].copy() for c, a in self.tag_arrays.items()}
+        osm = self.osm_id[allrows]
+        start = np.concatenate(([0], np.cumsum(lens)))
+        for k, e in enumerate(sets):
+            seg = slice(start[k], start[k + 1])
+            for wid, kv in e.items():
+                m = np.flatnonzero(osm[seg] == wid) + start[k]
+                for tag, v in kv.items():
+                    if tag in cols:
+                        cols[tag][m] = v
+        feats = self._features(_Frame(cols, len(allrows)))
+        ok_row = (_same_rows(feats["_fc_pre"], self.fc_pre[allrows])
+                  & _same_rows(feats["_owc"], self.attr_np["one_way_car"][allrows])
+                  & _same_rows(feats["one_way"], self.attr_np["one_way"][allrows]))
+        bad = np.bincount(owner[~ok_row], minlength=K) > 0
+        for k in np.flatnonzero(bad):
+            if results[k] is None:
+                results[k] = NotIncremental(
+                    "the tag edits change a way's class or one-way flag (the network's "
+                    "shape): use a full run (pna_helpers.scenario)")
+        # segment stress of every edited segment (per row: one pass)
+        seg_frame = pd.DataFrame({c: feats[c] for c in FEATURE_COLUMNS})
+        seg_frame["one_way"] = feats["one_way"]
+        ft, tf = _st.segment_stress(seg_frame, self.bicycle[allrows], self.residential_default)
+        _st.one_way_reset(feats["one_way"], ft, tf)
+        # crossing stress: candidates whose 2-hop neighbourhoods hold each other's segments
+        # interact; a greedy colouring gives groups computed in one pass each
+        live = [k for k in range(K) if results[k] is None and len(rows_k[k])]
+        for k in range(K):
+            if results[k] is None and not len(rows_k[k]):
+                results[k] = ({"rows": np.zeros(0, np.int64)}, {"rows": np.zeros(0, np.int64)})
+        if not live:
+            return results
+        S = self._seg_adjacency()
+        C = sp.csr_matrix((np.ones(int(lens[live].sum())),
+                           (np.repeat(np.arange(len(live)), lens[live]),
+                            np.concatenate([rows_k[k] for k in live]))),
+                          shape=(len(live), self.n_seg))
+        N1 = (C @ S).tocsr()
+        N2 = (N1 @ S).tocsr()
+        conflict = (N2 @ C.T).tocsr()
+        colour = np.full(len(live), -1)
+        for i in range(len(live)):
+            nbr = conflict.indices[conflict.indptr[i]:conflict.indptr[i + 1]]
+            used = set(colour[nbr[nbr < i]].tolist())
+            c = 0
+            while c in used:
+                c += 1
+            colour[i] = c
+        cand_pos = {k: np.arange(start[k], start[k + 1]) for k in live}
+        for c in range(colour.max() + 1):
+            group = np.flatnonzero(colour == c)
+            sub_rows = np.unique(N2[group].indices)
+            sub = {name: a[sub_rows].copy() for name, a in self.attr_np.items()}
+            for i in group:
+                k = live[i]
+                pos = np.searchsorted(sub_rows, rows_k[k])
+                for name in ("functional_class", "speed_limit", "ft_lanes", "tf_lanes"):
+                    sub[name][pos] = feats[name][cand_pos[k]]
+            fi, ti = _st.intersection_stress(pd.DataFrame(sub), self.intersections,
+                                             self.quirks.crossing_name_sentinels)
+            for i in group:
+                k = live[i]
+                near_rows = N1[i].indices
+                near_rows.sort()
+                near = np.searchsorted(sub_rows, near_rows)
+                new = {col: self.stress[col][near_rows].copy() for col in STRESS_COLUMNS}
+                pos = np.searchsorted(near_rows, rows_k[k])
+                new["ft_seg_stress"][pos] = ft[cand_pos[k]]
+                new["tf_seg_stress"][pos] = tf[cand_pos[k]]
+                new["ft_int_stress"] = fi[near].astype(float)
+                new["tf_int_stress"] = ti[near].astype(float)
+                changed = np.zeros(len(near_rows), bool)
+                for col in STRESS_COLUMNS:
+                    a, b = new[col], self.stress[col][near_rows]
+                    changed |= ~((a == b) | (np.isnan(a) & np.isnan(b)))
+                st = {"rows": near_rows[changed], **{col: new[col][changed]
+                                                      for col in STRESS_COLUMNS}}
+                fe = {"rows": rows_k[k], **{col: feats[col][cand_pos[k]]
+                                             for col in FEATURE_COLUMNS}}
+                results[k] = (st, fe)
+        return results
+
+    def _seg_adjacency(self) -> Any:
+        """Segment x segment: 1 when they share an intersection (or are the same)."""
+        import scipy.sparse as sp
+
+        if not hasattr(self, "_adj"):
+            ints, inv = np.unique(self.end_int, return_inverse=True)
+            m = sp.csr_matrix((np.ones(len(inv)), (self.end_seg, inv)),
+                              shape=(self.n_seg, len(ints)))
+            adj = (m @ m.T).tocsr()
+            adj = adj + sp.identity(self.n_seg, format="csr")
+            adj.data[:] = 1.0
+            self._adj = adj
+        return self._adj
 
     def _features(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """The feature columns of segments from their tags (features.compute_features's rules
@@ -519,7 +619,11 @@ class Baseline:
 
         t0 = time.perf_counter()
         features = None
-        if way_tag_edits:
+        if isinstance(way_tag_edits, tuple):  # (edits, stress_for_edits result)
+            way_tag_edits, (ch, features) = way_tag_edits
+            if stress_changes is not None:
+                ch = _merge_changes(ch, self._stress_input(stress_changes))
+        elif way_tag_edits:
             ch, features = self.stress_for_edits(way_tag_edits)
             if stress_changes is not None:
                 extra = self._stress_input(stress_changes)
@@ -741,10 +845,13 @@ class Baseline:
         for c in STRESS_COLUMNS:
             if len(rows):
                 self.stress[c][rows] = r._stress[c]
-        if r._features is not None and len(r._features):
-            fr = r._features.index.to_numpy()
+        if r._features is not None and len(r._features["rows"]):
+            fr = r._features["rows"]
             for c in FEATURE_COLUMNS:
-                self.attrs[c] = _set_rows(self.attrs[c], fr, r._features[c].to_numpy())
+                self.attrs[c] = _set_rows(self.attrs[c], fr, r._features[c])
+                if c in self.attr_np:
+                    self.attr_np[c] = self.attr_np[c].copy()
+                    self.attr_np[c][fr] = r._features[c]
         if r._links is not None and len(r._links):
             self.link_stress[r._links] = r._link_stress
             count = getattr(r, "_count", self.low_count)
@@ -768,7 +875,13 @@ class Baseline:
         self.overall_scores, self.score_inputs = r.overall_scores, r.score_inputs
         self.overall_score = r.overall_score
         if self.tags is not None and r._edits:  # later edits of the same ways build on these
-            self.tags = _edited_tags(self.tags, r._edits)
+            rows = self.way_rows(r._edits)
+            for wid, kv in r._edits.items():
+                m = rows[self.osm_id[rows] == wid]
+                for tag, v in kv.items():
+                    if tag in self.tag_arrays:
+                        self.tag_arrays[tag] = self.tag_arrays[tag].copy()
+                        self.tag_arrays[tag][m] = v
 
 
 def _merge_changes(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -798,12 +911,6 @@ def _replace_rows(m: Any, rows: np.ndarray, new: Any) -> Any:
     return out
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Object arrays equal, NULLs (None/NaN) equal to each other."""
-    na, nb = pd.isna(a), pd.isna(b)
-    return bool(np.array_equal(na, nb) and np.all((a == b) | na))
-
-
 def _set_rows(col: pd.Series, pos: np.ndarray, values: np.ndarray) -> Any:
     """A copy of a feature column with ``pos`` set to ``values``, in the column's dtype."""
     if not pd.api.types.is_numeric_dtype(col.dtype):  # object or pandas' str dtype
@@ -817,17 +924,31 @@ def _set_rows(col: pd.Series, pos: np.ndarray, values: np.ndarray) -> Any:
     return arr
 
 
-def _edited_tags(tags: pd.DataFrame, edits: dict[int, dict[str, str | None]]) -> pd.DataFrame:
-    """A copy of a per-segment tag frame with OSM way edits applied."""
-    out = tags.copy()
-    osm = pd.to_numeric(out["osm_id"], errors="coerce").to_numpy()
-    for wid, kv in edits.items():
-        m = osm == int(wid)
-        if not m.any():
-            continue
-        for k, v in kv.items():
-            if k in out.columns:
-                col = out[k].astype(object).to_numpy().copy()
-                col[m] = v
-                out[k] = col
-    return out
+class _Frame:
+    """The little of a DataFrame that :class:`pna_engine.features.Tags` reads: columns of
+    object arrays (cheap to slice for a few segments)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], n: int) -> None:
+        self.cols, self.columns, self.n = cols, cols.keys(), n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: str) -> Any:
+        return _Col(self.cols[key])
+
+
+class _Col:
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        return self.a if dtype is None else self.a.astype(dtype, copy=False)
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row: equal, NULLs (None/NaN) equal to each other."""
+    na, nb = pd.isna(a), pd.isna(b)
+    with np.errstate(invalid="ignore"):
+        eq = np.asarray(a == b, dtype=bool)
+    return (na & nb) | (~na & ~nb & eq)

@@ -317,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         reports = None
     if reports is not None and hasattr(reports, "register"):
         reports.register(sub)
+    from pna_helpers import plan, qa
+
+    plan.register(sub)
+    qa.register(sub)
     return parser
 
 
