@@ -66,6 +66,7 @@ class QA:
         g = self.geometries.reindex(self.table["osm_id"].to_numpy())
         t = self.table.copy()
         t["alternatives"] = [", ".join(a) for a in t["alternatives"]]
+        t["scores"] = [", ".join(f"{v:.2f}" for v in x) for x in t["scores"]]
         return gpd.GeoDataFrame(t, geometry=g.to_numpy(), crs=self.geometries.crs).to_crs(4326)
 
     def to_geojson(self, path: str | Path) -> Path:
@@ -81,6 +82,7 @@ class QA:
 
         t = self.table.copy()
         t["alternatives"] = [";".join(a) for a in t["alternatives"]]
+        t["scores"] = [";".join(f"{v:.2f}" for v in x) for x in t["scores"]]
         write_text(Path(path), t.to_csv(index=False))
         return Path(path)
 
@@ -262,6 +264,7 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
     jobs = [(i, val) for i, it in enumerate(items) for val in it["alternatives"]
             if it["kind"] in alts]
     scores: dict[int, list[float]] = {i: [] for i in range(len(items))}
+    per_value: dict[tuple[int, str], float] = {}
     evaluated = 0
     bar = None
     if progress:
@@ -272,18 +275,20 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
         chunk = jobs[lo:lo + CHUNK]
         edits = [{items[i]["osm_id"]: {items[i]["tag"]: val}} for i, val in chunk]
         pre = base.stress_for_edits_many(edits)
-        for (i, _val), e, p in zip(chunk, edits, pre):
+        for (i, val), e, p in zip(chunk, edits, pre):
             if bar is not None:
                 bar.update(1)
             if isinstance(p, Exception):
                 items[i]["note"] = str(p)
                 continue
             if len(p[0]["rows"]) == 0:
-                scores[i].append(start)
-                continue
-            r = base.rescore(way_tag_edits=(e, p))
-            evaluated += 1
-            scores[i].append(float(r.overall_score or 0.0))
+                score = start
+            else:
+                r = base.rescore(way_tag_edits=(e, p))
+                evaluated += 1
+                score = float(r.overall_score or 0.0)
+            scores[i].append(score)
+            per_value[(i, val)] = score
     if bar is not None:
         bar.close()
     for i, it in enumerate(items):
@@ -295,8 +300,9 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
         else:
             it["score_min"] = it["score_max"] = it["score_range"] = np.nan
         it["url"] = f"https://www.openstreetmap.org/way/{it['osm_id']}"
+        it["scores"] = [per_value.get((i, v), np.nan) for v in it["alternatives"]]
     cols = ["osm_id", "url", "name", "functional_class", "tag", "default_used",
-            "alternatives", "score_min", "score_max", "score_range", "segments", "length_km",
+            "alternatives", "scores", "score_min", "score_max", "score_range", "segments", "length_km",
             "note"]
     table = pd.DataFrame(items, columns=cols)
     if len(table):

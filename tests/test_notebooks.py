@@ -18,7 +18,7 @@ from resultsfactory import write_export
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["stack", "run_analysis", "run_many", "monitor", "explore_results", "city_report",
-         "compare", "scenario", "campaign"]
+         "compare", "scenario", "campaign", "plan", "osm_qa"]
 
 
 def run_nb(name: str, out_dir: Path, **params: object) -> nbformat.NotebookNode:
@@ -110,6 +110,20 @@ def test_scenario_notebook(demo_engine, tmp_path: Path) -> None:
     nb = run_nb("scenario", tmp_path, change="speed limit 15 mph",
                 where="functional_class in ['secondary', 'primary']")
     assert "maxspeed" in text_of(nb)
+
+
+def test_plan_and_osm_qa_notebooks(demo_engine, tmp_path: Path) -> None:
+    """Offline on the demo: the plan table, its curve, its numbered map and the full-run
+    check; the QA summary, ranked list and map."""
+    nb = run_nb("plan", tmp_path, budget_km=1.0)
+    text = text_of(nb)
+    assert "candidate evaluations" in text and "identical" in text and "DIFFERENT" not in text
+    assert "pna-plan-step" in text  # the numbered map
+    assert any(o.get("data", {}).get("image/png") for c in nb.cells
+               for o in c.get("outputs", []))  # the curve
+    text = text_of(run_nb("osm_qa", tmp_path, top=10))
+    assert "rest on a default" in text and "openstreetmap.org/way/" in text
+    assert "Score range of a missing tag" in text
 
 
 # --------------------------------------------------------------------------- ops notebooks
