@@ -261,6 +261,8 @@ class Plan:
     seconds: float
     geometries: Any = field(default=None, repr=False)
     params: Any = field(default=None, repr=False)
+    #: the baseline network (stress before the plan), drawn under the plan on the map
+    ways: Any = field(default=None, repr=False)
 
     @property
     def final_score(self) -> float:
@@ -345,7 +347,10 @@ class Plan:
         from pna_helpers import maps
 
         fr = self.frame()
-        m = maps.new_map(fr if len(fr) else None)
+        m = maps.new_map(fr if len(fr) else None, canvas=self.ways is not None
+                         and len(self.ways) > 5000)
+        if self.ways is not None:
+            maps.add_stress_layers(m, self.ways, show=True)
         if not len(fr):
             return m
         fr = fr.assign(label=[_html.escape(str(n)) if n is not None and n == n else "(unnamed)"
@@ -373,6 +378,7 @@ class Plan:
                      f'font:bold 12px/22px sans-serif;">{int(step)}</div>')).add_to(m)
         maps.add_legend(m, f"Plan ({_html.escape(self.target)})",
                         [("#00a000", "planned way (number = step)")])
+        folium.LayerControl(collapsed=False).add_to(m)
         return m
 
     def report_section(self) -> str:
@@ -557,7 +563,7 @@ def make_plan(results: Any, budget_km: float | None = None, budget_cost: float |
                 baseline_score=start, table=table,
                 budget={"km" if by_km else "cost": budget}, evaluated=evaluated,
                 skipped=skipped, seconds=time.perf_counter() - t0, geometries=geoms,
-                params=base.params)
+                params=base.params, ways=base.ways)
 
 
 def _way_geometries(base: Baseline, osm_ids: list[int]) -> Any:

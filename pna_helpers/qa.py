@@ -55,6 +55,8 @@ class QA:
     evaluated: int
     seconds: float
     geometries: Any = field(default=None, repr=False)
+    #: the network, drawn (hidden at first) under the list on the map
+    ways: Any = field(default=None, repr=False)
 
     def frame(self) -> Any:
         """GeoDataFrame (EPSG:4326) of :attr:`table` with each way's geometry."""
@@ -102,7 +104,10 @@ class QA:
 
         fr = self.frame().head(top)
         fr = fr[fr.geometry.notna()]
-        m = maps.new_map(fr if len(fr) else None)
+        m = maps.new_map(fr if len(fr) else None, canvas=self.ways is not None
+                         and len(self.ways) > 5000)
+        if self.ways is not None:
+            maps.add_stress_layers(m, self.ways, show=False)
         if not len(fr):
             return m
         hi = float(fr["score_range"].fillna(0).max()) or 1.0
@@ -133,6 +138,7 @@ class QA:
         maps.add_legend(m, "Score range of a missing tag", [
             ("#a50026", "largest"), ("#f46d43", "medium"), ("#fdae61", "small"),
             ("#9e9e9e", "none / not re-scored")])
+        folium.LayerControl(collapsed=False).add_to(m)
         return m
 
     def report_section(self, top: int = 25) -> str:
@@ -311,7 +317,8 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
         table = table.reset_index(drop=True)
     geoms = _way_geometries(base, table["osm_id"].unique().tolist()) if len(table) else None
     return QA(results=location, baseline_score=start, table=table, summary=_summary(base, d),
-              evaluated=evaluated, seconds=time.perf_counter() - t0, geometries=geoms)
+              evaluated=evaluated, seconds=time.perf_counter() - t0, geometries=geoms,
+              ways=base.ways)
 
 
 # --------------------------------------------------------------------------- CLI
