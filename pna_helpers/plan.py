@@ -394,6 +394,7 @@ class Plan:
         show = t[["step", "osm_ids", "name", "treatment", "length_km", "cost", "gain",
                   "score"]].copy()
         show["osm_ids"] = [", ".join(str(i) for i in x) for x in show["osm_ids"]]
+        show["name"] = [n if isinstance(n, str) else "" for n in show["name"]]
         tab = show.to_html(index=False, escape=True, float_format=lambda v: f"{v:,.2f}")
         buf = io.BytesIO()
         fig = self.chart()
@@ -636,7 +637,8 @@ def run_cli(args: argparse.Namespace) -> int:
               f"({out['candidates_evaluated']} evaluations, {plan.seconds:.1f} s)")
         for s in out["steps"]:
             print(f"{s['step']:>3}  way {','.join(map(str, s['osm_ids']))}  "
-                  f"{(s['name'] or '(unnamed)')[:30]:30}  {s['treatment']:28} "
+                  f"{(s['name'] if isinstance(s['name'], str) else '(unnamed)')[:30]:30}  "
+                  f"{s['treatment']:28} "
                   f"{s['length_km']:6.2f} km  {s['cost']:>12,.0f}  gain {s['gain']:+.2f}  "
                   f"score {s['score']:.2f}")
         if "verify" in out:

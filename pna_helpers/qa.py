@@ -157,10 +157,10 @@ class QA:
             rng = f"{r['score_range']:.2f}" if r["score_range"] == r["score_range"] else "-"
             rows.append(
                 f"<tr><td><a href=\"{url}\">{int(r['osm_id'])}</a></td>"
-                f"<td>{_html.escape(str(r['name'] or ''))}</td>"
+                f"<td>{_html.escape(_txt(r['name']))}</td>"
                 f"<td>{_html.escape(str(r['tag']))}</td>"
                 f"<td>{_html.escape(str(r['default_used']))}</td>"
-                f"<td>{rng}</td><td>{_html.escape(str(r['note'] or ''))}</td></tr>")
+                f"<td>{rng}</td><td>{_html.escape(_txt(r['note']))}</td></tr>")
         tab = ("<table><thead><tr><th>OSM way</th><th>name</th><th>missing tag</th>"
                "<th>default used</th><th>score range</th><th>note</th></tr></thead><tbody>"
                + "".join(rows) + "</tbody></table>")
@@ -176,6 +176,11 @@ class QA:
                                f"max-width:1100px;margin:auto'>{self.report_section()}"
                                "</body></html>")
         return Path(path)
+
+
+def _txt(v: Any) -> str:
+    """A table value as text, '' for NULL (None/NaN)."""
+    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
 def _summary(base: Any, d: pd.DataFrame) -> dict[str, Any]:
@@ -358,6 +363,6 @@ def run_cli(args: argparse.Namespace) -> int:
           f"overall score {q.baseline_score:.2f}; {q.evaluated} re-scorings, {q.seconds:.1f} s")
     for k, r in q.table.head(args.top).iterrows():
         rng = f"{r['score_range']:.2f}" if r["score_range"] == r["score_range"] else "-"
-        print(f"{k + 1:>3}  {r['url']:45} {str(r['name'] or '(unnamed)')[:25]:25} "
+        print(f"{k + 1:>3}  {r['url']:45} {(_txt(r['name']) or '(unnamed)')[:25]:25} "
               f"{r['tag']:20} default {r['default_used']:16} range {rng}")
     return 0
