@@ -70,6 +70,9 @@ class Settings:
     #: Default 0.02: about the Spot price of the m6id/c6id/r6id families per vCPU-hour
     #: (on-demand is roughly 2.5-3x more; set yours).
     vcpu_hour_price: float = 0.02
+    #: Local backend: jobs one worker process runs in turn, the engine imported once (one
+    #: forked child per job, as an AWS array child runs many places); 1 = a process per job.
+    places_per_worker: int = 1
     #: Outputs folder (local job store, logs, results, reports); ``PNA_OUTPUTS``.
     outputs: Path = field(default_factory=outputs_dir)
 
@@ -120,6 +123,8 @@ class Settings:
             raise InputError(f"PNA_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.concurrency < 1:
             raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.places_per_worker < 1:
+            raise InputError(f"places_per_worker must be >= 1, got {self.places_per_worker}")
         if not self.vcpu_hour_price >= 0:
             raise InputError(f"vcpu_hour_price must be >= 0 (USD per vCPU-hour), got "
                              f"{self.vcpu_hour_price}")

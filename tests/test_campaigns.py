@@ -248,3 +248,33 @@ def test_campaign_cli_on_the_demo(notebook_run, tmp_path) -> None:
                  ["campaign", "results", "cli-demo", "-o", str(tmp_path / "x.txt")]):
         p = _pna(args)
         assert p.returncode == 2 and p.stderr.count("\n") == 1 and "pna: error:" in p.stderr
+
+
+@pytest.mark.slow
+def test_several_places_per_worker_process(tmp_path, monkeypatch) -> None:
+    """places_per_worker=3: one supervisor imports the engine once and runs three queued jobs
+    in forked children, each with its own log, status and outcome."""
+    from pna_helpers import jobs
+    from pna_helpers.jobs import AnalysisRequest
+
+    pytest.importorskip("pyrosm")
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path / "out"))
+    demo = jobs.demo_request()
+    nowhere = tmp_path / "nowhere.geojson"
+    nowhere.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
+            [0.0, 0.0], [0.001, 0.0], [0.001, 0.001], [0.0, 0.001], [0.0, 0.0]]]}}]}))
+    bad = AnalysisRequest(place="Nowhere", boundary=str(nowhere), osm=demo.osm,
+                          country="Finland", offline=True)
+    client = jobs.get_client("local", concurrency=1, places_per_worker=3)
+    subs = client.submit_many([bad, demo, bad])
+    done = client.wait([j.job_id for j in subs], timeout=300, progress=False)
+    assert [j.status for j in done] == ["FAILED", "SUCCEEDED", "FAILED"]
+    assert len({j.extra["pid"] for j in done}) == 1, "one worker process ran all three"
+    assert all("forked worker" in client.logs(j.job_id) for j in done)
+    assert "error" in client.logs(done[0].job_id) and done[0].reason
+    from pna_helpers.results import load_results
+
+    assert load_results(done[1].job_id).scores()["overall_score"] > 0
+    with pytest.raises(Exception, match="failed|not succeeded|status"):
+        load_results(done[0].job_id)

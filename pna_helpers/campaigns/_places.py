@@ -18,19 +18,11 @@ from typing import Any
 
 from pna_engine.atomic import atomic_path
 from pna_engine.errors import InputError
+from pna_engine.params import STATE_FIPS
 from pna_helpers.jobs.request import AnalysisRequest, read_places, slugify
 
 #: State FIPS -> postal code (US states, DC, Puerto Rico).
-STATE_POSTAL: dict[str, str] = {
-    "01": "AL", "02": "AK", "04": "AZ", "05": "AR", "06": "CA", "08": "CO", "09": "CT",
-    "10": "DE", "11": "DC", "12": "FL", "13": "GA", "15": "HI", "16": "ID", "17": "IL",
-    "18": "IN", "19": "IA", "20": "KS", "21": "KY", "22": "LA", "23": "ME", "24": "MD",
-    "25": "MA", "26": "MI", "27": "MN", "28": "MS", "29": "MO", "30": "MT", "31": "NE",
-    "32": "NV", "33": "NH", "34": "NJ", "35": "NM", "36": "NY", "37": "NC", "38": "ND",
-    "39": "OH", "40": "OK", "41": "OR", "42": "PA", "44": "RI", "45": "SC", "46": "SD",
-    "47": "TN", "48": "TX", "49": "UT", "50": "VT", "51": "VA", "53": "WA", "54": "WV",
-    "55": "WI", "56": "WY", "72": "PR",
-}
+STATE_POSTAL: dict[str, str] = {fips: code for code, fips in STATE_FIPS.items()}
 #: Attribute names tried, in order, for a place's name / 7-digit place FIPS / state.
 NAME_FIELDS = ("place", "name", "namelsad", "city", "NAME", "NAMELSAD")
 FIPS_FIELDS = ("city_fips", "geoid", "census_fips_code", "placefips", "fips")

@@ -11,6 +11,12 @@
   client that submitted it, and queued jobs start in order while fewer than their limit run);
   queued jobs are started by whichever process next touches the store, or by a finishing
   supervisor.
+* With ``places_per_worker`` N > 1 (``PNA_PLACES_PER_WORKER``, recorded per job), a
+  supervisor imports the engine once and, after its job, claims the next queued job itself
+  (same concurrency rule), up to N jobs: each runs in a child forked from it (own process
+  group, log and environment - the container command's ``run-job`` entry point in-process),
+  as an AWS array child runs many places in one container. This removes the interpreter
+  start-up and imports from every place but the first.
 * Cancel marks the job CANCELLED, then kills the job's whole process group (SIGTERM, then
   SIGKILL). A job whose supervisor died (kernel restart, crash, kill -9) is found on the next
   API call and marked FAILED with that reason - never left RUNNING.
@@ -87,7 +93,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     host TEXT,
     heartbeat REAL,
     exit_code INTEGER,
-    concurrency INTEGER NOT NULL DEFAULT 1
+    concurrency INTEGER NOT NULL DEFAULT 1,
+    chain INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 """
@@ -118,6 +125,8 @@ class Store:
             cols = {r[1] for r in con.execute("PRAGMA table_info(jobs)")}
             if "concurrency" not in cols:  # a store from an older PNA
                 con.execute("ALTER TABLE jobs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1")
+            if "chain" not in cols:
+                con.execute("ALTER TABLE jobs ADD COLUMN chain INTEGER NOT NULL DEFAULT 1")
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -165,7 +174,10 @@ def _proc_alive(pid: int | None, job_id: str) -> bool:
             stat = (proc / "stat").read_text()
             if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                 return False
-            return job_id.encode() in (proc / "cmdline").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes()
+            # a chaining supervisor runs jobs claimed after it started (not in its cmdline)
+            return job_id.encode() in cmdline or (b"supervise" in cmdline
+                                                  and b"--chain" in cmdline)
         except (OSError, IndexError):
             return False
     try:
@@ -322,10 +334,10 @@ class LocalBackend(JobBackend):
                 job_id = uuid.uuid4().hex[:12]
                 con.execute(
                     "INSERT INTO jobs(job_id, place, status, created_at, results_uri, request, "
-                    "concurrency) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                    "concurrency, chain) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                     (job_id, req.place, SUBMITTED, _iso(),
                      str(self.store.results_path(job_id)), req.to_json(),
-                     self.settings.concurrency))
+                     self.settings.concurrency, self.settings.places_per_worker))
                 ids.append(job_id)
         self._reconcile()
         return [self._job(self._row_or_fail(i)) for i in ids]
@@ -415,13 +427,15 @@ def dispatch(store: Store) -> list[str]:
         busy = con.execute("SELECT count(*) FROM jobs WHERE status IN (?, ?)",
                            (STARTING, RUNNING)).fetchone()[0]
         queued = con.execute(
-            "SELECT job_id, concurrency FROM jobs WHERE status IN (?, ?) "
+            "SELECT job_id, concurrency, chain FROM jobs WHERE status IN (?, ?) "
             "ORDER BY created_at, rowid", (SUBMITTED, RUNNABLE)).fetchall()
         start: list[str] = []
-        for job_id, limit in queued:
+        chains: dict[str, int] = {}
+        for job_id, limit, chain in queued:
             if busy >= max(1, limit or 1):
                 break
             start.append(job_id)
+            chains[job_id] = max(1, chain or 1)
             busy += 1
         queued = [r[0] for r in queued]
         for job_id in start:
@@ -431,14 +445,14 @@ def dispatch(store: Store) -> list[str]:
             con.execute("UPDATE jobs SET status = ? WHERE job_id = ? AND status = ?",
                         (RUNNABLE, job_id, SUBMITTED))
     for job_id in start:
-        _launch(store, job_id)
+        _launch(store, job_id, chains[job_id])
     return start
 
 
-def _launch(store: Store, job_id: str) -> None:
+def _launch(store: Store, job_id: str, chain: int = 1) -> None:
     """Start the detached supervisor of ``job_id`` (it daemonises itself at once)."""
     cmd = [sys.executable, "-m", "pna_helpers.jobs.local", "supervise", job_id,
-           str(store.outputs)]
+           str(store.outputs)] + (["--chain", str(chain)] if chain > 1 else [])
     with open(store.log_path(job_id), "ab") as errf:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=errf, start_new_session=True, close_fds=True)
@@ -451,14 +465,14 @@ def _launch(store: Store, job_id: str) -> None:
                                            job_id, STARTING))
 
 
-def supervise(job_id: str, outputs: str) -> int:
-    """Body of the supervisor process: run the container command for ``job_id``."""
+def supervise(job_id: str, outputs: str, chain: int = 1) -> int:
+    """Body of the supervisor process: run the container command for ``job_id``; with
+    ``chain`` > 1, then claim and run queued jobs itself, up to ``chain`` jobs in all."""
     if hasattr(os, "fork") and os.fork() > 0:  # daemonise: re-parent to init, no zombie
         os._exit(0)
     signal.signal(signal.SIGTERM, lambda *_: None)  # cancel stops the engine; we record it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = Store(Path(outputs))
-    log_path = store.log_path(job_id)
     me = os.getpid()
     with store.tx() as con:
         r = con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -467,28 +481,55 @@ def supervise(job_id: str, outputs: str) -> int:
         con.execute("UPDATE jobs SET status = ?, started_at = ?, pid = ?, pgid = ?, host = ?, "
                     "heartbeat = ? WHERE job_id = ?",
                     (RUNNING, _iso(), me, os.getpgrp(), socket.gethostname(), time.time(), job_id))
-    results = Path(r["results_uri"])
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_BATCH_", "PNA_MANIFEST", "PNA_REQUEST"))}
-    env.update(PNA_REQUEST=r["request"], PNA_RESULTS_URI=str(results), PNA_JOB_ID=job_id,
-               PYTHONUNBUFFERED="1")
-    cmd = container_command()
-    _append_log(log_path, f"[pna-local] job {job_id} ({r['place']}) started: "
-                          f"{' '.join(cmd)} -> {results}")
+    current = {"job_id": job_id}
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_S):
             with contextlib.suppress(sqlite3.Error), store.tx() as con:
                 con.execute("UPDATE jobs SET heartbeat = ? WHERE job_id = ? AND pid = ?",
-                            (time.time(), job_id, me))
+                            (time.time(), current["job_id"], me))
 
     threading.Thread(target=beat, daemon=True).start()
-    with open(log_path, "ab") as logf:
-        child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
-                                 stderr=subprocess.STDOUT, cwd=str(store.outputs))
-        rc = child.wait()
+    if chain > 1:  # import the engine once; every job of the chain is a forked child
+        import pna_engine.cli  # noqa: F401
+        import pna_engine.jobrunner  # noqa: F401
+        import pna_engine.pipeline  # noqa: F401
+    done = 0
+    while r is not None:
+        current["job_id"] = r["job_id"]
+        _run_job(store, r, me, forked=chain > 1)
+        done += 1
+        r = _claim_next(store, me) if done < chain else None
     stop.set()
+    dispatch(store)
+    return 0
+
+
+def _job_env(r: sqlite3.Row, results: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_BATCH_", "PNA_MANIFEST", "PNA_REQUEST"))}
+    env.update(PNA_REQUEST=r["request"], PNA_RESULTS_URI=str(results), PNA_JOB_ID=r["job_id"],
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
+    """Run one claimed (RUNNING, ``pid`` = this supervisor) job and record its outcome."""
+    job_id = r["job_id"]
+    log_path = store.log_path(job_id)
+    results = Path(r["results_uri"])
+    env = _job_env(r, results)
+    cmd = container_command()
+    how = "in a forked worker" if forked else " ".join(cmd)
+    _append_log(log_path, f"[pna-local] job {job_id} ({r['place']}) started: {how} -> {results}")
+    if forked:
+        rc = _fork_job(store, job_id, env, log_path)
+    else:
+        with open(log_path, "ab") as logf:
+            child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, cwd=str(store.outputs))
+            rc = child.wait()
     st = _read_status(results)
     ok = rc == 0 and st.get("state") == "succeeded"
     reason = None
@@ -504,12 +545,70 @@ def supervise(job_id: str, outputs: str) -> int:
         final = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
     _append_log(log_path, f"[pna-local] job {job_id} {final} (exit code {rc})"
                           + (f": {reason}" if reason and final == FAILED else ""))
-    dispatch(store)
-    return 0
+
+
+def _fork_job(store: Store, job_id: str, env: dict[str, str], log_path: Path) -> int:
+    """Run the container entry point for one job in a forked child (its own process group,
+    so a cancel stops only it); return its exit code."""
+    pid = os.fork()
+    if pid == 0:  # the child: become the job
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(store.outputs)
+            from pna_engine import jobrunner
+
+            code = int(jobrunner.main(env) or 0)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+    with store.tx() as con:  # a cancel that came first finds no group: stop the child now
+        row = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None or row[0] != RUNNING:
+            kill_group(pid, grace=2.0)
+        else:
+            con.execute("UPDATE jobs SET pgid = ? WHERE job_id = ?", (pid, job_id))
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _claim_next(store: Store, me: int) -> sqlite3.Row | None:
+    """Claim the oldest queued chain job if a slot is free under its concurrency."""
+    with store.tx() as con:
+        busy = con.execute("SELECT count(*) FROM jobs WHERE status IN (?, ?)",
+                           (STARTING, RUNNING)).fetchone()[0]
+        r = con.execute("SELECT * FROM jobs WHERE status IN (?, ?) AND chain > 1 "
+                        "ORDER BY created_at, rowid LIMIT 1", (SUBMITTED, RUNNABLE)).fetchone()
+        if r is None or busy >= max(1, r["concurrency"] or 1):
+            return None
+        con.execute("UPDATE jobs SET status = ?, started_at = ?, pid = ?, pgid = NULL, host = ?, "
+                    "heartbeat = ? WHERE job_id = ?",
+                    (RUNNING, _iso(), me, socket.gethostname(), time.time(), r["job_id"]))
+        return con.execute("SELECT * FROM jobs WHERE job_id = ?", (r["job_id"],)).fetchone()
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "supervise":
         sys.exit(supervise(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 6 and sys.argv[1] == "supervise" and sys.argv[4] == "--chain":
+        sys.exit(supervise(sys.argv[2], sys.argv[3], int(sys.argv[5])))
     print("usage: python -m pna_helpers.jobs.local supervise JOB_ID OUTPUTS", file=sys.stderr)
     sys.exit(2)
