@@ -278,3 +278,28 @@ def test_several_places_per_worker_process(tmp_path, monkeypatch) -> None:
     assert load_results(done[1].job_id).scores()["overall_score"] > 0
     with pytest.raises(Exception, match="failed|not succeeded|status"):
         load_results(done[0].job_id)
+
+
+@pytest.mark.slow
+def test_cancel_acts_on_one_campaign(tmp_path, monkeypatch) -> None:
+    from pna_helpers import jobs
+
+    pytest.importorskip("pyrosm")
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path / "out"))
+    client = jobs.get_client("local", concurrency=1)
+    demo = jobs.demo_request()
+    other = client.submit(demo)  # not part of the campaign
+    reqs = []
+    for i in range(2):
+        d = demo.to_dict()
+        d["place"] = f"Demo {i}"
+        reqs.append(jobs.AnalysisRequest.from_dict(d, check_files=False))
+    camp = campaigns.create("to-cancel", reqs, client)
+    assert camp.cancel() == 2
+    st = camp.status()
+    assert st.counts["FAILED"] == 2 and st.done == 2
+    assert [g["reason"] for g in st.failures] == ["cancelled: campaign to-cancel cancelled"]
+    assert client.get(other.job_id).status in ("STARTING", "RUNNING", "SUCCEEDED")
+    assert camp.cancel() == 0
+    if client.get(other.job_id).active:
+        client.cancel([other.job_id])
