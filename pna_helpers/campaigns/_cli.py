@@ -70,12 +70,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from pna_helpers import campaigns
+    from pna_helpers.campaigns._core import parallel_places
 
     client = _client(args)
     reqs = _requests(args)
     s = client.settings
-    parallel = s.concurrency if client.name == "local" else max(
-        1, max(s.max_vcpus, s.desired_vcpus) // max(1, s.job_vcpus))
+    parallel = parallel_places(client)
     est = campaigns.estimate_campaign(reqs, client.name, s.job_vcpus, s.vcpu_hour_price,
                                       parallel)
     if args.json:

@@ -263,10 +263,7 @@ class Campaign:
             api_calls=api_calls, refreshed_at=_iso(now))
 
     def _parallel(self) -> int:
-        if self.doc["backend"] == "local":
-            return int(self.client.settings.concurrency)
-        s = self.client.settings
-        return max(1, int(max(s.max_vcpus, s.desired_vcpus) // max(1, s.job_vcpus)))
+        return parallel_places(self.client)
 
     def _failure_groups(self, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         groups: dict[str, dict[str, Any]] = {}
@@ -363,6 +360,15 @@ class Campaign:
         return results_table(self)
 
 
+def parallel_places(client: Any) -> int:
+    """Places running at once: the local concurrency, or on AWS the compute environment's
+    vCPUs (max of desired and max) divided by the vCPUs of one job."""
+    s = client.settings
+    if client.name == "local":
+        return int(s.concurrency)
+    return max(1, int(max(s.max_vcpus, s.desired_vcpus) // max(1, s.job_vcpus)))
+
+
 def _estimate_brief(est: dict[str, Any] | None) -> dict[str, Any] | None:
     if not est:
         return None
@@ -425,11 +431,9 @@ def create(name: str, requests: list[AnalysisRequest], client: Any = None, *,
     if estimate:
         from pna_helpers.campaigns._estimate import estimate_campaign
 
-        camp_parallel = Campaign.__new__(Campaign)
-        camp_parallel.client, camp_parallel.doc = client, doc
         doc["estimate"] = estimate_campaign(reqs, client.name, client.settings.job_vcpus,
                                             client.settings.vcpu_hour_price,
-                                            Campaign._parallel(camp_parallel))
+                                            parallel_places(client))
     store = campaign_store(client)
     store.create(doc)  # the name is taken before anything runs
     camp = Campaign(doc, client)
