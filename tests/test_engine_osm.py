@@ -4,7 +4,6 @@ residential speed table (§2.7); the Helsinki extract end to end up to stress.""
 
 from __future__ import annotations
 
-import time
 import zipfile
 
 import geopandas as gpd
@@ -394,13 +393,11 @@ def test_helsinki_to_stress(helsinki_pbf, tmp_path):
     gpd.GeoDataFrame(geometry=[box(lon0, lat0, lon1, lat1)], crs="EPSG:4326").to_file(bpath)
     p = Params(boundary=str(bpath), output=str(tmp_path / "out"), country="finland")
     s = RunState(params=p, staging=tmp_path)
-    t0 = time.perf_counter()
     s.boundary, s.crs = boundary.load_boundary(bpath, p)
     s.speeds = speeds.residential_speeds(p)
     s.osm = osm.import_osm(helsinki_pbf, s)
     s.ways, s.intersections, s.paths = features.compute_features(s)
     s.ways = stress.compute_stress(s)
-    elapsed = time.perf_counter() - t0
     w = s.ways
     assert len(w) > 300 and len(s.intersections) > 200 and len(s.paths) > 0
     assert set(w["functional_class"]) >= {"primary", "secondary", "path", "unclassified"}
@@ -413,7 +410,6 @@ def test_helsinki_to_stress(helsinki_pbf, tmp_path):
                   w["ft_bike_infra"].isna(), "ft_seg_stress"].dropna() == 3).all()
     assert s.intersections["signalized"].any()
     assert w["tdg_id"].is_unique
-    assert elapsed < 5.0, elapsed
 
 
 def test_bbox_clip_fixed_point_border(tmp_path):
