@@ -436,8 +436,9 @@ def build_destinations(s: Any) -> dict[str, Any]:
     Records ``s.counts["destinations"]`` = number of destinations per category.
     """
     crs = s.crs
-    points = _osm_table(s.osm, "points")
-    polygons = _osm_table(s.osm, "polygons")
+    source = getattr(s, "destinations_osm", None) or s.osm  # Params.destinations_osm
+    points = _osm_table(source, "points")
+    polygons = _osm_table(source, "polygons")
     points = _points(points) if points is not None else _empty_gdf(crs)
     polygons = _polygons(polygons) if polygons is not None else _empty_gdf(crs)
     quirks = s.params.quirks

@@ -163,6 +163,10 @@ def buffer_clip(s: Any) -> tuple[Any, Any]:
     lines = near(osm.lines)
     osm.points = near(osm.points)
     osm.polygons = near(osm.polygons)
+    dest = getattr(s, "destinations_osm", None)
+    if dest is not None:
+        dest.points = near(dest.points)
+        dest.polygons = near(dest.polygons)
     lt = Tags(lines)
     drop = lt.eq("highway", "path") & lt.eq("bicycle", "no")
     if drop.any():

@@ -757,7 +757,7 @@ def _boundary_wgs84(s: Any) -> Any:
     return g
 
 
-def import_osm(path: str | Path, s: Any) -> OsmTables:
+def import_osm(path: str | Path, s: Any, role: str = "osm") -> OsmTables:
     """Pipeline step: read, clip twice, segment and tabulate the OSM extract.
 
     Parameters
@@ -767,6 +767,9 @@ def import_osm(path: str | Path, s: Any) -> OsmTables:
     s : RunState
         Uses ``s.boundary``, ``s.blocks`` (None: polygon clip only), ``s.crs`` and
         ``s.params.way_tag_edits``; records ``s.inputs["osm"]`` and counts in ``s.counts``.
+    role : str
+        ``"osm"`` (the run's extract) or ``"destinations_osm"`` (a second file read only for
+        its destinations: recorded as ``s.inputs["destinations_osm"]``, no way edits, no counts).
 
     Returns
     -------
@@ -779,10 +782,10 @@ def import_osm(path: str | Path, s: Any) -> OsmTables:
     """
     import tempfile
 
-    edits = getattr(s.params, "way_tag_edits", None) or {}
+    edits = (getattr(s.params, "way_tag_edits", None) or {}) if role == "osm" else {}
     polygon = _boundary_wgs84(s)
     path = _check_path(path)
-    s.inputs["osm"] = str(path)
+    s.inputs[role] = str(path)
     with tempfile.TemporaryDirectory(prefix="pna-osm-") as tmp:
         source = path
         if path.stat().st_size > LARGE_OSM_BYTES:
@@ -805,6 +808,8 @@ def import_osm(path: str | Path, s: Any) -> OsmTables:
         bbox = tuple(float(v) for v in s.blocks.to_crs("EPSG:4326").total_bounds)
         raw = clip_bbox(raw, bbox)  # type: ignore[arg-type]
     tables = build_tables(raw, s.crs)
+    if role != "osm":
+        return tables
     if len(tables.segments) == 0:
         raise InputError(
             f"the OSM file {path} has no roads or paths inside the boundary; "

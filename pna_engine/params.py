@@ -235,16 +235,28 @@ def _required(parse: Callable[[Any], Any], why: str) -> Callable[[Any], Any]:
     return parse_required
 
 
-def _quirks(v: Any) -> Quirks:
+def _quirks(v: Any) -> Quirks | dict[str, bool] | None:
+    """A full :class:`Quirks`, or switch overrides (``{name: bool}``) applied on top of the
+    methodology profile by :meth:`Params._check_together`; None: the profile's switches."""
     if isinstance(v, Quirks):
         return v
-    if isinstance(v, dict):
-        known = {f.name for f in dataclasses.fields(Quirks)}
-        unknown = set(v) - known
-        if unknown:
-            raise _Bad(f"has unknown switch(es) {', '.join(sorted(unknown))}")
-        return Quirks(**{k: _flag(x) for k, x in v.items()})
-    raise _Bad(f"must be a Quirks or a dict of switches, got {v!r}")
+    if _blank(v) or v == []:
+        return None
+    try:
+        if isinstance(v, dict):
+            return {quirk_name(k): _switch(k, x) for k, x in v.items()}
+        if isinstance(v, str | list | tuple):
+            return parse_quirk_options(list(v) if not isinstance(v, str) else v)
+    except InputError as exc:
+        raise _Bad(str(exc)) from None
+    raise _Bad(f"must be switches such as B2=off;B7=off (or a dict of them), got {v!r}")
+
+
+def _methodology(v: Any) -> str:
+    s = "reference" if _blank(v) else str(v).strip().lower()
+    if s not in METHODOLOGIES:
+        raise _Bad(f"must be one of {', '.join(METHODOLOGIES)}, got {v!r}")
+    return s
 
 
 def _any(v: Any) -> Any:
@@ -269,6 +281,7 @@ _KINDS: dict[str, Callable[[Any], Any]] = {
     "year": lambda v: _whole(v, "a year such as 2020", 1900, 2100),
     "flag": _flag,
     "quirks": _quirks,
+    "methodology": _methodology,
     "any": _any,
 }
 
@@ -310,6 +323,97 @@ class Quirks:
     def corrected(cls) -> Quirks:
         """All quirks switched off."""
         return cls(**{f.name: False for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every switch, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def for_profile(cls, methodology: str, overrides: dict[str, Any] | None = None) -> Quirks:
+        """The switches of a methodology profile (:data:`METHODOLOGIES`), then ``overrides``
+        (switch name or its BNA-METHOD code such as ``"B2"`` -> bool or ``on``/``off``)."""
+        if methodology not in METHODOLOGIES:
+            raise InputError(f"unknown methodology {methodology!r}: use one of "
+                             f"{', '.join(METHODOLOGIES)}")
+        q = cls() if methodology == "reference" else cls.corrected()
+        for key, value in (overrides or {}).items():
+            setattr(q, quirk_name(key), _switch(key, value))
+        return q
+
+
+#: Methodology profiles: ``reference`` reproduces brokenspoke-analyzer 3.2.4 including its
+#: apparent bugs (every :class:`Quirks` switch on); ``corrected`` switches them all off.
+METHODOLOGIES: tuple[str, ...] = ("reference", "corrected")
+
+#: BNA-METHOD.md §15.5 code of each :class:`Quirks` switch.
+QUIRK_CODES: dict[str, str] = {
+    "parking_both_ignored": "B2", "amenity_points_inside_polygons": "B3",
+    "opposite_track_tf_ignored": "B4", "contraflow_oneway_minus_one": "B5",
+    "transit_null_exclusion": "B6", "opportunity_keeps_job_weight": "B7",
+    "score_inputs_integer_division": "B8", "identical_polygons_both_deleted": "B14",
+    "uturn_is_rightmost": "B15", "crossing_name_sentinels": "B16", "single_pass_orphans": "B22",
+}
+
+
+def quirk_name(key: str) -> str:
+    """A :class:`Quirks` switch from its name or its BNA-METHOD code (``B2``)."""
+    k = str(key).strip()
+    by_code = {c.lower(): n for n, c in QUIRK_CODES.items()}
+    if k.lower() in by_code:
+        return by_code[k.lower()]
+    if k in QUIRK_CODES:
+        return k
+    raise InputError(f"unknown quirk {key!r}: use one of "
+                     f"{', '.join(f'{n} ({c})' for n, c in QUIRK_CODES.items())}")
+
+
+def _switch(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("on", "true", "1", "yes", "reference"):
+        return True
+    if v in ("off", "false", "0", "no", "fixed", "corrected"):
+        return False
+    raise InputError(f"quirk {key}: expected on (reproduce the reference) or off (corrected), "
+                     f"got {value!r}")
+
+
+def parse_quirk_options(items: list[str] | str | None) -> dict[str, bool]:
+    """``["B2=off", "uturn_is_rightmost=on"]`` (or one ``;``/``,``-separated string) ->
+    ``{switch name: bool}``; a bad item raises :class:`InputError` naming it."""
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = [p for p in re.split(r"[;,]", items) if p.strip()]
+    out: dict[str, bool] = {}
+    for item in items:
+        for part in [p for p in re.split(r"[;,]", str(item)) if p.strip()]:
+            if "=" not in part:
+                raise InputError(f"quirk {part.strip()!r}: expected NAME=on|off, e.g. B2=off "
+                                 "or parking_both_ignored=off")
+            k, v = part.split("=", 1)
+            out[quirk_name(k)] = _switch(k, v)
+    return out
+
+
+def methodology_label(quirks: Quirks | dict[str, Any] | None) -> str:
+    """``reference``, ``corrected``, or ``custom (...)`` naming the switches that differ from
+    the nearer profile - what run.json and reports show."""
+    if quirks is None:
+        return "reference"
+    q = quirks if isinstance(quirks, dict) else dataclasses.asdict(quirks)
+    q = {n: bool(q.get(n, True)) for n in Quirks.names()}
+    off = [n for n in Quirks.names() if not q[n]]
+    if not off:
+        return "reference"
+    on = [n for n in Quirks.names() if q[n]]
+    if not on:
+        return "corrected"
+    if len(off) <= len(on):
+        return "custom (reference, corrected: " + ", ".join(QUIRK_CODES[n] for n in off) + ")"
+    return "custom (corrected, kept: " + ", ".join(QUIRK_CODES[n] for n in on) + ")"
 
 
 # --------------------------------------------------------------------------- the schema
@@ -391,9 +495,21 @@ class Params:
     workers: int | None = field(default=None, metadata=option(
         "processes for the connectivity phase (default: all cores)", group="analysis",
         kind="count"))
-    quirks: Quirks = field(default_factory=Quirks, metadata=option(
-        "the reference tool's quirks to reproduce", group="analysis", kind="quirks", cli=False,
-        request=False))
+    methodology: str = field(default="reference", metadata=option(
+        "methodology profile: reference = brokenspoke-analyzer 3.2.4 exactly, its apparent "
+        "bugs included; corrected = every quirk of BNA-METHOD.md §15.5 fixed",
+        group="analysis", kind="methodology"))
+    #: The reference's apparent bugs, switch by switch (None: those of ``methodology``).
+    quirks: Quirks | None = field(default=None, metadata=option(
+        "experts: switch single quirks on (reproduce the reference) or off (corrected) on top "
+        "of --methodology, NAME=on|off; NAME is a pna_engine.params.Quirks field or its code: "
+        "B2 B3 B4 B5 B6 B7 B8 B14 B15 B16 B22 (repeatable, or ';'-separated; default: none)",
+        group="analysis", kind="quirks", metavar="NAME=on|off"))
+    #: Destinations from another OSM file (explain swaps the destinations alone with it).
+    destinations_osm: str | None = field(default=None, metadata=option(
+        "take the destinations from this OSM extract instead of --osm (the network still "
+        "comes from --osm; default: none)", group="inputs", kind="location",
+        metavar="PATH_OR_URL", request=False))
     #: What-if scenarios: OSM way id -> {tag: new value or None to delete}, applied on import.
     way_tag_edits: dict[int, dict[str, str | None]] = field(default_factory=dict, metadata=option(
         "OSM way id -> {tag: new value or None}, applied on import", group="analysis",
@@ -431,7 +547,14 @@ class Params:
 
     @staticmethod
     def _check_together(v: dict[str, Any]) -> None:
-        """Rules between fields: the US state, its FIPS code and the city's FIPS code agree."""
+        """Rules between fields: the quirks are the methodology profile's with any overrides
+        (resolved here into a full :class:`Quirks`); the US state, its FIPS code and the
+        city's FIPS code agree."""
+        if "quirks" in v and not isinstance(v["quirks"], Quirks):
+            try:
+                v["quirks"] = Quirks.for_profile(v.get("methodology") or "reference", v["quirks"])
+            except InputError as exc:
+                raise ParamError("quirks", str(exc)) from None
         state, state_fips, city_fips = v.get("state"), v.get("state_fips"), v.get("city_fips")
         if state and state_fips and STATE_FIPS[state] != state_fips:
             raise ParamError("state_fips", f"{state_fips} is not the FIPS code of {state} "
@@ -452,7 +575,8 @@ class Params:
         """
         from pathlib import Path
 
-        named = [("boundary", self.boundary), ("osm", self.osm), ("population", self.population)]
+        named = [("boundary", self.boundary), ("osm", self.osm), ("population", self.population),
+                 ("destinations_osm", self.destinations_osm)]
         for name, value in named + [("jobs", j) for j in self.jobs]:
             if value and not is_remote(value) and not Path(value).expanduser().exists():
                 raise ParamError(name, f"file not found: {value}")
@@ -476,6 +600,11 @@ class Params:
                     and _blank(data.get(name))):
                 raise ParamError(name, "is required")
         return cls(**data)
+
+    @property
+    def methodology_label(self) -> str:
+        """``reference``, ``corrected`` or ``custom (...)``: what run.json and reports show."""
+        return methodology_label(self.quirks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (for run.json)."""
@@ -560,6 +689,10 @@ def add_arguments(parser: Any, fields: Iterable[dataclasses.Field[Any]] | None =
             kw["action"] = "store_true"
         elif md["kind"] == "locations":
             kw.update(action="append", default=[], metavar=md["metavar"] or "PATH_OR_URL")
+        elif md["kind"] == "quirks":
+            kw.update(action="append", default=[], metavar=md["metavar"])
+        elif md["kind"] == "methodology":
+            kw.update(default=default, choices=list(METHODOLOGIES))
         else:
             kw.update(default=default, required=f.name in required)
             if md["metavar"]:

@@ -59,6 +59,7 @@ class RunState:
     jobs: Any = None  # DataFrame (blockid20, jobs) or None (non-US)
     speeds: Any = None  # residential speed defaults (state/city)
     osm: Any = None  # imported OSM tables (segments, intersections, lines, points, polygons)
+    destinations_osm: Any = None  # OSM tables of Params.destinations_osm (None: from ``osm``)
     inputs: dict[str, str] = field(default_factory=dict)  # input role -> local file used
     # features / stress
     ways: Any = None  # GeoDataFrame neighborhood_ways
@@ -88,6 +89,10 @@ def phase_import(s: RunState) -> None:
     s.speeds = speeds.residential_speeds(s.params, lookup=True, notes=s.notes)
     osm_path = download.resolve_osm(s)
     s.osm = osm.import_osm(osm_path, s)
+    if s.params.destinations_osm:
+        dest_path = download.fetch(s.params.destinations_osm, s.params, what="the destinations "
+                                   "OSM extract", option="--destinations-osm")
+        s.destinations_osm = osm.import_osm(dest_path, s, role="destinations_osm")
 
 
 def phase_features(s: RunState) -> None:
@@ -294,6 +299,7 @@ def run_record(state: RunState) -> dict[str, Any]:
         "engine": "pna_engine",
         "engine_version": __version__,
         "reference": "brokenspoke-analyzer 3.2.4",
+        "methodology": state.params.methodology_label,
         "parameters": state.params.to_dict(),
         "inputs": inputs,
         "crs": state.crs.to_string() if state.crs is not None else None,
