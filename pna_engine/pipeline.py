@@ -292,8 +292,11 @@ def _storage_problem(exc: BaseException, out: Path, written: int | None) -> Stor
 
 def run_record(state: RunState) -> dict[str, Any]:
     """Content of ``run.json``: engine version, parameters, inputs with sha256, counts, timings."""
-    inputs = {
-        role: {"path": path, "sha256": _sha256(path)} for role, path in sorted(state.inputs.items())
+    from pna_engine.download import is_remote
+
+    inputs = {  # local paths made absolute: scenarios and explain re-run from any folder
+        role: {"path": path if is_remote(path) else os.path.abspath(path), "sha256": _sha256(path)}
+        for role, path in sorted(state.inputs.items())
     }
     return {
         "engine": "pna_engine",

@@ -13,6 +13,7 @@
     pna results JOB                           # prints the results location
     pna stack up|status|scale|down            # AWS resources
     pna campaign submit|status|wait|retry|cancel|results|compare|list   # many places, tracked
+    pna explain A B [--json] [-o REPORT.html] # why the scores moved from A to B
 
 Every command takes ``--backend local|aws`` (default: ``PNA_BACKEND`` or the config file, else
 local). Errors a user can cause print one line ``pna: error: ...`` and exit 2.
@@ -317,10 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         reports = None
     if reports is not None and hasattr(reports, "register"):
         reports.register(sub)
-    from pna_helpers import plan, qa
+    from pna_helpers import explain, plan, qa
 
     plan.register(sub)
     qa.register(sub)
+    explain.register(sub)
     return parser
 
 

@@ -197,6 +197,47 @@ def _baseline_params(base: Results, inputs: dict[str, str] | None = None) -> dic
     return params
 
 
+def block_access_changes(baseline: Results, result: Results) -> Any:
+    """Blocks of ``result`` with overall score and low-stress access in both result sets.
+
+    Columns: ``geoid20, pop20, overall_before, overall_after, delta`` (overall score
+    change), ``low_blocks_before/after/delta`` (blocks reachable on the low-stress
+    network), ``pop_low_before/after/delta`` and ``access`` (``gained`` / ``lost`` /
+    ``mixed`` / ``unchanged`` low-stress access).
+    """
+    import numpy as np
+    import pandas as pd
+
+    nb, bb = result.blocks, baseline.blocks
+
+    def low_reach(res: Results) -> Any:
+        cp = res.connected_pairs()
+        src = "source_blockid20" if "source_blockid20" in cp.columns else "source_blockid10"
+        return cp.loc[cp["low_stress"], src].astype(str).value_counts()
+
+    out = nb[["geoid20", "pop20", nb.geometry.name]].copy()
+    before = bb.set_index("geoid20")
+    out["overall_before"] = out["geoid20"].map(
+        pd.to_numeric(before["overall_score"], errors="coerce"))
+    out["overall_after"] = pd.to_numeric(nb["overall_score"], errors="coerce").to_numpy()
+    out["delta"] = (out["overall_after"] - out["overall_before"]).round(3)
+    lb, la = low_reach(baseline), low_reach(result)
+    out["low_blocks_before"] = out["geoid20"].map(lb).fillna(0).astype(int)
+    out["low_blocks_after"] = out["geoid20"].map(la).fillna(0).astype(int)
+    out["low_blocks_delta"] = out["low_blocks_after"] - out["low_blocks_before"]
+    out["pop_low_before"] = out["geoid20"].map(
+        pd.to_numeric(before["pop_low_stress"], errors="coerce")).fillna(0)
+    out["pop_low_after"] = pd.to_numeric(nb["pop_low_stress"], errors="coerce").fillna(0) \
+        .to_numpy()
+    out["pop_low_delta"] = out["pop_low_after"] - out["pop_low_before"]
+    gained = (out["low_blocks_delta"] > 0) | (out["pop_low_delta"] > 0)
+    lost = (out["low_blocks_delta"] < 0) | (out["pop_low_delta"] < 0)
+    out["access"] = np.where(gained & ~lost, "gained",
+                             np.where(lost & ~gained, "lost",
+                                      np.where(gained & lost, "mixed", "unchanged")))
+    return out
+
+
 @dataclass
 class ScenarioResult:
     """A scenario run: baseline, changed result, the edits and how long the run took."""
@@ -221,47 +262,11 @@ class ScenarioResult:
         return df
 
     def block_changes(self) -> Any:
-        """Blocks with overall score and low-stress access before/after.
-
-        Columns: ``geoid20, pop20, overall_before, overall_after, delta`` (overall score
-        change), ``low_blocks_before/after/delta`` (blocks reachable on the low-stress
-        network), ``pop_low_before/after/delta`` and ``access`` (``gained`` / ``lost`` /
-        ``unchanged`` low-stress access).
-        """
-        import numpy as np
-        import pandas as pd
-
-        if self._blocks is not None:
-            return self._blocks
-        nb, bb = self.result.blocks, self.baseline.blocks
-
-        def low_reach(res: Results) -> Any:
-            cp = res.connected_pairs()
-            src = "source_blockid20" if "source_blockid20" in cp.columns else "source_blockid10"
-            return cp.loc[cp["low_stress"], src].astype(str).value_counts()
-
-        out = nb[["geoid20", "pop20", nb.geometry.name]].copy()
-        before = bb.set_index("geoid20")
-        out["overall_before"] = out["geoid20"].map(
-            pd.to_numeric(before["overall_score"], errors="coerce"))
-        out["overall_after"] = pd.to_numeric(nb["overall_score"], errors="coerce").to_numpy()
-        out["delta"] = (out["overall_after"] - out["overall_before"]).round(3)
-        lb, la = low_reach(self.baseline), low_reach(self.result)
-        out["low_blocks_before"] = out["geoid20"].map(lb).fillna(0).astype(int)
-        out["low_blocks_after"] = out["geoid20"].map(la).fillna(0).astype(int)
-        out["low_blocks_delta"] = out["low_blocks_after"] - out["low_blocks_before"]
-        out["pop_low_before"] = out["geoid20"].map(
-            pd.to_numeric(before["pop_low_stress"], errors="coerce")).fillna(0)
-        out["pop_low_after"] = pd.to_numeric(nb["pop_low_stress"], errors="coerce").fillna(0) \
-            .to_numpy()
-        out["pop_low_delta"] = out["pop_low_after"] - out["pop_low_before"]
-        gained = (out["low_blocks_delta"] > 0) | (out["pop_low_delta"] > 0)
-        lost = (out["low_blocks_delta"] < 0) | (out["pop_low_delta"] < 0)
-        out["access"] = np.where(gained & ~lost, "gained",
-                                 np.where(lost & ~gained, "lost",
-                                          np.where(gained & lost, "mixed", "unchanged")))
-        self._blocks = out
-        return out
+        """Blocks with overall score and low-stress access before/after
+        (:func:`block_access_changes`)."""
+        if self._blocks is None:
+            self._blocks = block_access_changes(self.baseline, self.result)
+        return self._blocks
 
     def summary(self) -> Any:
         """Counts of blocks that gained / lost low-stress access."""

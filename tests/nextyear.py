@@ -1,0 +1,87 @@
+"""A "next year" of the Helsinki demo, with real edits written by pyosmium (not the scenario
+shortcut): tag changes (protected bike lanes, a speed limit), a way removed, a new cycleway,
+a new school; a changed population and a moved boundary. Used by the explain tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: Tag edits of the demo's next year (OSM way id -> tags; None deletes).
+_TRACK = {"cycleway": "track", "oneway:bicycle": "no"}
+TAG_EDITS: dict[int, dict[str, str | None]] = {
+    166171129: _TRACK, 29690379: _TRACK,   # Kaivokatu: protected bike lanes both ways
+    17000885: _TRACK, 222072487: _TRACK,   # Mikonkatu
+    35435008: _TRACK,                      # Kaisaniemenkatu
+    81796218: {"maxspeed": "20 mph"},      # Eteläesplanadi: lower speed limit
+}
+REMOVED_WAYS = (76028714,)  # Puutarhakatu
+#: A new school; its name checks that text from OSM is escaped in HTML.
+SCHOOL = {"lon": 24.9440, "lat": 60.1700,
+          "tags": {"amenity": "school", "name": "Uusi <b>koulu</b> & co"}}
+
+
+def _way_nodes(pbf: Path, way_ids: set[int]) -> dict[int, list[int]]:
+    import osmium
+
+    return {o.id: [n.ref for n in o.nodes] for o in osmium.FileProcessor(str(pbf), osmium.osm.WAY)
+            if o.id in way_ids}
+
+
+def edit_network_and_destinations(src: Path, dst: Path, network: bool = True,
+                                  destinations: bool = True) -> Any:
+    """The next year's OSM file: network edits and/or the new school."""
+    from pna_helpers.osmedit import edit_osm
+
+    kw: dict[str, Any] = {}
+    if network:
+        nodes = _way_nodes(src, {22565684, 76028718})
+        kw.update(set_tags=TAG_EDITS, remove_ways=REMOVED_WAYS,
+                  add_ways=[{"nodes": [nodes[22565684][-1], nodes[76028718][0]],
+                             "tags": {"highway": "cycleway", "name": "Uusi pyörätie"}}])
+    if destinations:
+        kw["add_nodes"] = [SCHOOL]
+    return edit_osm(src, dst, **kw)
+
+
+def next_year_inputs(base: dict[str, Any], folder: Path, *, network: bool = True,
+                     destinations: bool = True, population: bool = True,
+                     boundary: bool = True) -> dict[str, Any]:
+    """Inputs of the demo's next year in ``folder`` (each change can be left out)."""
+    import geopandas as gpd
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = dict(base)
+    if network or destinations:
+        osm = folder / "next-year.osm.pbf"
+        edit_network_and_destinations(Path(base["osm"]), osm, network, destinations)
+        out["osm"] = str(osm)
+    if population:
+        pop = gpd.read_file(base["population"])
+        n = len(pop)
+        rng = np.random.default_rng(7)
+        pick = rng.choice(n, size=max(1, n // 5), replace=False)
+        pop.loc[pop.index[pick], "POP20"] = pop["POP20"].iloc[pick].to_numpy() * 2 + 30
+        path = folder / "next-year-population.gpkg"
+        pop.to_file(path, driver="GPKG", layer="population")
+        out["population"] = str(path)
+    if boundary:
+        bnd = gpd.read_file(base["boundary"])
+        utm = bnd.estimate_utm_crs()
+        moved = bnd.to_crs(utm)
+        moved["geometry"] = moved.geometry.translate(xoff=120.0, yoff=-60.0)
+        path = folder / "next-year-boundary.geojson"
+        moved.to_crs(4326).to_file(path, driver="GeoJSON")
+        out["boundary"] = str(path)
+    return out
+
+
+def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
+    """One engine run (export + run.json) of ``inputs`` into ``output``."""
+    from pna_engine import pipeline
+    from pna_engine.params import Params
+
+    args = {k: v for k, v in inputs.items() if k in Params.__dataclass_fields__}
+    pipeline.run(Params(output=str(output), offline=True, workers=1, **{**args, **params}))
+    return output
