@@ -38,7 +38,6 @@ import hashlib
 import html as _html
 import json
 import math
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -97,6 +96,9 @@ CAUSE_COLORS: dict[str, str] = {
 
 #: Engine runs already made in this process: parameters key -> score vector.
 _RUNS: dict[str, np.ndarray] = {}
+#: Imported tables of the last distinct imports (input and import parameters -> RunState).
+_IMPORTS: dict[str, Any] = {}
+_MAX_IMPORTS = 2
 
 
 # --------------------------------------------------------------------------- inputs
@@ -202,8 +204,15 @@ def _run_key(p: dict[str, Any]) -> str:
 
 def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     """Main scores (:data:`~pna_helpers.results.MAIN_SCORES`) of an in-process engine run
-    with parameters ``p`` (cached for the process; no export is written)."""
-    from pna_engine import pipeline
+    with parameters ``p`` (cached for the process; nothing is written).
+
+    The phases run in-process up to ``scores``. The imported tables are kept for the last
+    few distinct imports (quirks and the other methodology switches act after the import),
+    so re-runs that differ only in them skip reading the OSM file.
+    """
+    import copy
+
+    from pna_engine import PHASES, pipeline
     from pna_engine.params import Params, Quirks
 
     p = {k: v for k, v in p.items() if not k.startswith("_")}
@@ -211,18 +220,27 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     if key in _RUNS:
         return _RUNS[key]
     known = set(Params.__dataclass_fields__)
-    tmp = tempfile.mkdtemp(prefix="pna-explain-")
-    try:
-        q = dict(p.get("quirks") or {})
-        args = {k: v for k, v in p.items() if k in known}
-        args.update(output=tmp, quirks=Quirks(**q) if q else None,
-                    way_tag_edits={int(k): v for k, v in (p.get("way_tag_edits") or {}).items()})
-        if workers is not None:
-            args["workers"] = workers
-        state = pipeline.run(Params(**args), stop_after="scores")
-        vec = _scores_vector(state)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    q = dict(p.get("quirks") or {})
+    args = {k: v for k, v in p.items() if k in known}
+    args.update(output=tempfile.gettempdir(), quirks=Quirks(**q) if q else None,
+                way_tag_edits={int(k): v for k, v in (p.get("way_tag_edits") or {}).items()})
+    if workers is not None:
+        args["workers"] = workers
+    params = Params(**args)
+    ikey = json.dumps({k: v for k, v in json.loads(key).items()
+                       if k not in ("quirks", "methodology")}, sort_keys=True)
+    if ikey in _IMPORTS:
+        state = copy.deepcopy(_IMPORTS[ikey])
+        state.params = params
+    else:
+        state = pipeline.RunState(params=params, staging=Path(tempfile.gettempdir()))
+        pipeline.PHASE_FUNCTIONS["import"](state)
+        _IMPORTS[ikey] = copy.deepcopy(state)
+        while len(_IMPORTS) > _MAX_IMPORTS:
+            _IMPORTS.pop(next(iter(_IMPORTS)))
+    for name in PHASES[1:PHASES.index("scores") + 1]:
+        pipeline.PHASE_FUNCTIONS[name](state)
+    vec = _scores_vector(state)
     _RUNS[key] = vec
     return vec
 
@@ -693,6 +711,8 @@ def segment_changes(a: Results, b: Results, pa: dict | None = None, pb: dict | N
                                    _low_stress(wb.iloc[[j]], "tf").iloc[0]) if j is not None else False,
                      "geometry": src.geometry})
     out = gpd.GeoDataFrame(recs, geometry="geometry", crs=4326)
+    order = {c: i for i, c in enumerate(["new way", "removed way", *(c for c, _ in CAUSE_COLUMNS),
+                                         "geometry", "crossing", "other", "clipped (boundary)"])}
     utm = out.estimate_utm_crs() if len(out) else None
     out["length_m"] = out.geometry.to_crs(utm).length.round(1) if utm is not None else 0.0
     # tag diff from the OSM files; a way that appears or disappears but is in both files
@@ -711,7 +731,9 @@ def segment_changes(a: Results, b: Results, pa: dict | None = None, pb: dict | N
         out.loc[clipped, "cause"] = "clipped (boundary)"
     else:
         out["tag_diff"] = ""
-    return out
+    # the causes a reader looks for first; boundary clipping last
+    out = out.iloc[np.argsort(out["cause"].map(order).fillna(99).to_numpy(), kind="stable")]
+    return out.reset_index(drop=True)
 
 
 def _neq(x: Any, y: Any) -> bool:

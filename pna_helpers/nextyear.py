@@ -1,6 +1,11 @@
 """A "next year" of the Helsinki demo, with real edits written by pyosmium (not the scenario
 shortcut): tag changes (protected bike lanes, a speed limit), a way removed, a new cycleway,
-a new school; a changed population and a moved boundary. Used by the explain tests."""
+a new school; a changed population and a moved boundary.
+
+It is what :mod:`pna_helpers.explain` is shown and tested on: ``explain(demo_results(),
+next_year_results())`` finds each of these changes in its group. Everything is derived from
+the demo's own inputs (offline, seconds).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ TAG_EDITS: dict[int, dict[str, str | None]] = {
     81796218: {"maxspeed": "20 mph"},      # Eteläesplanadi: lower speed limit
 }
 REMOVED_WAYS = (76028714,)  # Puutarhakatu
-#: A new school; its name checks that text from OSM is escaped in HTML.
-SCHOOL = {"lon": 24.9440, "lat": 60.1700,
-          "tags": {"amenity": "school", "name": "Uusi <b>koulu</b> & co"}}
+#: A new school.
+SCHOOL = {"lon": 24.9440, "lat": 60.1700, "tags": {"amenity": "school", "name": "Uusi koulu"}}
+#: The new cycleway's name checks that text from OSM is escaped wherever it reaches HTML.
+NEW_WAY_NAME = "Uusi <b>pyörätie</b> & co"
 
 
 def _way_nodes(pbf: Path, way_ids: set[int]) -> dict[int, list[int]]:
@@ -38,7 +44,7 @@ def edit_network_and_destinations(src: Path, dst: Path, network: bool = True,
         nodes = _way_nodes(src, {22565684, 76028718})
         kw.update(set_tags=TAG_EDITS, remove_ways=REMOVED_WAYS,
                   add_ways=[{"nodes": [nodes[22565684][-1], nodes[76028718][0]],
-                             "tags": {"highway": "cycleway", "name": "Uusi pyörätie"}}])
+                             "tags": {"highway": "cycleway", "name": NEW_WAY_NAME}}])
     if destinations:
         kw["add_nodes"] = [SCHOOL]
     return edit_osm(src, dst, **kw)
@@ -85,3 +91,23 @@ def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
     args = {k: v for k, v in inputs.items() if k in Params.__dataclass_fields__}
     pipeline.run(Params(output=str(output), offline=True, workers=1, **{**args, **params}))
     return output
+
+
+def next_year_results(name: str = "Helsinki demo, next year") -> Any:
+    """Results of the demo's next year (computed once under ``outputs/demo-results``)."""
+    import contextlib
+
+    from pna_engine import demo
+    from pna_engine.errors import InputError
+    from pna_helpers.paths import outputs_dir
+    from pna_helpers.results import load_results
+
+    folder = outputs_dir() / "demo-results" / "helsinki-demo-next-year"
+    with contextlib.suppress(InputError):
+        res = load_results(folder, name=name)
+        if res.run is not None:
+            return res
+    base = demo.prepare_demo_inputs(outputs_dir() / "demo-inputs")
+    inputs = next_year_inputs(base, outputs_dir() / "demo-inputs" / "next-year")
+    run(inputs, folder, place=name)
+    return load_results(folder, name=name)
