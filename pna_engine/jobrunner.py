@@ -41,7 +41,7 @@ from typing import Any
 from pna_engine import remote
 from pna_engine.atomic import write_json
 from pna_engine.errors import InputError
-from pna_engine.params import ParamError, Params
+from pna_engine.params import ParamError, Params, input_roles
 from pna_engine.status import STATUS_FILE
 
 
@@ -100,7 +100,7 @@ def request_params(request: dict[str, Any], output: str) -> Params:
 
 def fetch_inputs(params: Params, scratch: Path) -> None:
     """Replace every remote input location of ``params`` by a local copy under ``scratch``."""
-    roles = {k: getattr(params, k) for k in ("boundary", "osm", "population")}
+    roles = {k: getattr(params, k) for k in input_roles()}
     roles.update({f"jobs[{i}]": j for i, j in enumerate(params.jobs)})
     local: dict[str, str] = {}
     for role, loc in roles.items():
@@ -108,7 +108,7 @@ def fetch_inputs(params: Params, scratch: Path) -> None:
             log(f"fetch {role}: {loc}")
             local[role] = str(remote.fetch(loc, scratch / "inputs" / re.sub(r"\W", "_", role),
                                            what=f"the {role} input"))
-    for role in ("boundary", "osm", "population"):
+    for role in input_roles():
         if role in local:
             setattr(params, role, local[role])
     params.jobs = [local[f"jobs[{i}]"] for i in range(len(params.jobs))]

@@ -509,7 +509,7 @@ class Params:
     destinations_osm: str | None = field(default=None, metadata=option(
         "take the destinations from this OSM extract instead of --osm (the network still "
         "comes from --osm; default: none)", group="inputs", kind="location",
-        metavar="PATH_OR_URL", request=False))
+        metavar="PATH_OR_URL"))
     #: What-if scenarios: OSM way id -> {tag: new value or None to delete}, applied on import.
     way_tag_edits: dict[int, dict[str, str | None]] = field(default_factory=dict, metadata=option(
         "OSM way id -> {tag: new value or None}, applied on import", group="analysis",
@@ -575,8 +575,7 @@ class Params:
         """
         from pathlib import Path
 
-        named = [("boundary", self.boundary), ("osm", self.osm), ("population", self.population),
-                 ("destinations_osm", self.destinations_osm)]
+        named = [(name, getattr(self, name)) for name in input_roles()]
         for name, value in named + [("jobs", j) for j in self.jobs]:
             if value and not is_remote(value) and not Path(value).expanduser().exists():
                 raise ParamError(name, f"file not found: {value}")
@@ -632,6 +631,13 @@ class Params:
 
 
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Params)}
+
+
+def input_roles() -> tuple[str, ...]:
+    """Fields that are one input file each (``boundary``, ``osm``, ...): fetched by the job
+    container, uploaded by the AWS client, resolved against a places file's folder."""
+    return tuple(f.name for f in _FIELDS.values()
+                 if f.metadata["kind"] in ("location", "required_location"))
 
 
 def run_fields() -> list[dataclasses.Field[Any]]:

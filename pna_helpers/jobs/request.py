@@ -20,6 +20,7 @@ from pna_engine.params import (
     ParamError,
     Params,
     field_default,
+    input_roles,
     is_remote,
     request_fields,
 )
@@ -82,8 +83,8 @@ class _Request:
         except ParamError as exc:
             raise exc.for_request() from None
         values["boundary"] = self._local("boundary", values["boundary"])
-        for role in ("osm", "population"):
-            if values[role]:
+        for role in input_roles():
+            if role != "boundary" and values[role]:
                 values[role] = self._local(role, values[role])
         values["jobs"] = [self._local("jobs", j) for j in values["jobs"]]
         for name, value in values.items():
@@ -163,7 +164,7 @@ class _Request:
         -------
         dict
         """
-        out = {k: getattr(self, k) for k in ("boundary", "osm", "population") if getattr(self, k)}
+        out = {k: getattr(self, k) for k in input_roles() if getattr(self, k)}
         out.update({f"jobs[{i}]": j for i, j in enumerate(self.jobs)})
         return out
 
@@ -299,7 +300,7 @@ def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRe
     for i, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
         kw = {k: _cell(v) for k, v in row.items() if k in PLACE_COLUMNS}
         kw = {k: v for k, v in kw.items() if v is not None}
-        for role in ("boundary", "osm", "population"):
+        for role in input_roles():
             if role in kw:
                 kw[role] = _resolve(base, kw[role])
         if "jobs" in kw:

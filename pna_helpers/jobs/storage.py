@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from pna_engine.params import input_roles
 from pna_engine.remote import SHAPEFILE_SIDECARS
 from pna_helpers.jobs.request import AnalysisRequest, is_url
 
@@ -53,7 +54,7 @@ def upload_input(s3: Any, bucket: str, path: str | Path) -> str:
 def stage_request(request: AnalysisRequest, s3: Any, bucket: str) -> AnalysisRequest:
     """A copy of ``request`` whose local inputs are uploaded and replaced by ``s3://`` URIs."""
     d = request.to_dict()
-    for role in ("boundary", "osm", "population"):
+    for role in input_roles():
         if d.get(role) and not is_url(d[role]):
             d[role] = upload_input(s3, bucket, d[role])
     d["jobs"] = [j if is_url(j) else upload_input(s3, bucket, j) for j in d.get("jobs") or []]
