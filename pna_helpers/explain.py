@@ -978,6 +978,42 @@ def _prune_quirks(unions: dict[str, list[str]], value: Callable[[frozenset[str]]
     return active, idle
 
 
+def _low_pairs(a: np.ndarray, b: np.ndarray, mask: np.ndarray, n: int) -> float:
+    """Pairs of low-stress segments (``mask``) connected to each other."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    g = coo_matrix((np.ones(mask.sum()), (a[mask], b[mask])), shape=(n, n))
+    lab = connected_components(g, directed=False)[1]
+    sz = np.bincount(lab[a[mask]], minlength=n).astype(float)
+    return float((sz * (sz - 1) / 2).sum())
+
+
+def _island_effect(ways_a: Any, ways_b: Any, way: int) -> float:
+    """How many pairs of low-stress segments the way's own low-stress segments connect, in
+    A or in B (whichever is larger): a cheap proxy of its effect on the scores."""
+    import pandas as pd
+
+    from pna_helpers.scenario import _low_stress_edges
+
+    best = 0.0
+    for w in (ways_a, ways_b):
+        fr = pd.to_numeric(w["intersection_from"], errors="coerce")
+        to = pd.to_numeric(w["intersection_to"], errors="coerce")
+        ok = (fr.notna() & to.notna()).to_numpy()
+        low = _low_stress_edges(w)[ok]
+        osm = pd.to_numeric(w["osm_id"], errors="coerce").to_numpy()[ok]
+        nodes, inv = np.unique(np.r_[fr[ok].to_numpy(), to[ok].to_numpy()], return_inverse=True)
+        a, b = inv[: ok.sum()], inv[ok.sum():]
+        mine = low & (osm == way)
+        if not mine.any():
+            continue
+
+        n = len(nodes)
+        best = max(best, _low_pairs(a, b, low, n) - _low_pairs(a, b, low & ~mine, n))
+    return best
+
+
 def _leave_one_out(ex: Explanation, pa: dict, pb: dict, n: int, workers: int | None,
                    say: Callable[[str], None]) -> Any:
     """Own contribution of the leading changed ways to the overall score: B's run with one
@@ -994,11 +1030,14 @@ def _leave_one_out(ex: Explanation, pa: dict, pb: dict, n: int, workers: int | N
     if not len(seg):
         return pd.DataFrame(columns=cols)
     seg = seg.assign(flipped=(seg["low_a"] != seg["low_b"]).astype(int))
-    # leading candidates: ways whose low-stress status flipped, then the longest
     agg = (seg.groupby("osm_id").agg(name=("name", "first"), cause=("cause", "first"),
                                      tag_diff=("tag_diff", "first"), segments=("cause", "size"),
                                      length_m=("length_m", "sum"), flipped=("flipped", "max"))
-           .sort_values(["flipped", "length_m"], ascending=False).head(n).reset_index())
+           .reset_index())
+    # leading candidates: ways whose low-stress status flipped, by how much of the low-stress
+    # network they join or split, then the longest
+    agg["islands"] = [_island_effect(ex.a.ways, ex.b.ways, int(w)) for w in agg["osm_id"]]
+    agg = agg.sort_values(["flipped", "islands", "length_m"], ascending=False).head(n)
     groups = set(ex.differing)
     qp = _quirk_players(pa, pb) if "methodology" in groups else {}
     if qp:

@@ -18,7 +18,7 @@ TAG_EDITS: dict[int, dict[str, str | None]] = {
     166171129: _TRACK, 29690379: _TRACK,   # Kaivokatu: protected bike lanes both ways
     17000885: _TRACK, 222072487: _TRACK,   # Mikonkatu
     35435008: _TRACK,                      # Kaisaniemenkatu
-    81796218: {"maxspeed": "20 mph"},      # Eteläesplanadi: lower speed limit
+    22565684: {"maxspeed": "50"},          # Vuorikatu: 50 km/h, no longer a quiet street
 }
 REMOVED_WAYS = (76028714,)  # Puutarhakatu
 #: A new school.

@@ -18,7 +18,7 @@ from resultsfactory import write_export
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["stack", "run_analysis", "run_many", "monitor", "explore_results", "city_report",
-         "compare", "scenario", "campaign", "plan", "osm_qa"]
+         "compare", "scenario", "campaign", "plan", "osm_qa", "explain_change"]
 
 
 def run_nb(name: str, out_dir: Path, **params: object) -> nbformat.NotebookNode:
@@ -124,6 +124,19 @@ def test_plan_and_osm_qa_notebooks(demo_engine, tmp_path: Path) -> None:
     text = text_of(run_nb("osm_qa", tmp_path, top=10))
     assert "rest on a default" in text and "openstreetmap.org/way/" in text
     assert "Score range of a missing tag" in text
+
+
+def test_explain_change_notebook(demo_engine, tmp_path: Path) -> None:
+    """Defaults: the demo against its next year (edited OSM, population, boundary)."""
+    report = tmp_path / "why.html"
+    nb = run_nb("explain_change", tmp_path, top_ways=2, report=str(report))
+    text = text_of(nb)
+    assert "Overall score" in text and "from the network" in text
+    assert "Network (OSM ways and tags)" in text and "Total change" in text
+    outs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outs)  # the waterfall
+    assert any("leaflet" in str(o.get("data", {}).get("text/html", "")) for o in outs)  # map
+    assert report.exists() and "Why the score changed" in report.read_text()
 
 
 # --------------------------------------------------------------------------- ops notebooks
