@@ -42,6 +42,21 @@ def _requests(args: argparse.Namespace) -> list[Any]:
     return campaigns.places_from_file(args.places)
 
 
+def with_methodology(reqs: list[Any], methodology: str | None, quirks: list[str] | None
+                     ) -> list[Any]:
+    """Every request with the campaign's methodology profile (and quirk switches): these
+    replace what the places file says, so the whole campaign is scored one way."""
+    from pna_helpers.jobs.request import AnalysisRequest
+
+    out = []
+    for r in reqs:
+        d = r.to_dict()
+        d["methodology"] = methodology or d.get("methodology") or "reference"
+        d["quirks"] = list(quirks or [])  # None: the profile's switches
+        out.append(AnalysisRequest.from_dict(d))
+    return out
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from pna_helpers import campaigns
     from pna_helpers.paths import outputs_dir
@@ -58,6 +73,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             raise InputError("give a places file (CSV or GeoPackage; a boundaries layer with "
                              "--osm EXTRACT) or --demo")
         reqs, source = _requests(args), str(Path(args.places).resolve())
+    if args.methodology or args.quirks:
+        reqs = with_methodology(reqs, args.methodology, args.quirks)
     camp = campaigns.create(args.name, reqs, client, source=source)
     est = camp.doc.get("estimate") or {}
     if est:
@@ -219,6 +236,12 @@ def register(sub: Any, common: argparse.ArgumentParser, js: argparse.ArgumentPar
                                                       "districts, one failing on purpose)")
     q.add_argument("--changed", action="store_true",
                    help="with --demo: the same places with changed inputs (year over year)")
+    q.add_argument("--methodology", choices=["reference", "corrected"], default=None,
+                   help="methodology profile of every place (default: each place's own, "
+                        "else reference); recorded in each run.json")
+    q.add_argument("--quirks", action="append", default=[], metavar="NAME=on|off",
+                   help="experts: quirk switches on top of --methodology for every place "
+                        "(as pna-engine run --quirks)")
     places_args(q)
     q.set_defaults(func=cmd_submit)
 
