@@ -371,6 +371,19 @@ class Results:
                 df[col] = df[col].astype(str).str.lower().isin(["t", "true", "1"])
         return df
 
+    @property
+    def methodology(self) -> str | None:
+        """Methodology profile of a PNA run (``reference``, ``corrected`` or ``custom (...)``,
+        from run.json); None for an export without run.json."""
+        run = self.run or {}
+        if run.get("methodology"):
+            return str(run["methodology"])
+        if "parameters" in run:  # runs from before profiles existed: from the switches
+            from pna_engine.params import methodology_label
+
+            return methodology_label((run["parameters"] or {}).get("quirks"))
+        return None
+
     # ---- summaries
     def scores(self) -> Any:
         """City scores: ``score_id`` -> ``score_normalized`` (0-100; miles for mileage rows,

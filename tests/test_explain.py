@@ -167,3 +167,22 @@ def test_cli_json_report_and_bad_input(demo, full, tmp_path: Path, capsys) -> No
     rc = main(["explain", str(demo["A"]), str(tmp_path / "nowhere")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("pna: error:")
+
+
+def test_map_draws_causes_offline_in_a_browser(full, tmp_path: Path) -> None:
+    from test_browser import CHROMIUM, chromium, script_errors
+
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not found")
+    import re
+
+    from pna_helpers import maps
+    from pna_helpers.explain import CAUSE_COLORS
+
+    page = maps.save_map(full.map(), tmp_path / "explain-map.html")
+    dom, err = chromium(page, tmp_path, "--dump-dom")
+    strokes = re.findall(r'<path[^>]*stroke="([^"]+)"[^>]*leaflet-interactive', dom) + \
+        re.findall(r'<path[^>]*leaflet-interactive[^>]*stroke="([^"]+)"', dom)
+    assert CAUSE_COLORS["bike infrastructure"] in strokes and CAUSE_COLORS["new way"] in strokes
+    assert "segment: bike infrastructure" in dom and "block: no change" in dom  # the legend
+    assert not script_errors(err), script_errors(err)

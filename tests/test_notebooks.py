@@ -98,7 +98,7 @@ def test_results_notebooks_on_the_demo(demo_engine, tmp_path: Path) -> None:
     text = text_of(run_nb("explore_results", tmp_path))
     assert "Helsinki demo: pna results" in text and "Low-stress network" in text
     text = text_of(run_nb("city_report", tmp_path))
-    assert "Helsinki demo: Bicycle Network Analysis" in text
+    assert "Helsinki demo: Bicycle Network Analysis" in text and "methodology: reference" in text
     text = text_of(run_nb("compare", tmp_path))
     assert "Helsinki demo (30 mph)" in text and "Helsinki demo (20 mph)" in text
 
