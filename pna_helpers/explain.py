@@ -149,7 +149,7 @@ def side_inputs(res: Results) -> tuple[dict[str, Any] | None, list[str]]:
     for key in ("boundary", "osm", "population", "destinations_osm"):
         rec = (used.get(key) or {}).get("path")
         given = p.get(key)
-        if not given and not (key == "population" and rec):
+        if not given and not rec:  # e.g. the synthetic population grid
             continue
         for cand in (given, rec):
             if _available(cand):
