@@ -7,6 +7,7 @@ Needs nothing but ``python3`` (3.11+). Usage::
     python3 dev.py test     # set up .venv (+ Chromium where possible), run ruff and the whole test suite
     python3 dev.py setup    # only set up .venv
     python3 dev.py bench    # set up, run the benchmarks and refresh the README performance table
+    python3 dev.py image    # build the job image from the Dockerfile (buildah, no Docker daemon)
 
 The virtual environment lives in ``.venv`` next to this file and is reinstalled only when
 ``pyproject.toml`` changes.
@@ -83,9 +84,18 @@ def demo(extra: list[str]) -> int:
     return _run([BIN / "pna", "demo", *extra], cwd=ROOT)
 
 
+def _image():
+    """``tools/image.py``: the job image, built with buildah (stdlib only)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import image
+
+    return image
+
+
 def test(extra: list[str]) -> int:
     setup()
     ensure_chromium()
+    _image().ensure_tools()  # buildah + debootstrap: the container tests build and run the image
     rc = _run([BIN / "ruff", "check", "."], cwd=ROOT)
     if rc != 0:
         return rc
@@ -99,13 +109,15 @@ def bench(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"setup", "demo", "test", "bench"}:
+    if not argv or argv[0] not in {"setup", "demo", "test", "bench", "image"}:
         print(__doc__)
         return 2
     cmd, extra = argv[0], argv[1:]
     if cmd == "setup":
         setup()
         return 0
+    if cmd == "image":
+        return _image().main(extra)
     return {"demo": demo, "test": test, "bench": bench}[cmd](extra)
 
 

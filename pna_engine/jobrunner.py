@@ -201,8 +201,7 @@ def main(env: dict[str, str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         log(f"job {job_id_from_env(env) or '-'}: {request.get('place')} -> {results_uri}")
         return _run(request, sink, out, scratch)
-    except InputError as exc:
-        log(f"error: {exc}")
+    except InputError as exc:  # one line, as every user error (the job log's last line)
         print(f"pna-engine: error: {exc}", file=sys.stderr, flush=True)
         return 2
     finally:

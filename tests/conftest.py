@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,38 @@ def s3_server(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     yield
     server.stop()
+
+
+MOTO_REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto server on a free loopback port (Batch without Docker); the AWS environment of
+    this process points at it (``AWS_ENDPOINT_URL``, test credentials, ``AWS_REGION``)."""
+    ThreadedMotoServer = pytest.importorskip("moto.server").ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in (
+        "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+        "AWS_REGION", "MOTO_IAM_LOAD_MANAGED_POLICIES", "AWS_SESSION_TOKEN", "AWS_PROFILE")}
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies exist
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    req = urllib.request.Request(
+        url + "/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"batch": {"use_docker": False}}).encode())
+    urllib.request.urlopen(req, timeout=10).read()
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
+                      AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=MOTO_REGION,
+                      AWS_REGION=MOTO_REGION)
+    yield url
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

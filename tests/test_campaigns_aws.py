@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("moto")
 from botocore.stub import ANY, Stubber  # noqa: E402
-from test_jobs_aws import _settings, moto_url, stack_up  # noqa: E402, F401
+from test_jobs_aws import _settings, stack_up  # noqa: E402, F401
 
 from pna_helpers import campaigns  # noqa: E402
 from pna_helpers.jobs.aws import AwsBackend  # noqa: E402

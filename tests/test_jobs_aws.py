@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,37 +31,6 @@ from pna_helpers.jobs.stack import Stack  # noqa: E402
 
 pytestmark = pytest.mark.aws
 REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    """A moto server on a free loopback port; the AWS environment points at it."""
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in (
-        "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-        "AWS_REGION", "MOTO_IAM_LOAD_MANAGED_POLICIES", "AWS_SESSION_TOKEN", "AWS_PROFILE")}
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies exist
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    req = urllib.request.Request(
-        url + "/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
-        data=json.dumps({"batch": {"use_docker": False}}).encode())
-    urllib.request.urlopen(req, timeout=10).read()
-    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
-                      AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION,
-                      AWS_REGION=REGION)
-    yield url
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _settings(url: str, **kw) -> Settings:
