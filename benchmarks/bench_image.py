@@ -8,6 +8,7 @@ working container of the image, runs the Helsinki demo job ``--repeat`` times as
 (``pna-engine run-job``, request in ``PNA_REQUEST``, inputs mounted read-only, results to the
 container's ``/tmp``) and prints the medians of:
 
+* ``true``: ``buildah run``'s own start (chroot runtime), the floor of every measure below;
 * ``engine --version``: interpreter + CLI start in the container (``pna-engine --version``);
 * ``to job start``: from starting the container process to the runner's first line (imports
   done, request read);
@@ -101,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     ctr = image_tools.create(tag)
     create_s = time.perf_counter() - t1
     try:
-        version = []
-        runs = []
+        bare, version, runs = [], [], []
         for _ in range(a.repeat):
-            t2 = time.perf_counter()
-            subprocess.run(image_tools.run_argv(ctr, ["pna-engine", "--version"]),
-                           env=image_tools.environ(), check=True, capture_output=True)
-            version.append(time.perf_counter() - t2)
+            for argv, times in ((["true"], bare), (["pna-engine", "--version"], version)):
+                t2 = time.perf_counter()
+                subprocess.run(image_tools.run_argv(ctr, argv), env=image_tools.environ(),
+                               check=True, capture_output=True)
+                times.append(time.perf_counter() - t2)
             runs.append(_timed_job(ctr, job, env, {str(folder): "/inputs"}))
     finally:
         image_tools.remove(ctr)
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| build ({'cold: base + image' if a.cold else 'cached or incremental'}) | "
           f"{build_s:.0f} s |")
     print(f"| `buildah from` (vfs copy of the image) | {create_s:.1f} s |")
+    print(f"| `buildah run` of `true` (the runtime's own start, median of {a.repeat}) | "
+          f"{statistics.median(bare):.2f} s |")
     print(f"| `pna-engine --version` in the container (median of {a.repeat}) | "
           f"{statistics.median(version):.2f} s |")
     print(f"| start → job start (median) | {med('job_start_s'):.2f} s |")

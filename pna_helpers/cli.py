@@ -165,6 +165,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     else:
         for k, v in out.items():
             print(f"{k}: {v}")
+        if args.action == "up":
+            print(f"job image (PNA_IMAGE): {st.image}")
     return 0
 
 

@@ -76,14 +76,19 @@ def _aws_env(moto_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(moto_url):
+def client(moto_url, image):
+    """The AWS backend on a stack that ``pna stack up`` registered with PNA_IMAGE = this image."""
     from pna_helpers.config import Settings
     from pna_helpers.jobs.aws import AwsBackend
-    from pna_helpers.jobs.stack import Stack
 
+    env = {**os.environ, "PNA_BACKEND": "aws", "PNA_RESULTS_BUCKET": "pna-image",
+           "PNA_IMAGE": image[0]}
+    r = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "stack", "up"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"job image (PNA_IMAGE): {image[0]}" in r.stdout.splitlines()
     settings = Settings.load(backend="aws", endpoint_url=moto_url, results_bucket="pna-image",
-                             image="localhost/pna-engine:0.1.0")
-    Stack(settings).up()
+                             image=image[0])
     return AwsBackend(settings, sleep=lambda s: None)
 
 
@@ -135,8 +140,11 @@ def test_batch_job_in_the_image_gives_the_local_scores(image, ctr, client, moto_
     from pandas.testing import assert_frame_equal
 
     from pna_helpers import jobs
+    from pna_helpers.jobs.stack import Stack
     from pna_helpers.results import load_results
 
+    # the job definition names the image built here: Batch would run exactly this one
+    assert Stack(client.settings).status()["job_definition"]["image"] == image[0]
     request = jobs.demo_request()
     job = client.submit(request)
     command, env = client.container_environment(job.job_id)  # containerOverrides

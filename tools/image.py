@@ -466,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     version = engine_version()
     print(f"{tag} (also {IMAGE}:{version}): {size / 1e6:.0f} MB, "
           f"{time.perf_counter() - t0:.0f} s")
-    print(f"push: buildah push {IMAGE}:{version} docker://$REPO:{version}  (README: AWS setup)")
+    print(f"push it (README, AWS setup): buildah --storage-driver {environ()['STORAGE_DRIVER']} "
+          f"push {IMAGE}:{version} docker://$REPO:{version}; then PNA_IMAGE=$REPO:{version} "
+          "pna stack up")
     return 0
 
 
