@@ -452,13 +452,23 @@ def remove(ctr: str) -> None:
     buildah("rm", ctr, check=False)
 
 
+def prebuild() -> subprocess.Popen | None:
+    """Start building the image in the background (``dev.py test``: the container tests then
+    find it built, or wait for it on the lock, instead of building it themselves late in the
+    run); None where it cannot be built."""
+    if unavailable_reason():
+        return None
+    return subprocess.Popen([sys.executable, __file__, "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python3 dev.py image``: install the tools, build (or reuse) the image, print its size."""
-    del argv
+    quiet = "--quiet" in (argv or [])
     ensure_tools()
     t0 = time.perf_counter()
     try:
-        tag = build()
+        tag = build(quiet=quiet)
     except ImageError as exc:
         print(f"dev.py image: error: {exc}", file=sys.stderr)
         return 2
