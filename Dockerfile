@@ -16,7 +16,9 @@ ARG BASE=python:3.11-slim
 # ---- build stage: a virtual environment with the engine and its wheels (no compiler needed:
 # numpy/pandas/scipy/shapely/pyproj/pyogrio/osmium/rasterio wheels bundle their native libraries).
 # Left out: pip and setuptools, the packages' own test suites and pycountry's translations (the
-# engine never imports or reads them).
+# engine never imports or reads them). Bytecode is compiled with hashes that are never checked
+# (the image is immutable; PYTHONDONTWRITEBYTECODE): no start-up ever recompiles a module,
+# whatever the copied files' modification times.
 FROM ${BASE} AS build
 WORKDIR /src
 COPY pyproject.toml ./
@@ -32,7 +34,8 @@ RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca.crt \
     && /opt/pna/bin/pip uninstall --yes --quiet setuptools pip \
     && cd /opt/pna/lib/python3.11/site-packages \
     && find . -depth -type d -name tests -exec rm -rf {} + \
-    && rm -rf pycountry/locales
+    && rm -rf pycountry/locales \
+    && python3 -m compileall -q -f -j 0 --invalidation-mode unchecked-hash .
 
 # ---- the image
 FROM ${BASE}
