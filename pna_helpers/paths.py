@@ -9,9 +9,30 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def outputs_label(path: str | Path | None = None) -> str:
+    """How messages name the outputs folder: ``PNA_OUTPUTS=/x`` when the variable set it."""
+    env = os.environ.get("PNA_OUTPUTS")
+    p = path if path is not None else (env or REPO_ROOT / "outputs")
+    return f"PNA_OUTPUTS={p}" if env else f"the outputs folder {p}"
+
+
 def outputs_dir() -> Path:
-    """The outputs folder: job store, job logs, results, reports."""
+    """The outputs folder: job store, job logs, results, reports.
+
+    Raises
+    ------
+    StorageError
+        ``PNA_OUTPUTS`` is a file, lies under a file, or cannot be created.
+    """
+    from pna_engine.errors import StorageError, storage_error
+
     env = os.environ.get("PNA_OUTPUTS")
     p = Path(env).expanduser() if env else REPO_ROOT / "outputs"
-    p.mkdir(parents=True, exist_ok=True)
+    if p.exists() and not p.is_dir():
+        raise StorageError(f"{outputs_label(p)} is a file, not a folder: point PNA_OUTPUTS at a "
+                           "folder (it is created if missing)")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, outputs_label(p)) from exc
     return p.resolve()

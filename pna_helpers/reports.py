@@ -116,8 +116,15 @@ def render_many(locations: list[Any], out_dir: str | Path | None = None,
     """Render one report per result set plus ``index.html`` linking them (with scores).
 
     A result set that fails is listed in the index with its error; the others still render.
-    Returns the index path.
+    Returns the index path (:func:`render_each` also returns the failures).
     """
+    return render_each(locations, out_dir, progress)[0]
+
+
+def render_each(locations: list[Any], out_dir: str | Path | None = None,
+                progress: bool = True) -> tuple[Path, list[tuple[str, str]]]:
+    """As :func:`render_many`; returns ``(index path, [(location, error), ...])`` with one
+    entry per result set that failed."""
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir) if out_dir else outputs_dir() / "reports"
@@ -134,7 +141,7 @@ def render_many(locations: list[Any], out_dir: str | Path | None = None,
             rows.append((str(loc), None, None, None, str(exc).splitlines()[0]))
     index = out_dir / "index.html"
     write_text(index, _index_html(rows))
-    return index
+    return index, [(str(r[0]), str(r[4])) for r in rows if r[1] is None]
 
 
 def _index_html(rows: list[tuple[Any, ...]]) -> str:
@@ -190,8 +197,14 @@ def run_cli(args: argparse.Namespace) -> int:
             src = args.many if args.many != "-" else (args.results or "-")
             if src != "-" and not Path(src).exists():
                 raise InputError(f"list file {src} does not exist")
-            index = render_many(_read_list(src), args.output)
+            locations = _read_list(src)
+            index, failed = render_each(locations, args.output)
             print(f"index: {index}")
+            if failed:  # the others rendered; say which did not, and exit non-zero
+                which = "; ".join(f"{loc}: {err}" for loc, err in failed)
+                print(f"pna: error: {len(failed)} of {len(locations)} reports failed: {which}",
+                      file=sys.stderr)
+                return 1
             return 0
         if not args.results:
             raise InputError("give a results location (folder, .zip, s3:// URI or job id)")
@@ -199,10 +212,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"report: {out}")
         return 0
     except InputError as exc:
-        print(f"pna report: error: {exc}", file=sys.stderr)
+        print(f"pna: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a report cell failed: the message names the cell and error
-        print(f"pna report: error: {exc}", file=sys.stderr)
+        print(f"pna: error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -51,7 +51,11 @@ def test_cli_many_with_index_and_one_bad_place(tmp_path: Path) -> None:
     lst = tmp_path / "places.txt"
     lst.write_text(f"# result sets\n{good}\n{tmp_path / 'missing-town'}\n")
     p = _cli("--many", str(lst), "-o", str(tmp_path / "reports"))
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # one place failed: not a success
+    errors = [ln for ln in p.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith("pna: error: 1 of 2 reports failed: ")
+    assert str(tmp_path / "missing-town") in errors[0] and "does not exist" in errors[0]
+    assert str(good) not in errors[0]
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "1 of 2 places rendered" in index
     assert 'href="good-town.html"' in index
@@ -64,7 +68,7 @@ def test_cli_error_is_one_line(tmp_path: Path) -> None:
     p = _cli(str(tmp_path / "nothing-here"), "-o", str(tmp_path / "x.html"))
     assert p.returncode == 2
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pna report: error:")
+    assert len(lines) == 1 and lines[0].startswith("pna: error:")  # one prefix per program
     assert "does not exist" in lines[0]
     # the same subcommand through the `pna` command
     p = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "report", "--help"], cwd=REPO,

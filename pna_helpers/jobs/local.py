@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pna_engine.errors import InputError, StorageError, storage_error
 from pna_engine.status import STATUS_FILE
 from pna_helpers.config import Settings
 from pna_helpers.jobs.base import (
@@ -66,6 +67,7 @@ from pna_helpers.jobs.model import (
     utcnow,
 )
 from pna_helpers.jobs.request import AnalysisRequest
+from pna_helpers.paths import outputs_label
 
 HEARTBEAT_S = 2.0
 #: A running job whose heartbeat is older than this is presumed dead (other host, frozen pid).
@@ -73,6 +75,10 @@ STALE_S = 60.0
 #: A STARTING job whose supervisor never registered within this time failed to launch.
 LAUNCH_TIMEOUT_S = 60.0
 CANCEL_GRACE_S = 10.0
+#: Seconds a store operation waits for another process's write transaction.
+BUSY_TIMEOUT_S = 60.0
+#: The store is copied to ``jobs.sqlite.bak`` at most this often (seconds).
+BACKUP_EVERY_S = 600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -111,15 +117,24 @@ def _iso(t: _dt.datetime | None = None) -> str:
 
 # --------------------------------------------------------------------------- store
 class Store:
-    """The SQLite job store (one connection per call; safe across processes)."""
+    """The SQLite job store (one connection per call; safe across processes).
+
+    A damaged store (``jobs.sqlite`` overwritten, truncated, a disk fault) is an error naming
+    the file and how to recover: move it aside, or restore ``jobs.sqlite.bak``, the copy made
+    at most every :data:`BACKUP_EVERY_S` seconds while the store was healthy.
+    """
 
     def __init__(self, outputs: Path):
         self.outputs = Path(outputs)
         self.path = self.outputs / "jobs.sqlite"
+        self.backup_path = self.outputs / "jobs.sqlite.bak"
         self.logs_dir = self.outputs / "logs"
         self.results_dir = self.outputs / "results"
         for d in (self.outputs, self.logs_dir, self.results_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, f"the job store in {outputs_label(self.outputs)}") from exc
         with self.connect() as con:
             con.executescript(SCHEMA)
             cols = {r[1] for r in con.execute("PRAGMA table_info(jobs)")}
@@ -127,16 +142,65 @@ class Store:
                 con.execute("ALTER TABLE jobs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 1")
             if "chain" not in cols:
                 con.execute("ALTER TABLE jobs ADD COLUMN chain INTEGER NOT NULL DEFAULT 1")
+        self._backup()
+
+    def _backup(self) -> None:
+        """Copy the store to ``jobs.sqlite.bak`` (atomically) when that copy is missing or
+        older than :data:`BACKUP_EVERY_S`."""
+        try:
+            if time.time() - self.backup_path.stat().st_mtime < BACKUP_EVERY_S:
+                return
+        except OSError:
+            pass
+        from pna_engine.atomic import atomic_path
+
+        with contextlib.suppress(OSError, sqlite3.Error), atomic_path(self.backup_path) as tmp:
+            src = sqlite3.connect(self.path, timeout=60)
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+
+    def _error(self, exc: sqlite3.Error) -> InputError:
+        """One line for a failed store operation, with what to do."""
+        msg = str(exc) or type(exc).__name__
+        low = msg.lower()
+        where = outputs_label(self.outputs)
+        if isinstance(exc, sqlite3.OperationalError):
+            if "readonly" in low or "read-only" in low or "unable to open" in low:
+                return StorageError(f"cannot write the job store {self.path} ({msg}): "
+                                    f"{where} must be a writable folder")
+            if "full" in low:
+                return StorageError(f"the disk holding the job store {self.path} is full "
+                                    f"({msg}): free some space")
+            if "locked" in low or "busy" in low:
+                return JobError(f"the job store {self.path} stayed locked by another process "
+                                f"for {BUSY_TIMEOUT_S:.0f} s ({msg}); try again")
+        restore = ""
+        if self.backup_path.exists():
+            when = _dt.datetime.fromtimestamp(self.backup_path.stat().st_mtime, _dt.UTC)
+            restore = (f", or restore the copy of {when:%Y-%m-%d %H:%M} UTC with "
+                       f"'cp {self.backup_path} {self.path}'")
+        return JobError(f"the job store {self.path} is damaged ({msg}): move it aside with "
+                        f"'mv {self.path} {self.path}.broken' and PNA starts an empty store "
+                        f"(results and logs stay in {self.outputs}){restore}")
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         try:
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA busy_timeout = 60000")
+            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
             yield con
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         finally:
             con.close()
 
@@ -149,7 +213,8 @@ class Store:
                 yield con
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
                 raise
 
     def row(self, job_id: str) -> sqlite3.Row | None:
