@@ -337,10 +337,12 @@ _clients_lock = threading.Lock()
 
 def _env_float(name: str, default: float) -> float:
     try:
-        return float(os.environ.get(name) or default)
+        value = float(os.environ.get(name) or default)
     except ValueError:
-        raise InputError(f"{name} must be a number of seconds, got "
-                         f"{os.environ.get(name)!r}") from None
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise InputError(f"{name} must be a positive number, got {os.environ.get(name)!r}")
+    return value
 
 
 def aws_client(service: str, *, region: str | None = None, endpoint_url: str | None = None,
@@ -371,9 +373,7 @@ def aws_client(service: str, *, region: str | None = None, endpoint_url: str | N
               or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
     endpoint_url = (endpoint_url or os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
                     or os.environ.get("AWS_ENDPOINT_URL") or None)
-    connect = connect_timeout or _env_float("PNA_AWS_CONNECT_TIMEOUT", AWS_CONNECT_TIMEOUT)
-    read = read_timeout or _env_float("PNA_AWS_READ_TIMEOUT", AWS_READ_TIMEOUT)
-    attempts = int(max_attempts or _env_float("PNA_AWS_MAX_ATTEMPTS", AWS_MAX_ATTEMPTS))
+    connect, read, attempts = aws_limits(connect_timeout, read_timeout, max_attempts)
     creds = (os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"))
     key = (service, region, endpoint_url, connect, read, attempts, creds)
     with _clients_lock:
@@ -383,22 +383,77 @@ def aws_client(service: str, *, region: str | None = None, endpoint_url: str | N
 
             config = Config(connect_timeout=connect, read_timeout=read,
                             retries={"mode": "standard", "total_max_attempts": attempts})
-            _clients[key] = boto3.session.Session().client(
+            client = boto3.session.Session().client(
                 service, region_name=region, endpoint_url=endpoint_url, config=config)
+            client.meta.events.register_first("needs-retry", _no_retry_after_read_timeout)
+            _clients[key] = client
         return _clients[key]
+
+
+def _no_retry_after_read_timeout(caught_exception: BaseException | None = None,
+                                 **_: Any) -> None:
+    """botocore ``needs-retry`` hook: a read timeout ends the call at once. The request may
+    have been received (a second ``SubmitJob`` would start a second job), and an endpoint that
+    accepted the connection but stays silent rarely answers the next attempt - so a silent
+    endpoint costs one read timeout, not ``attempts`` of them."""
+    from botocore.exceptions import ReadTimeoutError
+
+    if isinstance(caught_exception, ReadTimeoutError):
+        raise caught_exception
+
+
+def aws_limits(connect_timeout: float | None = None, read_timeout: float | None = None,
+               max_attempts: int | None = None) -> tuple[float, float, int]:
+    """(connect timeout, read timeout, attempts) as :func:`aws_client` uses them."""
+    return (connect_timeout or _env_float("PNA_AWS_CONNECT_TIMEOUT", AWS_CONNECT_TIMEOUT),
+            read_timeout or _env_float("PNA_AWS_READ_TIMEOUT", AWS_READ_TIMEOUT),
+            int(max_attempts or _env_float("PNA_AWS_MAX_ATTEMPTS", AWS_MAX_ATTEMPTS)))
+
+
+def timeout_message(exc: BaseException, what: str = "", *,
+                    connect_timeout: float | None = None, read_timeout: float | None = None,
+                    max_attempts: int | None = None) -> str | None:
+    """``the AWS endpoint URL did not answer within N s (WHAT); ...`` when ``exc`` (or an
+    exception it was raised from) is a botocore read or connect timeout, else None. The limits
+    are those the client was made with (default: the environment, see :func:`aws_client`)."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        if isinstance(e, ReadTimeoutError | ConnectTimeoutError):
+            url = (getattr(e, "kwargs", None) or {}).get("endpoint_url") or "?"
+            if "://" in url:  # the endpoint, not the operation's path
+                parts = urlparse(url)
+                url = f"{parts.scheme}://{parts.netloc}"
+            connect, read, attempts = aws_limits(connect_timeout, read_timeout, max_attempts)
+            if isinstance(e, ReadTimeoutError):
+                how, waited, knob = "did not answer within", read, "PNA_AWS_READ_TIMEOUT"
+            else:
+                how = f"did not accept a connection in {attempts} attempts within"
+                waited, knob = connect * attempts, "PNA_AWS_CONNECT_TIMEOUT"
+            for_what = f" ({what})" if what else ""
+            return (f"the AWS endpoint {url} {how} {waited:g} s{for_what}; check the network, "
+                    f"the region and AWS_ENDPOINT_URL, or raise {knob}")
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def s3_error(uri: str, exc: Exception, hint: Hint | None = None) -> InputError:
     """A one-line error for a failed S3 operation on ``uri``."""
     hint = hint or Hint()
     name = type(exc).__name__
-    err = (getattr(exc, "response", None) or {}).get("Error", {})
+    err = (getattr(exc, "response", None) or {}).get("Error") or {}
     code = err.get("Code", name)
     if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
         return InputError(f"{uri} does not exist: check the URI" + hint.instead())
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return InputError(f"no AWS credentials to access {uri}: configure them (AWS_PROFILE, "
                           "environment or an instance role)")
+    silent = timeout_message(exc, f"{hint.what} {uri}")
+    if silent is not None:
+        return OfflineError(silent + hint.instead().replace("; pass", "; or pass"))
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
                 "ConnectionClosedError"):
         return OfflineError(f"could not reach S3 for {hint.what} {uri}: endpoint unreachable "

@@ -73,6 +73,12 @@ class Settings:
     #: Local backend: jobs one worker process runs in turn, the engine imported once (one
     #: forked child per job, as an AWS array child runs many places); 1 = a process per job.
     places_per_worker: int = 1
+    #: Every AWS call: seconds to connect, seconds to wait for an answer (a read timeout is
+    #: not retried), attempts for throttling / 5xx / connection errors (botocore's standard
+    #: retry mode). See :func:`pna_engine.remote.aws_client`.
+    aws_connect_timeout: float = 10.0
+    aws_read_timeout: float = 30.0
+    aws_max_attempts: int = 3
     #: Outputs folder (local job store, logs, results, reports); ``PNA_OUTPUTS``.
     outputs: Path = field(default_factory=outputs_dir)
 
@@ -136,6 +142,10 @@ class Settings:
         if not 0 <= self.min_vcpus <= self.max_vcpus:
             raise InputError(f"vCPUs must satisfy 0 <= min ({self.min_vcpus}) <= max "
                              f"({self.max_vcpus})")
+        for name in ("aws_connect_timeout", "aws_read_timeout", "aws_max_attempts"):
+            v = getattr(self, name)
+            if not 0 < v < float("inf"):
+                raise InputError(f"PNA_{name.upper()} must be a positive number, got {v!r}")
         self.outputs = Path(self.outputs).expanduser().resolve()
 
     @property

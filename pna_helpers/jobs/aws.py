@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pna_engine.errors import InputError
-from pna_engine.remote import aws_client, split_s3
+from pna_engine.remote import aws_client, split_s3, timeout_message
 from pna_helpers.config import Settings
 from pna_helpers.jobs.base import (
     JobBackend,
@@ -48,17 +48,23 @@ RETRY_CODES = frozenset({
 MAX_ATTEMPTS = 8
 
 
-def aws_error(exc: Exception, what: str) -> InputError:
-    """A one-line, actionable error for a failed AWS call."""
+def aws_error(exc: Exception, what: str, *, connect_timeout: float | None = None,
+              read_timeout: float | None = None, max_attempts: int | None = None) -> InputError:
+    """A one-line, actionable error for a failed AWS call (any exception: one without an HTTP
+    response, like a timeout, too). The limits are those of the client that failed."""
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
         return InputError(f"{what}: no AWS credentials found - set AWS_PROFILE or "
                           "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where an IAM role is "
                           "available (PNA never stores credentials)")
+    silent = timeout_message(exc, what, connect_timeout=connect_timeout,
+                             read_timeout=read_timeout, max_attempts=max_attempts)
+    if silent is not None:
+        return InputError(silent)
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
         return InputError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
                           "the region and AWS_ENDPOINT_URL")
-    err = getattr(exc, "response", {}).get("Error", {})
+    err = (getattr(exc, "response", None) or {}).get("Error") or {}
     code, msg = err.get("Code", name), err.get("Message", str(exc))
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                 "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"):
@@ -80,12 +86,22 @@ class Aws:
         self._account: str | None = None
 
     def client(self, service: str) -> Any:
-        """The boto3 client of ``service`` (:func:`pna_engine.remote.aws_client`: the project's
-        timeouts and bounded retries; :meth:`call` adds its own backoff on throttling)."""
+        """The boto3 client of ``service`` (:func:`pna_engine.remote.aws_client`: the settings'
+        timeouts and bounded retries, a read timeout not retried; :meth:`call` adds its own
+        backoff on throttling)."""
         if service not in self._clients:
-            self._clients[service] = aws_client(service, region=self.settings.aws_region,
-                                                endpoint_url=self.settings.endpoint_url)
+            s = self.settings
+            self._clients[service] = aws_client(
+                service, region=s.aws_region, endpoint_url=s.endpoint_url,
+                connect_timeout=s.aws_connect_timeout, read_timeout=s.aws_read_timeout,
+                max_attempts=s.aws_max_attempts)
         return self._clients[service]
+
+    def error(self, exc: Exception, what: str) -> InputError:
+        """:func:`aws_error` with this client's limits."""
+        s = self.settings
+        return aws_error(exc, what, connect_timeout=s.aws_connect_timeout,
+                         read_timeout=s.aws_read_timeout, max_attempts=s.aws_max_attempts)
 
     def call(self, service: str, op: str, what: str | None = None, **kw: Any) -> Any:
         """``client(service).op(**kw)`` retried with exponential backoff on throttling / 5xx."""
@@ -102,7 +118,7 @@ class Aws:
                 if not retriable or attempt == MAX_ATTEMPTS - 1:
                     raise
             except BotoCoreError as exc:
-                raise aws_error(exc, what or f"{service} {op}") from exc
+                raise self.error(exc, what or f"{service} {op}") from exc
             self._sleep(min(20.0, 0.5 * 2 ** attempt) * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")
 
@@ -115,7 +131,7 @@ class Aws:
             for page in self.client(service).get_paginator(op).paginate(**kw):
                 out.extend(page.get(key, []))
         except BotoCoreError as exc:
-            raise aws_error(exc, f"{service} {op}") from exc
+            raise self.error(exc, f"{service} {op}") from exc
         return out
 
     @property
@@ -124,7 +140,7 @@ class Aws:
             try:
                 self._account = self.call("sts", "get_caller_identity")["Account"]
             except Exception as exc:
-                raise aws_error(exc, "finding the AWS account") from exc
+                raise self.error(exc, "finding the AWS account") from exc
         return self._account
 
     @property
@@ -154,7 +170,7 @@ class AwsBackend(JobBackend):
         try:
             return fn(*a, **kw)
         except (ClientError, BotoCoreError) as exc:
-            raise aws_error(exc, what) from exc
+            raise self.aws.error(exc, what) from exc
 
     def check_ready(self) -> None:
         """The queue and job definition exist (else: run ``pna stack up``)."""
@@ -212,7 +228,7 @@ class AwsBackend(JobBackend):
             except InputError:
                 raise
             except Exception as exc:  # ClientError, S3UploadFailedError, BotoCoreError
-                raise aws_error(exc, f"uploading the inputs of {r.place!r} to "
+                raise self.aws.error(exc, f"uploading the inputs of {r.place!r} to "
                                      f"s3://{self.aws.bucket}") from exc
         return out
 
@@ -361,7 +377,7 @@ class AwsBackend(JobBackend):
             except InputError:
                 raise
             except Exception as exc:
-                err = aws_error(exc, "listing jobs")
+                err = self.aws.error(exc, "listing jobs")
                 if "does not exist" in str(err):
                     raise JobError(f"AWS Batch job queue {self.settings.job_queue!r} does not "
                                    f"exist in {self.settings.aws_region}: run 'pna stack up' or "
@@ -427,7 +443,7 @@ class AwsBackend(JobBackend):
             if "ResourceNotFound" in str(exc):
                 raise JobError(f"no log stream {stream} in {LOG_GROUP} yet for job "
                                f"{job_id}") from exc
-            raise aws_error(exc, f"reading the log of {job_id}") from exc
+            raise self.aws.error(exc, f"reading the log of {job_id}") from exc
         return "".join(m if m.endswith("\n") else m + "\n" for m in events)
 
     def results_location(self, job_id: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from pna_engine import __version__
 from pna_engine.errors import InputError
 from pna_helpers.config import Settings
-from pna_helpers.jobs.aws import Aws, aws_error
+from pna_helpers.jobs.aws import Aws
 
 SERVICE_ROLE = "pna-batch-service-role"
 INSTANCE_ROLE = "pna-batch-instance-role"
@@ -80,10 +80,10 @@ class Stack:
         try:
             return self.aws.call(service, op, **kw)
         except (ClientError, BotoCoreError) as exc:
-            raise aws_error(exc, f"stack: {service} {op}") from exc
+            raise self.aws.error(exc, f"stack: {service} {op}") from exc
 
     def _code(self, exc: Exception) -> str:
-        return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        return ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code", "")
 
     @property
     def fargate(self) -> bool:
@@ -105,7 +105,7 @@ class Stack:
             return "unchanged"
         except ClientError as exc:
             if self._code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise aws_error(exc, f"stack: bucket {bucket}") from exc
+                raise self.aws.error(exc, f"stack: bucket {bucket}") from exc
         kw: dict[str, Any] = {"Bucket": bucket}
         if self.settings.aws_region != "us-east-1":
             kw["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.aws_region}
@@ -120,7 +120,7 @@ class Stack:
             return "unchanged"
         except ClientError as exc:
             if self._code(exc) != "RepositoryNotFoundException":
-                raise aws_error(exc, "stack: ECR repository") from exc
+                raise self.aws.error(exc, "stack: ECR repository") from exc
         self._call("ecr", "create_repository", repositoryName=ECR_REPOSITORY,
                    imageScanningConfiguration={"scanOnPush": True})
         return "created"
@@ -135,7 +135,7 @@ class Stack:
             arn = self.aws.call("iam", "get_role", RoleName=name)["Role"]["Arn"]
         except ClientError as exc:
             if self._code(exc) != "NoSuchEntity":
-                raise aws_error(exc, f"stack: IAM role {name}") from exc
+                raise self.aws.error(exc, f"stack: IAM role {name}") from exc
             arn = self._call("iam", "create_role", RoleName=name,
                              AssumeRolePolicyDocument=_trust(service),
                              Description="PNA (Bicycle Network Analysis) batch jobs",
@@ -170,7 +170,7 @@ class Stack:
                                  InstanceProfileName=INSTANCE_PROFILE)["InstanceProfile"]
         except ClientError as exc:
             if self._code(exc) != "NoSuchEntity":
-                raise aws_error(exc, "stack: instance profile") from exc
+                raise self.aws.error(exc, "stack: instance profile") from exc
             prof = self._call("iam", "create_instance_profile",
                               InstanceProfileName=INSTANCE_PROFILE)["InstanceProfile"]
             action = "created"
@@ -212,7 +212,7 @@ class Stack:
             return "unchanged"
         except ClientError as exc:
             if "NotFound" not in self._code(exc) and "NotFound" not in str(exc):
-                raise aws_error(exc, "stack: launch template") from exc
+                raise self.aws.error(exc, "stack: launch template") from exc
         self._call("ec2", "create_launch_template", LaunchTemplateName=LAUNCH_TEMPLATE,
                    LaunchTemplateData={"BlockDeviceMappings": [{
                        "DeviceName": "/dev/xvda",
