@@ -12,6 +12,7 @@ import sys
 from pna_engine import PHASES, __version__
 from pna_engine.errors import InputError, check_writable_folder
 from pna_engine.params import Params, add_arguments, values_from_args
+from pna_engine.stopping import EXIT_STOPPED, Stopped, stop_on_signals
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quiet:
                     print(f"[pna-engine] {name}", file=sys.stderr, flush=True)
 
-            state = pipeline.run(params, on_phase=on_phase)
+            with stop_on_signals():  # SIGTERM / SIGHUP clean up as Ctrl-C does
+                state = pipeline.run(params, on_phase=on_phase)
             if not args.quiet:
                 for note in state.notes:  # also in run.json
                     print(f"[pna-engine] note: {note}", file=sys.stderr)
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"pna-engine: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:
+        print(f"pna-engine: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except KeyboardInterrupt:
         print("pna-engine: interrupted", file=sys.stderr)
         return 130

@@ -775,7 +775,11 @@ def connect(
             chunks = _split_units(units, n_workers * 4)
             ctx = mp.get_context("fork")
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as ex:
-                results = list(ex.map(_run_chunk, chunks))
+                try:
+                    results = list(ex.map(_run_chunk, chunks))
+                except BaseException:  # stopped (SIGTERM, Ctrl-C) or failed: end the workers now
+                    _stop_pool(ex)
+                    raise
         else:
             results = [_run_chunk(units)]
     finally:
@@ -798,6 +802,15 @@ def connect(
         trails_high=(p["th_b"], p["th_t"]),
         trails_low=(p["tl_b"], p["tl_t"]),
     )
+
+
+def _stop_pool(ex: Any) -> None:
+    """Cancel the pending chunks and terminate the pool's workers (instead of letting
+    ``shutdown`` wait for the running chunks to finish)."""
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
 
 
 def compute_connectivity(s: Any) -> Connectivity:

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +42,7 @@ from pna_engine.atomic import write_json
 from pna_engine.errors import InputError
 from pna_engine.params import ParamError, Params, input_roles
 from pna_engine.status import STATUS_FILE
+from pna_engine.stopping import EXIT_STOPPED, Stopped, stop_on_signals
 
 
 def log(msg: str) -> None:
@@ -166,15 +166,11 @@ def results_uri_from_env(env: dict[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt("terminated")
-
-
 def _write_status(folder: Path, sink: ResultsSink, state: str, phase: str | None,
                   error: str | None = None) -> None:
     """A status file of our own before the engine starts (fetching) or when it never ran."""
     from pna_engine import PHASES, __version__
-    from pna_engine.status import _now
+    from pna_engine.status import _now, writer_info
 
     path = folder / STATUS_FILE
     old: dict[str, Any] = {}
@@ -183,6 +179,8 @@ def _write_status(folder: Path, sink: ResultsSink, state: str, phase: str | None
     data = {"state": state, "phase": phase or old.get("phase"), "phase_index": None,
             "phases": list(PHASES), "started_at": old.get("started_at") or _now(),
             "updated_at": _now(), "error": error, "engine_version": __version__}
+    if state == "running":  # no heartbeat while fetching: a reader on this host checks the pid
+        data["writer"] = writer_info()
     write_json(path, data)
     sink.put(path)
 
@@ -190,7 +188,15 @@ def _write_status(folder: Path, sink: ResultsSink, state: str, phase: str | None
 def main(env: dict[str, str] | None = None) -> int:
     """Run the job described by the environment; return the exit code."""
     env = dict(os.environ if env is None else env)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    with stop_on_signals():  # SIGTERM (Batch terminate, local cancel) and SIGHUP: exit 143
+        try:
+            return _main(env)
+        except Stopped:
+            log("stopped")
+            return EXIT_STOPPED
+
+
+def _main(env: dict[str, str]) -> int:
     scratch: Path | None = None
     try:
         request = load_request(env)
@@ -205,7 +211,6 @@ def main(env: dict[str, str] | None = None) -> int:
         print(f"pna-engine: error: {exc}", file=sys.stderr, flush=True)
         return 2
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -220,7 +225,7 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
     except KeyboardInterrupt:
         _write_status(out, sink, "failed", None, "interrupted")
         log("stopped")
-        return 143
+        return EXIT_STOPPED
     except InputError as exc:
         _write_status(out, sink, "failed", None, str(exc))
         raise
@@ -240,7 +245,7 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
                              status_hook=status_hook if sink.is_s3 else None)
     except KeyboardInterrupt:
         log("stopped")
-        return 143
+        return EXIT_STOPPED
     except InputError:
         raise
     except Exception as exc:
@@ -259,7 +264,7 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
         log(reason)
         with contextlib.suppress(Exception):  # best effort: the store may be what failed
             _write_status(out, sink, "failed", "export", reason)
-        return 143 if stopped else 1
+        return EXIT_STOPPED if stopped else 1
     sink.put(out / STATUS_FILE)
     log(f"done in {state.timings.get('total', 0):.1f} s" + (f", uploaded {n + 1} files" if n else ""))
     return 0

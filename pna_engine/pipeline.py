@@ -227,7 +227,8 @@ def run(
     out = check_writable_folder(params.output, "output folder")
     status = StatusFile(out, on_change=status_hook)
     cleaner = _clear_previous_run(out)
-    status._write()
+    status.write()
+    status.start_heartbeat()
     staging = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     state = RunState(params=params, staging=staging)
@@ -243,6 +244,7 @@ def run(
             status.phase(name)
             if on_phase is not None:
                 on_phase(name)
+            _fault_pause(name)
             t0 = time.perf_counter()
             fn(state)
             state.timings[name] = round(time.perf_counter() - t0, 3)
@@ -268,8 +270,20 @@ def run(
             raise error from exc
         raise
     finally:
+        status.stop_heartbeat()
         cleaner.join()
     return state
+
+
+#: Fault injection for tests: ``PNA_FAULT_PAUSE_AT=<phase>`` makes a run wait
+#: ``PNA_FAULT_PAUSE_S`` seconds (default 60) once that phase has started and ``status.json``
+#: says so, so that a test can stop it there (tests/test_engine_signals.py).
+FAULT_PAUSE_ENV = "PNA_FAULT_PAUSE_AT"
+
+
+def _fault_pause(phase: str) -> None:
+    if os.environ.get(FAULT_PAUSE_ENV) == phase:
+        time.sleep(float(os.environ.get("PNA_FAULT_PAUSE_S") or 60))
 
 
 def _staged_bytes(staging: Path) -> int | None:

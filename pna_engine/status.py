@@ -3,14 +3,28 @@
 The job layer (local or AWS) reads it to show the analysis phase next to the Batch state::
 
     {"state": "running", "phase": "connectivity", "phase_index": 5, "phases": [...],
-     "started_at": "...", "updated_at": "...", "error": null, "engine_version": "0.1.0"}
+     "started_at": "...", "updated_at": "...", "error": null, "engine_version": "0.1.0",
+     "writer": {"host": "h", "pid": 1234, "start": 98765}, "heartbeat_at": "...",
+     "heartbeat_every_s": 10}
 
 ``state`` is ``running``, ``succeeded`` or ``failed``; ``phase_index`` is 0-based in ``phases``.
+
+While a run goes, its writer (host, process id and the process's start time) is recorded and
+a heartbeat rewrites the file every :data:`HEARTBEAT_S` seconds. A reader calls
+:func:`read_status` (or :func:`effective`): a ``running`` file whose writer is gone - its process
+has ended on this host, or its heartbeat is older than :data:`STALE_S` seen from another host -
+reads as ``failed`` with an error starting with ``interrupted``, never as ``running`` forever
+(SIGKILL, a crash, a lost machine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import json
+import os
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,19 +33,46 @@ from pna_engine import PHASES, __version__
 from pna_engine.atomic import write_json
 
 STATUS_FILE = "status.json"
+#: Seconds between two heartbeats of a running writer.
+HEARTBEAT_S = 10.0
+#: A running status whose heartbeat is older than this (seen from another host) is dead.
+STALE_S = 60.0
+INTERRUPTED = "interrupted"
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+def _proc_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), else None: with
+    the pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # a zombie has ended
+            return -1
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def writer_info() -> dict[str, Any]:
+    """This process as the writer of a status file: host, pid and process start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _proc_start(pid)}
+
+
 class StatusFile:
     """Writes ``status.json`` atomically at every change; optional ``on_change`` hook
-    (the container uses it to mirror the file to S3)."""
+    (the container uses it to mirror the file to S3). :meth:`start_heartbeat` rewrites it
+    every :data:`HEARTBEAT_S` seconds until the run ends."""
 
     def __init__(self, folder: str | Path, on_change: Callable[[Path], None] | None = None):
         self.path = Path(folder) / STATUS_FILE
         self.on_change = on_change
+        self._lock = threading.Lock()
+        self._beat: threading.Event | None = None
         self.data: dict[str, Any] = {
             "state": "running",
             "phase": None,
@@ -41,24 +82,106 @@ class StatusFile:
             "updated_at": _now(),
             "error": None,
             "engine_version": __version__,
+            "writer": writer_info(),
+            "heartbeat_at": _now(),
+            "heartbeat_every_s": HEARTBEAT_S,
         }
 
-    def _write(self) -> None:
-        self.data["updated_at"] = _now()
-        write_json(self.path, self.data)
-        if self.on_change is not None:
-            self.on_change(self.path)
+    def write(self) -> None:
+        """Write the file now (and call ``on_change``)."""
+        with self._lock:
+            self.data["updated_at"] = self.data["heartbeat_at"] = _now()
+            write_json(self.path, self.data)
+            if self.on_change is not None:
+                self.on_change(self.path)
+
+    _write = write  # the name older callers use
+
+    def start_heartbeat(self, every: float = HEARTBEAT_S) -> None:
+        """Rewrite the file every ``every`` seconds from a daemon thread until the state is
+        final. The thread holds no lock a forked worker could need (``fork_safe``)."""
+        if self._beat is not None:
+            return
+        stop = self._beat = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every):
+                if self.data["state"] != "running":
+                    return
+                with contextlib.suppress(Exception):  # a failed beat must not end the run
+                    self.write()
+
+        t = threading.Thread(target=beat, name="pna-status-heartbeat", daemon=True)
+        t.fork_safe = True  # type: ignore[attr-defined]  # see export._can_fork
+        t.start()
+
+    def stop_heartbeat(self) -> None:
+        if self._beat is not None:
+            self._beat.set()
+            self._beat = None
 
     def phase(self, name: str) -> None:
         self.data["phase"] = name
         self.data["phase_index"] = PHASES.index(name) if name in PHASES else None
-        self._write()
+        self.write()
 
     def succeeded(self) -> None:
+        self.stop_heartbeat()
         self.data["state"] = "succeeded"
-        self._write()
+        self.write()
 
     def failed(self, error: str) -> None:
+        self.stop_heartbeat()
         self.data["state"] = "failed"
         self.data["error"] = error
-        self._write()
+        self.write()
+
+
+# --------------------------------------------------------------------------- readers
+def writer_alive(data: dict[str, Any], now: float | None = None) -> bool | None:
+    """Is the writer of a ``running`` status still there? None when the file does not say
+    (written by an older PNA) or the state is final."""
+    if data.get("state") != "running":
+        return None
+    w = data.get("writer")
+    if not isinstance(w, dict) or not w.get("pid"):
+        return None
+    if w.get("host") == socket.gethostname():
+        start = _proc_start(int(w["pid"]))
+        if start is None:  # no /proc: ask the kernel
+            try:
+                os.kill(int(w["pid"]), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return start != -1 and (w.get("start") is None or start == w.get("start"))
+    try:  # another host: only a file with a heartbeat can be judged
+        beat = _dt.datetime.fromisoformat(data["heartbeat_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    now_t = now if now is not None else _dt.datetime.now(_dt.UTC).timestamp()
+    every = float(data.get("heartbeat_every_s") or HEARTBEAT_S)
+    return now_t - beat.timestamp() <= max(STALE_S, 3 * every)
+
+
+def effective(data: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The status as a reader should see it: a ``running`` file whose writer is gone becomes
+    ``failed`` with an ``interrupted: ...`` error (the file itself is not changed)."""
+    if writer_alive(data, now) is not False:
+        return data
+    w = data.get("writer") or {}
+    why = (f"{INTERRUPTED}: the run's process (pid {w.get('pid')} on {w.get('host')}) stopped "
+           f"in phase {data.get('phase') or 'start-up'} without finishing (killed, crashed or "
+           "its machine was lost); run it again")
+    return {**data, "state": "failed", "error": why, "writer_dead": True}
+
+
+def read_status(folder: str | Path) -> dict[str, Any]:
+    """``status.json`` of ``folder`` as a reader should see it (see :func:`effective`);
+    ``{}`` when there is none or it is unreadable."""
+    try:
+        return effective(json.loads((Path(folder) / STATUS_FILE).read_text()))
+    except (OSError, ValueError):
+        return {}

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pna_engine.errors import InputError
+from pna_engine.status import effective as effective_status
 from pna_helpers.paths import outputs_dir
 
 SCORES_FILE = "neighborhood_overall_scores.csv"
@@ -215,7 +216,10 @@ def _check_status(root: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise InputError(f"{status_path} is unreadable ({exc}): the run may still be writing; "
                          "retry or re-run the analysis") from exc
+    status = effective_status(status)  # a running run whose process died: interrupted
     state = status.get("state")
+    if status.get("writer_dead"):
+        raise InputError(f"results in {root} are incomplete - the run was {status['error']}")
     if state != "succeeded":
         detail = f" in phase {status.get('phase')}" if status.get("phase") else ""
         err = f": {status['error']}" if status.get("error") else ""
