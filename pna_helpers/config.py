@@ -167,9 +167,13 @@ def _read_config(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise InputError(f"PNA config file {path} not found: fix PNA_CONFIG or create it") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"PNA config file {path} is not valid TOML ({exc})") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"PNA config file {path} is not valid TOML "
+                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                         ) from exc
     data = data.get("pna", data)
+    if not isinstance(data, dict):
+        raise InputError(f"PNA config file {path}: 'pna' must be a table ([pna]) of settings")
     for secret in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
         if secret in data:
             raise InputError(f"{path}: do not put credentials in the PNA config file; use the "
