@@ -30,6 +30,10 @@ def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory):
         os.environ["PNA_OUTPUTS"] = str(tmp_path_factory.mktemp("pna-outputs"))
     # US runs look default speeds up online; tests never reach the internet (port 9: refused)
     os.environ.setdefault("PNA_SPEED_LIMITS_BASE_URL", "http://127.0.0.1:9/pfb-public-documents")
+    # the moto server answers in milliseconds, but its first EC2/IAM call builds big tables and
+    # can take tens of seconds on a busy 2-core machine: more than AWS's own 30 s default
+    # (tests of the timeout itself set their own value)
+    os.environ.setdefault("PNA_AWS_READ_TIMEOUT_S", "180")
     yield
 
 
