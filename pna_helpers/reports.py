@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pna_engine.atomic import write_text
-from pna_engine.errors import InputError
+from pna_engine.errors import InputError, storage_error
 from pna_helpers.paths import REPO_ROOT, outputs_dir
 from pna_helpers.results import load_results
 
@@ -185,7 +185,12 @@ def register(subparsers: Any) -> None:
 
 
 def _read_list(path: str) -> list[str]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the list file {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}; give a text file with one "
+                         "results location per line") from exc
     return [ln.split("#", 1)[0].strip() for ln in text.splitlines()
             if ln.split("#", 1)[0].strip()]
 
@@ -217,6 +222,9 @@ def run_cli(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a report cell failed: the message names the cell and error
         print(f"pna: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the output cannot be written (a file in the way, read-only, full)
+        print(f"pna: error: {storage_error(exc)}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
