@@ -33,7 +33,7 @@ def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory):
     # the moto server answers in milliseconds, but its first EC2/IAM call builds big tables and
     # can take tens of seconds on a busy 2-core machine: more than AWS's own 30 s default
     # (tests of the timeout itself set their own value)
-    os.environ.setdefault("PNA_AWS_READ_TIMEOUT_S", "180")
+    os.environ.setdefault("PNA_AWS_READ_TIMEOUT", "180")
     yield
 
 
