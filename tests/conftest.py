@@ -100,3 +100,13 @@ def moto_url():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+@pytest.fixture(scope="module")
+def demo_args(tmp_path_factory, helsinki_pbf) -> list[str]:
+    """``pna-engine run`` arguments of the offline demo (one worker, quiet), without
+    ``--output``."""
+    from pna_engine import demo
+
+    d = demo.prepare_demo_inputs(tmp_path_factory.mktemp("demo-inputs"))
+    return ["run", "--boundary", d["boundary"], "--osm", d["osm"], "--population",
+            d["population"], "--country", d["country"], "--city-speed-limit", "30",
+            "--offline", "--quiet", "--workers", "1"]

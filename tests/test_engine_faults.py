@@ -19,19 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from pna_engine import cli, demo, export
+from pna_engine import cli, export
 from pna_engine.errors import InputError
 from pna_engine.jobsdata import read_lodes
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def demo_args(tmp_path_factory, helsinki_pbf) -> list[str]:
-    d = demo.prepare_demo_inputs(tmp_path_factory.mktemp("demo-inputs"))
-    return ["run", "--boundary", d["boundary"], "--osm", d["osm"], "--population",
-            d["population"], "--country", d["country"], "--city-speed-limit", "30",
-            "--offline", "--quiet", "--workers", "1"]
 
 
 def _engine(args: list[str], wrap: str | None = None, timeout: float = 120):

@@ -24,19 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from pna_engine import PHASES, demo, status
+from pna_engine import PHASES, status
 from pna_engine.errors import InputError
 from pna_engine.pipeline import STAGING_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def demo_args(tmp_path_factory, helsinki_pbf) -> list[str]:
-    d = demo.prepare_demo_inputs(tmp_path_factory.mktemp("demo-inputs"))
-    return ["run", "--boundary", d["boundary"], "--osm", d["osm"], "--population",
-            d["population"], "--country", d["country"], "--city-speed-limit", "30",
-            "--offline", "--quiet", "--workers", "1"]
 
 
 def _start(demo_args: list[str], out: Path, phase: str) -> subprocess.Popen:
