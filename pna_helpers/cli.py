@@ -61,6 +61,18 @@ def _print_jobs(jobs_: list, as_json: bool) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_submit(args: argparse.Namespace) -> int:
+    """``pna submit``: one analysis request (or the demo place); prints the job id.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0, or with ``--wait`` 0 iff the job succeeded, 1 otherwise.
+    """
     from pna_helpers import jobs
     from pna_helpers.jobs.request import DEMO_PLACE, slugify
 
@@ -83,6 +95,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_submit_many(args: argparse.Namespace) -> int:
+    """``pna submit-many``: every place of a places file; prints the job ids.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     from pna_helpers import jobs
 
     reqs = jobs.read_places(args.places)
@@ -96,6 +120,18 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``pna list``: jobs, newest first, filtered by status, place and age.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     listed = _client(args).list(status=args.status or None, place=args.place, since=args.since)
     if args.limit:
         listed = listed[: args.limit]
@@ -104,11 +140,35 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``pna status``: the status of the given jobs.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     _print_jobs(_client(args).get_many(args.job_ids), args.json)
     return 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    """``pna wait``: wait for the given jobs, with a progress bar.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 iff every job succeeded, 1 otherwise.
+    """
     done = _client(args).wait(args.job_ids, timeout=args.timeout, progress=not args.no_progress)
     _print_jobs(done, args.json)
     bad = [j for j in done if not j.succeeded]
@@ -118,6 +178,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """``pna cancel``: cancel the given jobs (or every active one with ``--all``).
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     client = _client(args)
     if args.all:
         out = client.cancel_all_active()
@@ -130,22 +202,70 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    """``pna retry``: resubmit failed or cancelled jobs; prints the new ids.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     for j in _client(args).retry(args.job_ids):
         print(j.job_id)
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    """``pna logs``: a job's log (its last lines with ``--tail``).
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     sys.stdout.write(_client(args).logs(args.job_id, tail=args.tail))
     return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    """``pna results``: where a job's results are (folder or ``s3://`` prefix).
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     print(_client(args).results_location(args.job_id))
     return 0
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
+    """``pna stack up|status|scale|down``: the AWS resources of the aws backend.
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success.
+    """
     from pna_helpers.config import Settings
     from pna_helpers.jobs.stack import Stack
 
@@ -227,6 +347,12 @@ def _print_scores(location: str) -> None:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pna`` command line (every subcommand and its options).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     def _common(default: Any) -> argparse.ArgumentParser:
         c = argparse.ArgumentParser(add_help=False)
         c.add_argument("--backend", choices=["local", "aws"], default=default,
@@ -329,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``pna`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Parameters
+    ----------
+    argv
+        The arguments after ``pna``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 ok, 1 a job failed, 2 bad input (one line on stderr), 130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     # --backend/--config may come before or after the subcommand

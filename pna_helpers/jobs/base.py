@@ -33,6 +33,7 @@ class JobBackend(abc.ABC):
 
     @property
     def backend(self) -> str:
+        """The backend's registered name (``local`` or ``aws``)."""
         return self.name
 
     # ------------------------------------------------------------------ operations
@@ -178,6 +179,13 @@ def register_backend(name: str, factory: Callable[..., JobBackend] | None = None
 
 
 def available_backends() -> list[str]:
+    """Names of the registered job backends.
+
+    Returns
+    -------
+    list of str
+        Sorted, e.g. ``["aws", "local"]``.
+    """
     _load_builtin()
     return sorted(_BACKENDS)
 

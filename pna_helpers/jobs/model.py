@@ -30,6 +30,12 @@ TERMINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 
 def utcnow() -> _dt.datetime:
+    """The current time, timezone-aware UTC.
+
+    Returns
+    -------
+    datetime.datetime
+    """
     return _dt.datetime.now(_dt.UTC)
 
 
@@ -97,10 +103,12 @@ class Job:
 
     @property
     def done(self) -> bool:
+        """Finished for good: succeeded, failed or cancelled."""
         return self.status in TERMINAL
 
     @property
     def succeeded(self) -> bool:
+        """Finished and succeeded."""
         return self.status == SUCCEEDED
 
     @property

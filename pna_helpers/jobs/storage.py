@@ -17,6 +17,17 @@ from pna_helpers.jobs.request import AnalysisRequest, is_url
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's content, as hex (read in 1 MB chunks).
+
+    Parameters
+    ----------
+    path
+        A local file.
+
+    Returns
+    -------
+    str
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
