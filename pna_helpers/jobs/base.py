@@ -39,36 +39,127 @@ class JobBackend(abc.ABC):
     # ------------------------------------------------------------------ operations
     @abc.abstractmethod
     def submit(self, request: AnalysisRequest) -> Job:
-        """Queue one request; return its job."""
+        """Queue one request.
+
+        Parameters
+        ----------
+        request
+            What to analyse (validated when made).
+
+        Returns
+        -------
+        Job
+            The new job (``SUBMITTED``).
+        """
 
     def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
-        """Queue many requests (AWS: one array job). Returns one job per request, in order."""
+        """Queue many requests (AWS: one array job).
+
+        Parameters
+        ----------
+        requests
+            The requests, e.g. from :func:`~pna_helpers.jobs.read_places`.
+
+        Returns
+        -------
+        list of Job
+            One job per request, in order.
+        """
         return [self.submit(r) for r in requests]
 
     @abc.abstractmethod
     def get(self, job_id: str) -> Job:
-        """The job's current state; :class:`JobError` if the id is unknown."""
+        """The job's current state.
+
+        Parameters
+        ----------
+        job_id
+            The job's id.
+
+        Returns
+        -------
+        Job
+
+        Raises
+        ------
+        JobError
+            The id is unknown.
+        """
 
     def refresh(self, job: Job) -> Job:
-        """Update ``job`` in place from the backend and return it."""
+        """Update ``job`` in place from the backend.
+
+        Parameters
+        ----------
+        job
+            A job this backend returned earlier.
+
+        Returns
+        -------
+        Job
+            The same object, updated.
+        """
         fresh = self.get(job.job_id)
         job.__dict__.update(fresh.__dict__)
         return job
 
     def get_many(self, job_ids: list[str]) -> list[Job]:
-        """Jobs by id, in order (backends override this to batch the calls)."""
+        """Jobs by id, in order (backends override this to batch the calls).
+
+        Parameters
+        ----------
+        job_ids
+            The ids.
+
+        Returns
+        -------
+        list of Job
+        """
         return [self.get(j) for j in job_ids]
 
     @abc.abstractmethod
     def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
              since: _dt.datetime | str | None = None) -> list[Job]:
-        """Jobs, newest first, optionally filtered by status(es), place and creation time."""
+        """Jobs, newest first, optionally filtered.
+
+        Parameters
+        ----------
+        status
+            One status or several (``ACTIVE`` = not finished).
+        place
+            Only jobs of this place (compared as file-safe names).
+        since
+            Only jobs created since: a datetime, ISO text, or e.g. ``2h`` / ``3d``.
+
+        Returns
+        -------
+        list of Job
+        """
 
     def wait(self, job_ids: Any, timeout: float | None = None, progress: bool = True,
              poll: float | None = None) -> list[Job]:
         """Wait until every job is finished; show a tqdm bar (Batch status + engine phase).
 
-        Raises :class:`~pna_helpers.jobs.progress.WaitTimeout` after ``timeout`` seconds.
+        Parameters
+        ----------
+        job_ids
+            One id, a :class:`Job`, or a list of either.
+        timeout
+            Give up after this many seconds (the jobs keep running).
+        progress
+            Show the progress bar.
+        poll
+            First polling interval, seconds (default :attr:`default_poll`; it backs off).
+
+        Returns
+        -------
+        list of Job
+            The finished jobs, in order.
+
+        Raises
+        ------
+        WaitTimeout
+            ``timeout`` passed first.
         """
         from pna_helpers.jobs.progress import wait_jobs
 
@@ -84,7 +175,25 @@ class JobBackend(abc.ABC):
         """Stop one active job."""
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
-        """Cancel jobs. A job that already finished is an error (nothing is cancelled then)."""
+        """Cancel jobs; a job that already finished is an error (nothing is cancelled then).
+
+        Parameters
+        ----------
+        job_ids
+            One id, a :class:`Job`, or a list of either.
+        reason
+            Recorded as the jobs' reason.
+
+        Returns
+        -------
+        list of Job
+            The jobs after cancelling.
+
+        Raises
+        ------
+        JobError
+            An id is unknown, or a job has finished.
+        """
         jobs = self.get_many(_ids(job_ids))
         finished = [j for j in jobs if j.status in TERMINAL]
         if finished:
@@ -96,14 +205,41 @@ class JobBackend(abc.ABC):
         return [self.get(j.job_id) for j in jobs]
 
     def cancel_all_active(self, reason: str = "cancelled by user") -> list[Job]:
-        """Cancel every job that has not finished."""
+        """Cancel every job that has not finished.
+
+        Parameters
+        ----------
+        reason
+            Recorded as the jobs' reason.
+
+        Returns
+        -------
+        list of Job
+            The cancelled jobs.
+        """
         active = self.list(status=ACTIVE)
         for j in active:
             self._cancel_one(j, reason)
         return [self.get(j.job_id) for j in active]
 
     def retry(self, job_ids: Any) -> list[Job]:
-        """Submit failed or cancelled jobs again (new job ids, same requests)."""
+        """Submit failed or cancelled jobs again (new job ids, same requests).
+
+        Parameters
+        ----------
+        job_ids
+            One id, a :class:`Job`, or a list of either.
+
+        Returns
+        -------
+        list of Job
+            The new jobs, in order.
+
+        Raises
+        ------
+        JobError
+            A job is not failed or cancelled, or has no stored request.
+        """
         jobs = self.get_many(_ids(job_ids))
         bad = [j for j in jobs if j.status not in ("FAILED", "CANCELLED")]
         if bad:
@@ -118,11 +254,34 @@ class JobBackend(abc.ABC):
 
     @abc.abstractmethod
     def logs(self, job_id: str, tail: int | None = None) -> str:
-        """The job's log (last ``tail`` lines if given)."""
+        """The job's log.
+
+        Parameters
+        ----------
+        job_id
+            The job's id.
+        tail
+            Only the last ``tail`` lines.
+
+        Returns
+        -------
+        str
+        """
 
     @abc.abstractmethod
     def results_location(self, job_id: str) -> str:
-        """Where the job's results are: a local folder or an ``s3://`` prefix."""
+        """Where the job's results are.
+
+        Parameters
+        ----------
+        job_id
+            The job's id.
+
+        Returns
+        -------
+        str
+            A local folder or an ``s3://`` prefix (give it to :func:`~pna_helpers.results.load_results`).
+        """
 
 
 def _ids(job_ids: Any) -> list[str]:
@@ -135,7 +294,23 @@ def _ids(job_ids: Any) -> list[str]:
 
 
 def since_filter(since: _dt.datetime | str | None) -> _dt.datetime | None:
-    """Normalise a ``since`` argument (datetime, ISO text, or e.g. ``2h``/``3d``)."""
+    """Normalise a ``since`` argument.
+
+    Parameters
+    ----------
+    since
+        A datetime, ISO text, or e.g. ``2h`` / ``3d`` (that long ago); None for no filter.
+
+    Returns
+    -------
+    datetime.datetime or None
+        Aware UTC.
+
+    Raises
+    ------
+    JobError
+        Text that is neither.
+    """
     if since is None or isinstance(since, _dt.datetime):
         return parse_time(since)
     s = str(since).strip()
@@ -150,7 +325,23 @@ def since_filter(since: _dt.datetime | str | None) -> _dt.datetime | None:
 
 
 def status_filter(status: str | Iterable[str] | None) -> set[str] | None:
-    """Normalise a status filter and check the names."""
+    """Normalise a status filter and check the names.
+
+    Parameters
+    ----------
+    status
+        One status or several, any case; ``ACTIVE`` = every unfinished status.
+
+    Returns
+    -------
+    set of str or None
+        Upper-case statuses; None for no filter.
+
+    Raises
+    ------
+    JobError
+        An unknown status.
+    """
     from pna_helpers.jobs.model import STATUSES
 
     if status is None:
@@ -171,7 +362,20 @@ _BACKENDS: dict[str, Callable[..., JobBackend]] = {}
 
 
 def register_backend(name: str, factory: Callable[..., JobBackend] | None = None):
-    """Register a backend class/factory under ``name`` (usable as a decorator)."""
+    """Register a backend class/factory under ``name`` (usable as a decorator).
+
+    Parameters
+    ----------
+    name
+        The name :func:`get_client` and ``--backend`` use.
+    factory
+        Called with the settings to make the backend; omitted when used as ``@register_backend(name)``.
+
+    Returns
+    -------
+    callable
+        ``factory``, or the decorator.
+    """
     def deco(f: Callable[..., JobBackend]):
         _BACKENDS[name] = f
         return f
