@@ -5,6 +5,7 @@ Needs nothing but ``python3`` (3.11+). Usage::
 
     python3 dev.py demo     # set up .venv, run the Helsinki demo job (local backend, offline)
     python3 dev.py test     # set up .venv (+ Chromium where possible), run ruff and the whole test suite
+    python3 dev.py lab      # set up .venv, open JupyterLab on notebooks/ (kernel "Python 3 (PNA)")
     python3 dev.py setup    # only set up .venv
     python3 dev.py bench    # set up, run the benchmarks and refresh the README performance table
     python3 dev.py image    # build the job image from the Dockerfile (buildah, no Docker daemon)
@@ -107,13 +108,21 @@ def test(extra: list[str]) -> int:
     return rc
 
 
+def lab(extra: list[str]) -> int:
+    """JupyterLab from .venv on notebooks/: it sees the "Python 3 (PNA)" kernel (python3) that
+    setup() installs into .venv, which is the kernel the notebooks name."""
+    setup()
+    return _run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT / 'notebooks'}", *extra],
+                cwd=ROOT / "notebooks")
+
+
 def bench(extra: list[str]) -> int:
     setup()
     return _run([PY, ROOT / "benchmarks" / "run_all.py", *extra], cwd=ROOT)
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"setup", "demo", "test", "bench", "image"}:
+    if not argv or argv[0] not in {"setup", "demo", "test", "lab", "bench", "image"}:
         print(__doc__)
         return 2
     cmd, extra = argv[0], argv[1:]
@@ -122,7 +131,7 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "image":
         return _image().main(extra)
-    return {"demo": demo, "test": test, "bench": bench}[cmd](extra)
+    return {"demo": demo, "test": test, "lab": lab, "bench": bench}[cmd](extra)
 
 
 if __name__ == "__main__":
