@@ -112,8 +112,9 @@ def lab(extra: list[str]) -> int:
     """JupyterLab from .venv on notebooks/: it sees the "Python 3 (PNA)" kernel (python3) that
     setup() installs into .venv, which is the kernel the notebooks name."""
     setup()
-    return _run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT / 'notebooks'}", *extra],
-                cwd=ROOT / "notebooks")
+    root = ["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []
+    return _run([BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT / 'notebooks'}", *root,
+                 *extra], cwd=ROOT / "notebooks")
 
 
 def bench(extra: list[str]) -> int:
