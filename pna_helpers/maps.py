@@ -17,7 +17,6 @@ decimals (~0.1 m) and unused properties dropped; network layers use a compact en
 from __future__ import annotations
 
 import base64
-import html as _html
 import json
 import re
 from functools import cache
@@ -30,6 +29,7 @@ from jinja2 import Template
 
 from pna_engine.atomic import write_text
 from pna_engine.errors import InputError
+from pna_helpers import _html as esc
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -124,7 +124,7 @@ class OfflineMap(folium.Map):
         write_text(outfile, self.to_html())
 
     def _repr_html_(self, **kwargs: Any) -> str:
-        doc = _html.escape(self.to_html())
+        doc = esc.text(self.to_html())  # the whole page as an attribute value
         return (
             '<div style="width:100%;"><div style="position:relative;width:100%;height:0;'
             'padding-bottom:60%;"><iframe class="pna-map" srcdoc="' + doc + '" '
@@ -211,7 +211,8 @@ def segment_stress(ways: Any) -> Any:
 
 # --------------------------------------------------------------------------- layers
 def _text(ways: Any, col: str) -> Any:
-    """Column as display text: integers without ``.0``, missing as ``-``, HTML-escaped."""
+    """Column as display text: integers without ``.0``, missing as ``-`` (plain text: tooltips
+    show it as a text node, never as HTML)."""
     import pandas as pd
 
     if col not in ways.columns:
@@ -221,23 +222,23 @@ def _text(ways: Any, col: str) -> Any:
     if s.notna().any() and num.notna().sum() == s.notna().sum():
         out = num.round().astype("Int64").astype(str)
     else:
-        out = s.astype(str).str.replace("&", "&amp;").str.replace("<", "&lt;")
+        out = s.astype(str)
     return out.where(s.notna(), "-").astype(object)
 
 
-#: Tooltip of a network segment: literal text and the column shown after it.
+#: Tooltip of a network segment: literal text and the column shown after it (``\n``: new line).
 TOOLTIP_TEMPLATE: tuple[tuple[str, str], ...] = (
-    ("", "name"), (" - way ", "osm_id"), ("<br>", "functional_class"), (" ", "speed_limit"),
-    (" mph, one-way ", "one_way_car"), ("<br>lanes ", "ft_lanes"), ("/", "tf_lanes"),
-    (", parking ", "ft_park"), ("/", "tf_park"), ("<br>bike infra ", "ft_bike_infra"),
-    ("/", "tf_bike_infra"), ("<br>ft: segment ", "ft_seg_stress"),
-    (" crossing ", "ft_int_stress"), ("<br>tf: segment ", "tf_seg_stress"),
+    ("", "name"), (" - way ", "osm_id"), ("\n", "functional_class"), (" ", "speed_limit"),
+    (" mph, one-way ", "one_way_car"), ("\nlanes ", "ft_lanes"), ("/", "tf_lanes"),
+    (", parking ", "ft_park"), ("/", "tf_park"), ("\nbike infra ", "ft_bike_infra"),
+    ("/", "tf_bike_infra"), ("\nft: segment ", "ft_seg_stress"),
+    (" crossing ", "ft_int_stress"), ("\ntf: segment ", "tf_seg_stress"),
     (" crossing ", "tf_int_stress"),
 )
 
 
 def stress_tooltips(ways: Any) -> Any:
-    """The tooltip text of each segment (HTML): the attributes that decided its stress
+    """The tooltip text of each segment (plain text): the attributes that decided its stress
     (class, speed, one-way, lanes, parking, bike infrastructure, segment and crossing stress;
     per-direction values as ``ft/tf``)."""
     out = None
@@ -245,6 +246,42 @@ def stress_tooltips(ways: Any) -> Any:
         part = lit + _text(ways, col)
         out = part if out is None else out + part
     return out
+
+
+def layer(name: str, show: bool = True) -> folium.FeatureGroup:
+    """A :class:`folium.FeatureGroup` whose name (shown by the layer control, which Leaflet
+    writes as HTML) is escaped: names carry place names and other outside values."""
+    return folium.FeatureGroup(name=esc.text(name), show=show)
+
+
+class TextTooltip(MacroElement):
+    """Tooltips of a GeoJSON layer's features written as text, never HTML (folium's
+    ``GeoJsonTooltip`` writes property values as raw HTML): one ``label: value`` line per
+    field, missing values as ``-``. Add it to a :class:`folium.GeoJson`."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  {{ this.text_node_js }}
+  var fields = {{ this.fields }}, labels = {{ this.labels }};
+  {{ this._parent.get_name() }}.bindTooltip(function (layer) {
+    var p = (layer.feature && layer.feature.properties) || {}, lines = [];
+    for (var i = 0; i < fields.length; i++) {
+      var v = p[fields[i]];
+      lines.push((labels[i] ? labels[i] + ": " : "") + (v === null || v === undefined ? "-" : v));
+    }
+    return pnaText(lines.join("\\n"));
+  }, {sticky: true});
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, fields: list[str], labels: list[str] | None = None) -> None:
+        super().__init__()
+        self._name = "TextTooltip"
+        self.text_node_js = esc.TEXT_NODE_JS
+        self.fields = esc.script_json(list(fields))
+        self.labels = esc.script_json(list(labels) if labels is not None else list(fields))
 
 
 class CompactLines(MacroElement):
@@ -264,12 +301,13 @@ class CompactLines(MacroElement):
   var style = {{ this.style }}, hi = {{ this.highlight }};
   function over(e) { e.target.setStyle(hi); }
   function out(e) { e.target.setStyle(style); }
+  {{ this.text_node_js }}
   for (var i = 0; i < d.c.length; i++) {
     var a = d.c[i], x = 0, y = 0, ll = [];
     for (var k = 0; k < a.length; k += 2) { x += a[k]; y += a[k + 1]; ll.push([y / 1e6, x / 1e6]); }
     var tip = "";
     for (var j = 0; j < d.t.length; j++) { tip += d.t[j] + d.k[j][d.v[j][i]]; }
-    L.polyline(ll, style).bindTooltip(tip, {sticky: true})
+    L.polyline(ll, style).bindTooltip(pnaText(tip), {sticky: true})
       .on("mouseover", over).on("mouseout", out).addTo(group);
   }
 })();
@@ -281,6 +319,7 @@ class CompactLines(MacroElement):
                  tolerance_m: float = 1.0) -> None:
         super().__init__()
         self._name = "CompactLines"
+        self.text_node_js = esc.TEXT_NODE_JS
         self.payload = _compact_payload(gdf, template, tolerance_m)
         self.style = json.dumps(style)
         self.highlight = json.dumps({**style, **highlight})
@@ -291,7 +330,7 @@ def _compact_payload(gdf: Any, template: list[tuple[str, str]], tolerance_m: flo
     import shapely
 
     if not len(gdf):
-        return json.dumps({"c": [], "t": [], "k": [], "v": []})
+        return esc.script_json({"c": [], "t": [], "k": [], "v": []})
     geom = gdf.geometry
     if tolerance_m > 0:
         geom = geom.to_crs(gdf.to_crs(4326).estimate_utm_crs()).simplify(
@@ -309,8 +348,7 @@ def _compact_payload(gdf: Any, template: list[tuple[str, str]], tolerance_m: flo
         texts.append(lit)
         keys.append([str(u) for u in uniq])
         codes.append(code.tolist())
-    data = {"c": lines, "t": texts, "k": keys, "v": codes}
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return esc.script_json({"c": lines, "t": texts, "k": keys, "v": codes})
 
 
 def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
@@ -320,7 +358,7 @@ def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
     for level, color, label in (("low", LOW_STRESS_COLOR, "Low-stress network"),
                                 ("high", HIGH_STRESS_COLOR, "High-stress network")):
         part = ways[stress == level]
-        fg = folium.FeatureGroup(name=f"{label} ({len(part)} segments)", show=show)
+        fg = layer(f"{label} ({len(part)} segments)", show=show)
         style = {"color": color, "weight": 3 if level == "low" else 3.5, "opacity": 0.9}
         CompactLines(part, [], list(TOOLTIP_TEMPLATE), style, {"weight": 6}).add_to(fg)
         fg.add_to(m)
@@ -339,12 +377,12 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
     """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label)."""
     rows = "".join(
         f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
-        f'border:1px solid #555;margin-right:6px"></span>{_html.escape(lbl)}</div>'
+        f'border:1px solid #555;margin-right:6px"></span>{esc.text(lbl)}</div>'
         for c, lbl in items)
     box = (f'<div class="pna-legend" style="position:fixed;bottom:24px;left:12px;z-index:9999;'
            f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
            f'border-radius:4px;font:12px sans-serif;line-height:16px">'
-           f'<b>{_html.escape(title)}</b>{rows}</div>')
+           f'<b>{esc.text(title)}</b>{rows}</div>')
     m.get_root().html.add_child(folium.Element(box))
 
 
@@ -389,6 +427,7 @@ class CompactPolygons(MacroElement):
   {% if this.geometry %}G["{{ this.key }}"] = {{ this.geometry }};{% endif %}
   var g = G["{{ this.key }}"], d = {{ this.payload }};
   var group = {{ this._parent.get_name() }};
+  {{ this.text_node_js }}
   function ring(a) {
     var x = 0, y = 0, ll = [];
     for (var k = 0; k < a.length; k += 2) { x += a[k]; y += a[k + 1]; ll.push([y / 1e6, x / 1e6]); }
@@ -398,7 +437,7 @@ class CompactPolygons(MacroElement):
     var f = g.o[i], v = d.v[f];
     L.polygon(g.p[i].map(ring), {fillColor: d.k[d.c[f]], color: "#777",
                                  weight: g.p.length > 1000 ? 0 : 0.5, fillOpacity: 0.65})
-      .bindTooltip(g.n[f] + "<br>" + d.label + ": " + (v === null ? "no data" : v))
+      .bindTooltip(pnaText(g.n[f] + "\\n" + d.label + ": " + (v === null ? "no data" : v)))
       .addTo(group);
   }
 })();
@@ -408,6 +447,7 @@ class CompactPolygons(MacroElement):
     def __init__(self, key: str, geometry: str | None, payload: str) -> None:
         super().__init__()
         self._name = "CompactPolygons"
+        self.text_node_js = esc.TEXT_NODE_JS
         self.key, self.geometry, self.payload = key, geometry, payload
 
 
@@ -426,8 +466,8 @@ def _polygon_geometry(gdf: Any, headers: list[str], tolerance_m: float) -> str:
     coded, _ = _delta_encode(rings)
     bounds = np.flatnonzero(np.r_[True, ring_part[1:] != ring_part[:-1]])
     per_part = [coded[a:b] for a, b in zip(bounds, np.r_[bounds[1:], len(coded)])]
-    data = {"p": per_part, "o": owner[np.unique(ring_part)].tolist(), "n": headers}
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return esc.script_json({"p": per_part, "o": owner[np.unique(ring_part)].tolist(),
+                            "n": headers})
 
 
 def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
@@ -450,9 +490,9 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
     colors = pd.Series([_score_color(x) for x in v])
     code, uniq = pd.factorize(colors)
     label = name or BLOCK_SCORE_COLUMNS.get(column, column)
-    payload = json.dumps({"v": [None if x != x else float(x) for x in v], "c": code.tolist(),
-                          "k": list(uniq), "label": label.replace("(0-1)", "(x100)")},
-                         separators=(",", ":"))
+    payload = esc.script_json({"v": [None if x != x else float(x) for x in v],
+                               "c": code.tolist(), "k": list(uniq),
+                               "label": label.replace("(0-1)", "(x100)")})
     registry = m.__dict__.setdefault("_pna_geometry", {})
     sig = (len(blocks), tuple(blocks.index[:3]), tuple(blocks.total_bounds.round(7)))
     key = registry.get(sig)
@@ -462,7 +502,7 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
         pop = _text(blocks, "pop20")
         headers = ("Block " + _text(blocks, "geoid20") + ", " + pop + " people").tolist()
         geometry = _polygon_geometry(blocks, headers, tolerance_m=0.5)
-    fg = folium.FeatureGroup(name=f"Blocks: {label}", show=show)
+    fg = layer(f"Blocks: {label}", show=show)
     CompactPolygons(key, geometry, payload).add_to(fg)
     fg.add_to(m)
 
@@ -484,12 +524,11 @@ def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
         data = compact_geojson(pts, cols, tolerance_m=0)
         cols = _present(data, cols)
         color = DEST_COLORS[i % len(DEST_COLORS)]
-        fg = folium.FeatureGroup(name=f"Destinations: {cat.replace('_', ' ')} ({len(gdf)})",
-                                 show=show)
+        fg = layer(f"Destinations: {cat.replace('_', ' ')} ({len(gdf)})", show=show)
         gj = folium.GeoJson(data, marker=folium.CircleMarker(radius=6, color=color,
                                                              fill=True, fill_opacity=0.8))
         if cols:
-            folium.GeoJsonTooltip(fields=cols).add_to(gj)
+            TextTooltip(cols).add_to(gj)
         gj.add_to(fg)
         fg.add_to(m)
 
@@ -588,20 +627,21 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     m = new_map(blocks)
     fields = ["geoid20", column, *(extra_fields or [])]
     data = compact_geojson(blocks, fields, tolerance_m=0.5)
-    fg = folium.FeatureGroup(name=title)
+    fg = layer(title)
     gj = folium.GeoJson(data, style_function=lambda f: {
         "fillColor": _delta_color(f["properties"].get(column)), "color": "#555",
         "weight": 0.5, "fillOpacity": 0.7})
-    folium.GeoJsonTooltip(fields=[f for f in fields if f in blocks.columns]).add_to(gj)
+    TextTooltip([f for f in fields if f in blocks.columns]).add_to(gj)
     gj.add_to(fg)
     fg.add_to(m)
     if ways is not None:
         add_stress_layers(m, ways, show=False)
     if highlight is not None and len(highlight):
-        folium.GeoJson(compact_geojson(highlight, ["osm_id", "name"], tolerance_m=0),
-                       name="Changed ways", style_function=lambda _f: {
-                           "color": "#00a000", "weight": 7, "opacity": 0.9},
-                       tooltip=folium.GeoJsonTooltip(fields=["osm_id"])).add_to(m)
+        gj = folium.GeoJson(compact_geojson(highlight, ["osm_id", "name"], tolerance_m=0),
+                            name="Changed ways", style_function=lambda _f: {
+                                "color": "#00a000", "weight": 7, "opacity": 0.9})
+        TextTooltip(["name", "osm_id"], ["", "way"]).add_to(gj)
+        gj.add_to(m)
     add_legend(m, title, list(zip(DELTA_COLORS, DELTA_LABELS)))
     folium.LayerControl(collapsed=False).add_to(m)
     return m

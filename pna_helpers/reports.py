@@ -10,7 +10,8 @@ without input cells into one self-contained HTML file (maps and charts inline, n
 from __future__ import annotations
 
 import argparse
-import html as _html
+import datetime as _dt
+import json
 import re
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 from pna_engine.atomic import write_text
 from pna_engine.errors import InputError, storage_error
+from pna_helpers import _html as esc
 from pna_helpers.paths import REPO_ROOT, outputs_dir
 from pna_helpers.results import load_results
 
@@ -149,10 +151,10 @@ def _index_html(rows: list[tuple[Any, ...]]) -> str:
         return "" if v is None or v != v else fmt.format(v)
 
     body = "".join(
-        f"<tr><td>{_html.escape(str(n))}</td>"
-        f"<td>{f'<a href={chr(34)}{_html.escape(f)}{chr(34)}>report</a>' if f else ''}</td>"
+        f"<tr><td>{esc.text(n)}</td>"
+        f"<td>{f'<a href={chr(34)}{esc.href(f)}{chr(34)}>report</a>' if f else ''}</td>"
         f"<td class=n>{cell(s)}</td><td class=n>{cell(p, '{:,.0f}')}</td>"
-        f"<td class=err>{_html.escape(e or '')}</td></tr>"
+        f"<td class=err>{esc.text(e)}</td></tr>"
         for n, f, s, p, e in rows)
     ok = sum(1 for r in rows if r[1])
     return (
@@ -163,6 +165,92 @@ def _index_html(rows: list[tuple[Any, ...]]) -> str:
         f"<p>{ok} of {len(rows)} places rendered.</p><table><tr><th>place</th><th>report</th>"
         f"<th>overall score</th><th>population</th><th>error</th></tr>{body}</table>"
         "</body></html>\n")
+
+
+# --------------------------------------------------------------------------- report header
+def _run_time(res: Any) -> str:
+    """When the run finished, in local time to the second ("" when unknown)."""
+    status = Path(res.folder) / "status.json"
+    stamp = None
+    if status.exists():
+        try:
+            st = json.loads(status.read_text())
+            stamp = st.get("finished_at") or st.get("updated_at")
+        except (OSError, ValueError):
+            stamp = None
+    try:
+        t = (_dt.datetime.fromisoformat(stamp) if stamp
+             else _dt.datetime.fromtimestamp((Path(res.folder) / "run.json").stat().st_mtime,
+                                             _dt.UTC))
+    except (OSError, ValueError):
+        return ""
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def synthetic_inputs(res: Any) -> list[str]:
+    """Which of the boundary / population of a PNA run are synthetic (made by the demo recipe
+    of ``pna_engine.demo`` or by the engine's synthetic grid, as ``run.json`` notes)."""
+    from pna_engine import demo
+
+    run = res.run or {}
+    inputs = run.get("inputs") or {}
+    name = {k: Path(str((v or {}).get("path") or "")).name for k, v in inputs.items()
+            if isinstance(v, dict)}
+    out = []
+    if name.get("boundary") == demo.BOUNDARY_FILE:
+        out.append("boundary")
+    notes = " ".join(str(n) for n in run.get("notes") or []).lower()
+    if name.get("population") == demo.POPULATION_FILE or "synthetic" in notes:
+        out.append("population")
+    return out
+
+
+def block_word(res: Any) -> str:
+    """What a block of this result set is: "grid cells" (synthetic population), "census
+    blocks" (US), else "blocks"."""
+    if "population" in synthetic_inputs(res):
+        return "grid cells"
+    country = str(((res.run or {}).get("parameters") or {}).get("country") or "")
+    return "census blocks" if country.lower() in ("united states", "us", "usa", "") else "blocks"
+
+
+def header_html(res: Any) -> str:
+    """The report's header (HTML, every value escaped): place, overall score, population,
+    centreline mileage, run date, engine version, methodology profile, input files by name,
+    and a note when the boundary or population is synthetic."""
+    s = res.scores()
+    run = res.run or {}
+    miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
+    overall = s.get("overall_score", float("nan"))
+    facts = [f"<b>Overall score: {overall:.0f} / 100</b>" if overall == overall else "",
+             f"population {s.get('population_total', float('nan')):,.0f}",
+             f"{miles.get('low', 0.0):.1f} miles of low-stress and "
+             f"{miles.get('high', 0.0):.1f} miles of high-stress road (centreline miles: a "
+             "two-way road counts once)"]
+    meta = []
+    if res.source == "pna":
+        meta.append(("Run", _run_time(res)))
+        meta.append(("Engine", f"PNA engine {run.get('engine_version', '?')} (reproduces "
+                               f"{run.get('reference', 'brokenspoke-analyzer 3.2.4')})"))
+        meta.append(("Methodology profile", str(getattr(res, "methodology", None) or "reference")))
+        files = [f"{k}: {Path(str(v.get('path'))).name}" for k, v in
+                 (run.get("inputs") or {}).items() if isinstance(v, dict) and v.get("path")]
+        meta.append(("Input files", "; ".join(files) or "-"))
+    else:
+        meta.append(("Source", "official BNA export"))
+    rows = "".join(f"<tr><th>{esc.text(k)}</th><td>{esc.text(v)}</td></tr>" for k, v in meta)
+    synth = synthetic_inputs(res)
+    note = ""
+    if synth:
+        what = " and ".join(synth)
+        note = (f'<p class="pna-note" style="background:#fff4d6;border-left:4px solid #e0a000;'
+                f'padding:6px 10px"><b>Synthetic {esc.text(what)}.</b> The {esc.text(what)} '
+                f'of this run {"are" if len(synth) > 1 else "is"} made up by a fixed recipe, '
+                f"not official data: the scores illustrate the method and are not this "
+                f"place's BNA. Blocks here are {esc.text(block_word(res))}.</p>")
+    return (f"<h1>{esc.text(res.name)}: Bicycle Network Analysis</h1>"
+            f"<p>{' - '.join(esc.text(f) if not f.startswith('<b>') else f for f in facts if f)}"
+            f"</p><table class=\"pna-meta\" style=\"font-size:90%\">{rows}</table>{note}")
 
 
 # --------------------------------------------------------------------------- CLI

@@ -43,8 +43,8 @@ def test_stress_map_is_self_contained_with_stress_classes(export: Path, tmp_path
     # tooltips: the attributes that decided the stress
     tips = dict(zip(load_results(export).ways["osm_id"],
                     maps.stress_tooltips(load_results(export).ways)))
-    assert tips[102] == ("Main Road - way 102<br>primary 40 mph, one-way -<br>lanes 2/2, parking "
-                         "-/-<br>bike infra -/-<br>ft: segment 3 crossing 3<br>tf: segment 3 "
+    assert tips[102] == ("Main Road - way 102\nprimary 40 mph, one-way -\nlanes 2/2, parking "
+                         "-/-\nbike infra -/-\nft: segment 3 crossing 3\ntf: segment 3 "
                          "crossing 1")
     assert "bike infra lane/-" in tips[104]
     for value in ('"Main Road"', '"primary"', '" mph, one-way "'):  # tooltip dictionaries

@@ -1,0 +1,54 @@
+"""The one way values from outside reach HTML: OSM names and tags, place names (CLI
+arguments, places files), file names, log and error text.
+
+Every writer of HTML in ``pna_helpers`` (map tooltips, layer names and legends, the report,
+the ``pna report --many`` index, notebook displays) goes through these helpers:
+
+* :func:`text` - a value as HTML text (element content or a quoted attribute value);
+* :func:`href` - a link target: relative or ``http(s)``/``file`` URLs only, escaped;
+* :func:`script_json` - data for a ``<script>`` block, which can never close it;
+* :data:`TEXT_NODE_JS` - the JavaScript that map tooltips use to show text as text (a DOM text
+  node, never ``innerHTML``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+__all__ = ["TEXT_NODE_JS", "href", "script_json", "text"]
+
+
+def text(value: Any) -> str:
+    """``value`` as HTML text: ``& < > " '`` escaped; ``None`` and NaN as ``""``."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+_SAFE_URL = re.compile(r"^(?:https?://|file://|[^:/?#]*(?:[/?#]|$))", re.I)
+
+
+def href(url: Any) -> str:
+    """A link target for ``href="..."``: relative paths and ``http(s)``/``file`` URLs (escaped);
+    anything else (``javascript:``, ``data:``, ``vbscript:`` ...) becomes ``"#"``."""
+    u = "" if url is None else str(url).strip()
+    if not u or not _SAFE_URL.match(u) or re.search(r"[\x00-\x1f]", u):
+        return "#"
+    return html.escape(u, quote=True)
+
+
+def script_json(obj: Any) -> str:
+    """JSON for inside ``<script>``: ``<``, ``>``, ``&`` and the JS line separators escaped,
+    so no string value can end the script element or start a comment."""
+    s = json.dumps(obj, separators=(",", ":"))
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+#: ``pnaText(s)``: a tooltip body showing ``s`` as text, one line per ``\n`` (Leaflet inserts a
+#: DOM node as it is; it would parse a string as HTML).
+TEXT_NODE_JS = ("function pnaText(s) { var d = document.createElement('div');"
+                " d.style.whiteSpace = 'pre-line'; d.textContent = s; return d; }")
