@@ -34,7 +34,7 @@ def category_scores(results: Any, ax: Any = None) -> Any:
     s = res.scores()
     ids = [i for i in MAIN_SCORES if i in s.index]
     labels = [SCORE_INFO[i]["label"] for i in ids]
-    vals = [float(s[i]) if s[i] == s[i] else 0.0 for i in ids]
+    vals = [float(s[i]) if s[i] == s[i] else 0.0 for i in ids]  # main scores always apply
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.6))
     colors = ["#333333"] + ["#4c72b0"] * (len(ids) - 1)
     bars = ax.barh(labels[::-1], vals[::-1], color=colors[::-1])
@@ -49,19 +49,34 @@ def category_scores(results: Any, ax: Any = None) -> Any:
 
 
 def sub_scores(results: Any) -> Any:
-    """Bars of every sub-score (doctors, parks, ...) grouped by category."""
+    """Bars of every sub-score (doctors, parks, ...) coloured by category, with a colour key;
+    a score that does not apply (no destination of its kind) is written "n/a", not drawn as 0."""
+    from matplotlib.patches import Patch
+
+    from pna_helpers.display import not_applicable
+
     plt = _plt()
     res = load_results(results)
     s = res.scores()
-    ids = [i for i, info in SCORE_INFO.items() if not info["main"] and i in s.index]
-    groups = [SCORE_INFO[i]["group"] for i in ids]
+    na = not_applicable(res)
+    ids = [i for i, info in SCORE_INFO.items() if not info["main"] and i in s.index][::-1]
     palette = {"opportunity": "#55a868", "core_services": "#c44e52", "recreation": "#8172b2"}
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.barh([SCORE_INFO[i]["label"] for i in ids][::-1], [float(s[i]) for i in ids][::-1],
-            color=[palette.get(g, "#4c72b0") for g in groups][::-1])
+    names = {"opportunity": "Opportunity", "core_services": "Core services",
+             "recreation": "Recreation"}
+    vals = [0.0 if i in na else float(s[i]) for i in ids]
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    bars = ax.barh([SCORE_INFO[i]["label"] for i in ids], vals,
+                   color=[palette.get(SCORE_INFO[i]["group"], "#4c72b0") for i in ids])
+    for b, i, v in zip(bars, ids, vals):
+        ax.text(min(v + 1, 90), b.get_y() + b.get_height() / 2,
+                "n/a" if i in na else f"{v:.0f}", va="center", fontsize=8,
+                color="#777" if i in na else "#222")
     ax.set_xlim(0, 100)
-    ax.set_xlabel("score (0-100)")
-    ax.set_title("Sub-scores (colour = category)")
+    ax.set_xlabel("score (0-100); n/a: no destination of this kind in the place")
+    ax.set_title("Sub-scores by category")
+    groups = [g for g in palette if any(SCORE_INFO[i]["group"] == g for i in ids)]
+    ax.legend(handles=[Patch(color=palette[g], label=names[g]) for g in groups],
+              loc="lower right", fontsize=8, title="category", title_fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -105,9 +120,9 @@ def mileage_by_stress(results: Any) -> Any:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(piv) + 1.2))
     ax.barh(piv.index, piv["low"], color=LOW, label="low stress")
     ax.barh(piv.index, piv["high"], left=piv["low"], color=HIGH, label="high stress")
-    ax.set_xlabel("miles (a two-way road counts once)")
-    ax.set_title(f"Network mileage by stress: {piv['low'].sum():.2f} mi low, "
-                 f"{piv['high'].sum():.2f} mi high")
+    ax.set_xlabel("centreline miles (a two-way road counts once)")
+    ax.set_title(f"Network mileage by stress: {piv['low'].sum():.1f} mi low, "
+                 f"{piv['high'].sum():.1f} mi high")
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
@@ -166,16 +181,25 @@ def job_durations(table: Any) -> Any:
             df["duration_s"] = float("nan")
     df = df.dropna(subset=["duration_s"])
     fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(df), 1) + 1.2))
+    unit, per = ("seconds", 1.0)
     if len(df):
-        label = df["place"].astype(str) if "place" in df.columns else df.index.astype(str)
+        # one bar per job: "place (job id)", so jobs of the same place stay apart
+        place = df["place"].astype(str) if "place" in df.columns else pd.Series("", df.index)
+        ids = df["job_id"].astype(str) if "job_id" in df.columns else df.index.astype(str)
+        label = [f"{p} ({i})" for p, i in zip(place, ids)]
         status = df["status"].astype(str) if "status" in df.columns else pd.Series("", df.index)
         colors = ["#55a868" if s.lower() == "succeeded" else "#c44e52" if s.lower() == "failed"
                   else "#8c8c8c" for s in status]
-        ax.barh(label, df["duration_s"] / 60.0, color=colors)
+        longest = float(df["duration_s"].max())
+        unit, per = (("hours", 3600.0) if longest >= 3 * 3600 else
+                     ("minutes", 60.0) if longest >= 180 else ("seconds", 1.0))
+        ax.barh(range(len(df)), df["duration_s"].to_numpy() / per, color=colors)
+        ax.set_yticks(range(len(df)), label, fontsize=8)
+        ax.invert_yaxis()
     else:
         ax.text(0.5, 0.5, "no finished jobs yet", ha="center", va="center",
                 transform=ax.transAxes)
-    ax.set_xlabel("duration (minutes); green succeeded, red failed")
+    ax.set_xlabel(f"duration ({unit}); green succeeded, red failed, grey cancelled")
     ax.set_title("Job durations")
     fig.tight_layout()
     return fig

@@ -57,6 +57,10 @@ SCORE_BINS: tuple[float, ...] = (0, 20, 40, 60, 80, 100.0001)
 #: A single-hue green ramp: no red or blue, which mean high / low stress on the network.
 SCORE_COLORS: tuple[str, ...] = ("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")
 NO_DATA_COLOR = "#bdbdbd"
+CHANGED_COLOR = "#00a000"  # the ways a scenario changed
+#: Map panes above Leaflet's overlay pane (z-index 400): the network stays visible over the
+#: block choropleths whichever block layer is shown, and changed ways over the network.
+NETWORK_PANE, CHANGED_PANE = ("pnaNetwork", 450), ("pnaChanged", 460)
 
 
 # --------------------------------------------------------------------------- offline assets
@@ -351,15 +355,27 @@ def _compact_payload(gdf: Any, template: list[tuple[str, str]], tolerance_m: flo
     return esc.script_json({"c": lines, "t": texts, "k": keys, "v": codes})
 
 
+def _pane(m: folium.Map, pane: tuple[str, int]) -> str:
+    """Add the custom pane ``(name, z-index)`` to ``m`` once; return its name."""
+    added = m.__dict__.setdefault("_pna_panes", set())
+    if pane[0] not in added:
+        folium.map.CustomPane(pane[0], z_index=pane[1], pointer_events=True).add_to(m)
+        added.add(pane[0])
+    return pane[0]
+
+
 def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
-    """Add "Low-stress network" and "High-stress network" layers with tooltips."""
+    """Add "Low-stress network" and "High-stress network" layers with tooltips (drawn in a
+    pane above the block layers)."""
+    pane = _pane(m, NETWORK_PANE)
     ways = ways[ways.geometry.notna() & ~ways.geometry.is_empty]
     stress = segment_stress(ways).to_numpy()
     for level, color, label in (("low", LOW_STRESS_COLOR, "Low-stress network"),
                                 ("high", HIGH_STRESS_COLOR, "High-stress network")):
         part = ways[stress == level]
         fg = layer(f"{label} ({len(part)} segments)", show=show)
-        style = {"color": color, "weight": 3 if level == "low" else 3.5, "opacity": 0.9}
+        style = {"color": color, "weight": 3 if level == "low" else 3.5, "opacity": 0.9,
+                 "pane": pane}
         CompactLines(part, [], list(TOOLTIP_TEMPLATE), style, {"weight": 6}).add_to(fg)
         fg.add_to(m)
 
@@ -379,10 +395,10 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
         f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
         f'border:1px solid #555;margin-right:6px"></span>{esc.text(lbl)}</div>'
         for c, lbl in items)
-    box = (f'<div class="pna-legend" style="position:fixed;bottom:24px;left:12px;z-index:9999;'
+    box = (f'<div class="pna-legend" style="position:fixed;bottom:44px;left:12px;z-index:9999;'
            f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
            f'border-radius:4px;font:12px sans-serif;line-height:16px">'
-           f'<b>{esc.text(title)}</b>{rows}</div>')
+           f'<b class="pna-legend-title">{esc.text(title)}</b>{rows}</div>')
     m.get_root().html.add_child(folium.Element(box))
 
 
@@ -471,10 +487,13 @@ def _polygon_geometry(gdf: Any, headers: list[str], tolerance_m: float) -> str:
 
 
 def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
-                     name: str | None = None, show: bool = True) -> None:
+                     name: str | None = None, show: bool = True,
+                     overlay: bool = True) -> str | None:
     """Choropleth of block ``column`` (0-100; 0-1 ``*_score`` columns are shown x100).
 
-    Layers of the same blocks on one map share their geometry (compact encoding).
+    Layers of the same blocks on one map share their geometry (compact encoding);
+    ``overlay=False`` makes the layer one of the map's exclusive choices (a radio button).
+    Returns the layer's name.
     """
     import numpy as np
     import pandas as pd
@@ -482,7 +501,7 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
     from pna_helpers.results import BLOCK_SCORE_COLUMNS
 
     if column not in blocks.columns:
-        return
+        return None
     blocks = blocks[blocks.geometry.notna() & ~blocks.geometry.is_empty]
     vals = pd.to_numeric(blocks[column], errors="coerce").to_numpy(dtype=float)
     scale = 1.0 if column == "overall_score" or np.nanmax(np.r_[vals, 0]) > 1.0001 else 100.0
@@ -490,9 +509,10 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
     colors = pd.Series([_score_color(x) for x in v])
     code, uniq = pd.factorize(colors)
     label = name or BLOCK_SCORE_COLUMNS.get(column, column)
+    if scale == 100.0:
+        label = label.replace("(0-1)", "(0-100)")  # shown as the legend shows it: x100
     payload = esc.script_json({"v": [None if x != x else float(x) for x in v],
-                               "c": code.tolist(), "k": list(uniq),
-                               "label": label.replace("(0-1)", "(x100)")})
+                               "c": code.tolist(), "k": list(uniq), "label": label})
     registry = m.__dict__.setdefault("_pna_geometry", {})
     sig = (len(blocks), tuple(blocks.index[:3]), tuple(blocks.total_bounds.round(7)))
     key = registry.get(sig)
@@ -503,8 +523,10 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
         headers = ("Block " + _text(blocks, "geoid20") + ", " + pop + " people").tolist()
         geometry = _polygon_geometry(blocks, headers, tolerance_m=0.5)
     fg = layer(f"Blocks: {label}", show=show)
+    fg.overlay = overlay
     CompactPolygons(key, geometry, payload).add_to(fg)
     fg.add_to(m)
+    return f"Blocks: {label}"
 
 
 DEST_COLORS = ("#6a3d9a", "#ff7f00", "#33a02c", "#b15928", "#e7298a", "#1b9e77", "#7570b3",
@@ -584,20 +606,46 @@ def explore_map(results: Any, destinations: bool = True, category_scores: bool =
     from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
 
     res = load_results(results)
-    m = new_map(res.blocks, res.ways)
-    add_blocks_layer(m, res.blocks, "overall_score", show=True)
-    if category_scores:
-        for col in BLOCK_SCORE_COLUMNS:
-            if col != "overall_score":
-                add_blocks_layer(m, res.blocks, col, show=False)
+    # the block layers are exclusive choices (radio buttons): the base map is an overlay
+    m = new_map(res.blocks, res.ways, tiles=None)
+    folium.TileLayer(TILES, overlay=True, control=False).add_to(m)
+    titles = {}
+    for col in BLOCK_SCORE_COLUMNS:
+        if col == "overall_score" or category_scores:
+            name = add_blocks_layer(m, res.blocks, col, show=col == "overall_score",
+                                    overlay=False)
+            if name:
+                titles[esc.text(name)] = f"Block score: {name.split(': ', 1)[1]}"
     add_stress_layers(m, res.ways)
     if destinations:
         add_destination_layers(m, res.all_destinations())
     add_boundary(m, res.boundary)
-    add_legend(m, "Block score (0-100) / network", score_legend_items()
+    add_legend(m, next(iter(titles.values()), "Block score (0-100)"), score_legend_items()
                + [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")])
+    LegendFollowsLayer(titles).add_to(m)
     folium.LayerControl(collapsed=collapsed).add_to(m)
     return m
+
+
+class LegendFollowsLayer(MacroElement):
+    """The legend's title names the block layer shown (the map's exclusive layer choice)."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var titles = {{ this.titles }};
+  {{ this._parent.get_name() }}.on("baselayerchange", function (e) {
+    var t = document.querySelector(".pna-legend-title");
+    if (t && titles[e.name] !== undefined) { t.textContent = titles[e.name]; }
+  });
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        super().__init__()
+        self._name = "LegendFollowsLayer"
+        self.titles = esc.script_json(titles)
 
 
 DELTA_BINS: tuple[float, ...] = (-1e9, -10, -1, -0.005, 0.005, 1, 10, 1e9)
@@ -634,15 +682,20 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     TextTooltip([f for f in fields if f in blocks.columns]).add_to(gj)
     gj.add_to(fg)
     fg.add_to(m)
+    items = list(zip(DELTA_COLORS, DELTA_LABELS))
     if ways is not None:
-        add_stress_layers(m, ways, show=False)
+        add_stress_layers(m, ways, show=True)
+        items += [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")]
     if highlight is not None and len(highlight):
+        pane = _pane(m, CHANGED_PANE)
         gj = folium.GeoJson(compact_geojson(highlight, ["osm_id", "name"], tolerance_m=0),
-                            name="Changed ways", style_function=lambda _f: {
-                                "color": "#00a000", "weight": 7, "opacity": 0.9})
+                            name=esc.text(f"Changed ways ({len(highlight)})"),
+                            style_function=lambda _f: {"color": CHANGED_COLOR, "weight": 9,
+                                                       "opacity": 0.95, "pane": pane})
         TextTooltip(["name", "osm_id"], ["", "way"]).add_to(gj)
         gj.add_to(m)
-    add_legend(m, title, list(zip(DELTA_COLORS, DELTA_LABELS)))
+        items.append((CHANGED_COLOR, f"changed way{'s' if len(highlight) != 1 else ''}"))
+    add_legend(m, title, items)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

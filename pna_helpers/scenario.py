@@ -272,6 +272,32 @@ class ScenarioResult:
         """Counts of blocks that gained / lost low-stress access."""
         return self.block_changes()["access"].value_counts().rename("blocks")
 
+    def headline(self) -> str:
+        """The change in one line: ``protected bike lane on 1 way (0.4 km), overall score
+        85.9 -> 86.3 (+0.4 points); engine re-run in 3.1 s``."""
+        ways = self.changed_ways()
+        km = (float(ways.geometry.to_crs(ways.estimate_utm_crs()).length.sum()) / 1000
+              if len(ways) else 0.0)
+        what = self.change if isinstance(self.change, str) else ", ".join(
+            f"{k}={v}" if v is not None else f"no {k}" for k, v in dict(self.change).items())
+        n = len(self.edits)
+        ch = self.score_changes(all_scores=False)
+        line = f"{what} on {n} way{'s' if n != 1 else ''} ({km:.1f} km)"
+        if "Overall" in ch.index:
+            b, a = ch.loc["Overall", "before"], ch.loc["Overall", "after"]
+            line += f", overall score {b:.1f} -> {a:.1f} ({a - b:+.1f} points)"
+        return line + f"; engine re-run in {self.seconds:.1f} s"
+
+    def access_sentence(self) -> str:
+        """Blocks that gained / lost low-stress access, as a sentence."""
+        bc = self.block_changes()
+        n = bc["access"].value_counts()
+        gained, lost = int(n.get("gained", 0)), int(n.get("lost", 0))
+        pop = bc.loc[bc["access"] == "gained", "pop20"].astype(float).sum()
+        return (f"{gained} of {len(bc)} blocks gained low-stress access to more blocks "
+                f"({pop:,.0f} people live in them), {lost} lost some, "
+                f"{len(bc) - gained - lost} are unchanged.")
+
     def changed_ways(self) -> Any:
         """The edited ways as they are in the scenario result (with their new stress)."""
         w = self.result.ways
@@ -286,7 +312,7 @@ class ScenarioResult:
         from pna_helpers import maps
 
         return maps.delta_map(self.block_changes(), "low_blocks_delta",
-                              "Change in blocks reachable on low stress",
+                              "Change in blocks reachable on low stress (blocks)",
                               ways=self.result.ways, highlight=self.changed_ways(),
                               extra_fields=["delta", "pop_low_delta", "access"])
 

@@ -72,10 +72,15 @@ def test_blocks_map_colours_and_legend(export: Path) -> None:
 def test_explore_map_layers(export: Path) -> None:
     html = maps.explore_map(export).to_html()
     _assert_offline(html)
-    for name in ("Blocks: Overall (0-100)", "Blocks: Transit (0-1)", "Low-stress network",
+    for name in ("Blocks: Overall (0-100)", "Blocks: Transit (0-100)", "Low-stress network",
                  "Destinations: parks (2)", "North Park"):
         assert name in html
     assert "L.control.layers" in html
+    # the block layers are exclusive choices (radio buttons); network and destinations overlay
+    base = html.split("base_layers :", 1)[1].split("overlays :", 1)[0]
+    assert "Blocks: Overall (0-100)" in base and "Blocks: Transit (0-100)" in base
+    assert "Low-stress network" not in base and "Destinations" not in base
+    assert '"pane": "pnaNetwork"' in html  # the network is drawn above the blocks
 
 
 def test_delta_map_signs() -> None:

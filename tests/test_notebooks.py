@@ -80,7 +80,7 @@ def test_explore_results_on_an_official_export(tmp_path: Path) -> None:
                 show_destinations=False)
     text = text_of(nb)
     assert "helsinki: official results" in text
-    assert "85.89" in text and "Blocks: Transit (0-1)" in text
+    assert "85.89" in text and "Blocks: Transit (0-100)" in text
     assert "Destinations: parks" not in text.split("Blocks: Transit")[0]
 
 
