@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pna_helpers.results import MAIN_SCORES, SCORE_INFO, load_results
+from pna_helpers.results import BLOCK_SCORE_COLUMNS, MAIN_SCORES, SCORE_INFO, load_results
 
 LOW = "#1f78b4"
 HIGH = "#e31a1c"
@@ -95,13 +95,14 @@ def block_score_distribution(results: Any, column: str = "overall_score") -> Any
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     bins = np.linspace(0, 100 if np.nanmax(np.r_[v[ok], 0]) > 1.0001 else 1, 11)
     axes[0].hist(v[ok], bins=bins, color="#4c72b0", edgecolor="white")
-    axes[0].set_title(f"Blocks by {column} ({ok.sum()} blocks)")
+    label = BLOCK_SCORE_COLUMNS.get(column, column).replace("(0-1)", "(0-1, x100 on maps)")
+    axes[0].set_title(f"Blocks by score ({ok.sum()} blocks)")
     axes[0].set_ylabel("blocks")
     axes[1].hist(v[ok], bins=bins, weights=pop.to_numpy()[ok], color="#55a868", edgecolor="white")
     axes[1].set_title("People by block score")
     axes[1].set_ylabel("people")
     for ax in axes:
-        ax.set_xlabel(column)
+        ax.set_xlabel(f"block score: {label}")
     fig.tight_layout()
     return fig
 
@@ -117,6 +118,7 @@ def mileage_by_stress(results: Any) -> Any:
         if c not in piv.columns:
             piv[c] = 0.0
     piv = piv.loc[(piv["low"] + piv["high"]).sort_values().index]
+    piv.index = [str(c).replace("_", " ") for c in piv.index]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(piv) + 1.2))
     ax.barh(piv.index, piv["low"], color=LOW, label="low stress")
     ax.barh(piv.index, piv["high"], left=piv["low"], color=HIGH, label="high stress")

@@ -39,8 +39,12 @@ def not_applicable(res: Any) -> set[str]:
     counts = (((res.run or {}).get("counts") or {}).get("destinations") or {})
     if not counts:  # an official export: count the destination files
         counts = {c: len(g) for c, g in res.all_destinations().items()}
-    return {sid for sid, cats in SCORE_DESTINATIONS.items()
-            if all(int(counts.get(c, 0) or 0) == 0 for c in cats)}
+    out = {sid for sid, cats in SCORE_DESTINATIONS.items()
+           if all(int(counts.get(c, 0) or 0) == 0 for c in cats)}
+    country = str(((res.run or {}).get("parameters") or {}).get("country") or "")
+    if res.run and country.lower() not in ("united states", "us", "usa"):
+        out.add("opportunity_employment")  # no jobs data outside the US (LODES)
+    return out
 
 
 def score_rows(res: Any, main_only: bool = False) -> Any:

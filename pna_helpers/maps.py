@@ -395,7 +395,7 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
         f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
         f'border:1px solid #555;margin-right:6px"></span>{esc.text(lbl)}</div>'
         for c, lbl in items)
-    box = (f'<div class="pna-legend" style="position:fixed;bottom:44px;left:12px;z-index:9999;'
+    box = (f'<div class="pna-legend" style="position:fixed;bottom:58px;left:12px;z-index:9999;'
            f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
            f'border-radius:4px;font:12px sans-serif;line-height:16px">'
            f'<b class="pna-legend-title">{esc.text(title)}</b>{rows}</div>')
