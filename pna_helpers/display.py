@@ -129,8 +129,10 @@ def jobs(table: Any) -> Any:
 
 def score_changes(sc: Any, all_scores: bool = False) -> Any:
     """A scenario's score changes: before, after and change, in score points (0-100)."""
+    labels = {info["label"] for info in SCORE_INFO.values()}
     df = sc.score_changes(all_scores=all_scores).reset_index()
     df.columns = ["Score", "Before (0-100)", "After (0-100)", "Change (points)"]
+    df = df[df["Score"].isin(labels)]  # scores only (population and mileage are not 0-100)
     return _style(df, {"Before (0-100)": "{:.1f}", "After (0-100)": "{:.1f}",
                        "Change (points)": "{:+.2f}"})
 
@@ -146,4 +148,4 @@ def island_connectors(candidates: Any) -> Any:
         "osm_id": "OSM way", "name": "Name", "functional_class": "Road class",
         "islands_joined": "Low-stress islands joined",
         "gain": "Segment pairs newly connected on low stress"})
-    return _style(df)
+    return _style(df, {"Segment pairs newly connected on low stress": "{:,.0f}"})

@@ -282,7 +282,8 @@ class ScenarioResult:
             f"{k}={v}" if v is not None else f"no {k}" for k, v in dict(self.change).items())
         n = len(self.edits)
         ch = self.score_changes(all_scores=False)
-        line = f"{what} on {n} way{'s' if n != 1 else ''} ({km:.1f} km)"
+        size = f"{km:.1f} km" if km >= 1 else f"{km * 1000:.0f} m"
+        line = f"{what} on {n} way{'s' if n != 1 else ''} ({size})"
         if "Overall" in ch.index:
             b, a = ch.loc["Overall", "before"], ch.loc["Overall", "after"]
             line += f", overall score {b:.1f} -> {a:.1f} ({a - b:+.1f} points)"
