@@ -100,6 +100,8 @@ def moto_url():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
 @pytest.fixture(scope="module")
 def demo_args(tmp_path_factory, helsinki_pbf) -> list[str]:
     """``pna-engine run`` arguments of the offline demo (one worker, quiet), without
@@ -110,3 +112,17 @@ def demo_args(tmp_path_factory, helsinki_pbf) -> list[str]:
     return ["run", "--boundary", d["boundary"], "--osm", d["osm"], "--population",
             d["population"], "--country", d["country"], "--city-speed-limit", "30",
             "--offline", "--quiet", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium driven by Playwright, shared by the tests of a module."""
+    from playwright.sync_api import sync_playwright
+    from playwrightkit import CHROMIUM, LAUNCH_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

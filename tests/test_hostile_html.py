@@ -10,30 +10,15 @@ no dialog fired and that the hostile strings are there, shown as text.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from playwrightkit import missing
 from resultsfactory import write_export
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _missing() -> str | None:
-    if CHROMIUM is None:
-        return "headless Chromium not found: install Debian's 'chromium' package"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    return None
-
-
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing() is not None,
-                                                      reason=str(_missing()))]
+_WHY = missing()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_WHY is not None, reason=str(_WHY))]
 
 #: Each runs script if it ever reaches a page as HTML (or as a URL).
 HOSTILE = [
@@ -61,17 +46,6 @@ def hostile_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parks.to_file(folder / "neighborhood_parks.geojson", driver="GeoJSON")
     return folder
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 #: In every Leaflet map of a frame: show every layer of the layer controls, open every tooltip

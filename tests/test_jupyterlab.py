@@ -25,28 +25,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwrightkit import missing
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("PNA_TEST_ARTIFACTS", REPO / "outputs" / "test-artifacts"))
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _missing() -> str | None:
-    if CHROMIUM is None:
-        return "headless Chromium not found: install Debian's 'chromium' package"
-    for mod, pkg in (("playwright.sync_api", "playwright"), ("jupyterlab", "jupyterlab"),
-                     ("ipywidgets", "ipywidgets")):
-        try:
-            __import__(mod)
-        except ImportError:
-            return f"{pkg} is not installed (pip install -e '.[dev]')"
-    return None
 
-
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing() is not None,
-                                                      reason=str(_missing()))]
+_WHY = missing("jupyterlab", "ipywidgets")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_WHY is not None, reason=str(_WHY))]
 
 #: Run order: run_analysis submits the job monitor then lists; the results notebooks share the
 #: demo results computed once by the fixture.
@@ -123,17 +110,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
             proc.kill()
         log.close()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _offline(route) -> None:
