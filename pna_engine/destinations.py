@@ -434,6 +434,16 @@ def build_destinations(s: Any) -> dict[str, Any]:
     """Every destination table of §9, keyed by category (see :data:`CATEGORIES`).
 
     Records ``s.counts["destinations"]`` = number of destinations per category.
+
+    Parameters
+    ----------
+    s
+        The run's state; reads ``s.osm`` (points, polygons), ``s.blocks``, ``s.crs``, ``s.params.quirks``.
+
+    Returns
+    -------
+    dict
+        Category name -> GeoDataFrame of its destinations (with their blocks).
     """
     crs = s.crs
     source = getattr(s, "destinations_osm", None) or s.osm  # Params.destinations_osm

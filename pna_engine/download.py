@@ -152,6 +152,16 @@ def resolve_osm(s: Any) -> str:
     """Local path of the run's OSM extract (``--osm`` path/URL, else the Geofabrik extract).
 
     Records ``s.inputs["osm"]``.
+
+    Parameters
+    ----------
+    s
+        The run's state; reads ``s.params`` (osm, state, offline, cache_dir), ``s.boundary``.
+
+    Returns
+    -------
+    str
+        A local ``.osm.pbf`` (or ``.osm``) file.
     """
     osm = s.params.osm
     if not osm:

@@ -947,6 +947,13 @@ def write_export(s: Any) -> None:
     this process and a forked child (:func:`_can_fork`) share the other files, biggest
     first, each taking the next one when it is free (GDAL and the text formatting hold the
     GIL: a second thread would not run in parallel).
+
+    Parameters
+    ----------
+    s
+        The run's state; reads the tables of every phase (``ways``, ``intersections``,
+        ``blocks``, ``boundary``, ``connectivity``, ``destinations``, ``scores``, ``speeds``) and
+        ``s.staging``; a missing table is skipped.
     """
     import multiprocessing as mp
     from concurrent.futures import ThreadPoolExecutor

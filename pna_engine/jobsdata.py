@@ -87,6 +87,16 @@ def load_jobs(s: Any) -> Any:
 
     Uses ``s.params.jobs`` (paths/URLs) or downloads the state's latest LODES8 files.
     Records ``s.inputs["jobs_main"]``/``["jobs_aux"]`` (or ``jobs_<n>``) and ``s.counts["jobs"]``.
+
+    Parameters
+    ----------
+    s
+        The run's state; reads ``s.params`` (jobs, country, state, lodes_year), ``s.blocks``.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        ``blockid20``, ``jobs``; None outside the US.
     """
     import pandas as pd
 

@@ -80,6 +80,14 @@ class RunState:
 
 # --------------------------------------------------------------------------- phases
 def phase_import(s: RunState) -> None:
+    """Phase ``import``: boundary, census blocks / population, jobs, speed defaults and the OSM
+    extract (sets ``s.boundary``, ``s.crs``, ``s.blocks``, ``s.jobs``, ``s.speeds``, ``s.osm``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import boundary, download, jobsdata, osm, population, speeds
 
     s.boundary, s.crs = boundary.load_boundary(s.params.boundary, s.params)
@@ -96,48 +104,107 @@ def phase_import(s: RunState) -> None:
 
 
 def phase_features(s: RunState) -> None:
+    """Phase ``features``: way and intersection attributes, path clusters (sets ``s.ways``,
+    ``s.intersections``, ``s.paths``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import features
 
     s.ways, s.intersections, s.paths = features.compute_features(s)
 
 
 def phase_stress(s: RunState) -> None:
+    """Phase ``stress``: segment and crossing stress of every way (updates ``s.ways``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import stress
 
     s.ways = stress.compute_stress(s)
 
 
 def phase_network(s: RunState) -> None:
+    """Phase ``network``: the routing network of segments and turns (sets ``s.network``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import network
 
     s.network = network.build_network(s)
 
 
 def phase_blocks(s: RunState) -> None:
+    """Phase ``blocks``: census block <-> road assignment (updates ``s.blocks``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import blocks
 
     s.blocks = blocks.assign_roads(s)
 
 
 def phase_connectivity(s: RunState) -> None:
+    """Phase ``connectivity``: connected block pairs, low and high stress (sets
+    ``s.connectivity``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import connectivity
 
     s.connectivity = connectivity.compute_connectivity(s)
 
 
 def phase_destinations(s: RunState) -> None:
+    """Phase ``destinations``: destinations per category and their blocks (sets
+    ``s.destinations``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import destinations
 
     s.destinations = destinations.build_destinations(s)
 
 
 def phase_scores(s: RunState) -> None:
+    """Phase ``scores``: block access, scores, score inputs, mileage (sets ``s.scores``).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import scores
 
     s.scores = scores.compute_scores(s)
 
 
 def phase_export(s: RunState) -> None:
+    """Phase ``export``: every export file into ``s.staging`` (the driver publishes it).
+
+    Parameters
+    ----------
+    s
+        The run's state, filled by the earlier phases.
+    """
     from pna_engine import export
 
     export.write_export(s)
@@ -218,11 +285,28 @@ def run(
 ) -> RunState:
     """Run the analysis; return the state with every table.
 
-    ``on_phase(name)`` is called when a phase starts (progress). ``status_hook(path)`` is called
-    each time ``status.json`` changes (the container mirrors it to S3). ``stop_after`` ends the
-    run after the named phase without exporting (used by tests and scenarios).
-    Raises :class:`~pna_engine.errors.InputError` for bad inputs; ``status.json`` then says
-    ``failed`` with the message, and no export file is published.
+    Parameters
+    ----------
+    params
+        The run's parameters (validated when made).
+    on_phase
+        Called with a phase's name when it starts (progress).
+    status_hook
+        Called with the path of ``status.json`` each time it changes (the container mirrors
+        it to S3).
+    stop_after
+        End the run after this phase, without exporting (tests, scenarios).
+
+    Returns
+    -------
+    RunState
+        Every table of the run, its counts, timings and notes.
+
+    Raises
+    ------
+    InputError
+        Bad inputs; ``status.json`` then says ``failed`` with the message, and no export file
+        is published.
     """
     out = check_writable_folder(params.output, "output folder")
     status = StatusFile(out, on_change=status_hook)

@@ -61,6 +61,16 @@ def load_blocks(s: Any) -> Any:
     Records ``s.inputs["population"]``, ``s.counts["blocks"]`` and ``s.counts["population"]``;
     adds a note when the population is synthetic.
 
+    Parameters
+    ----------
+    s
+        The run's state; reads ``s.params`` (population, country, state), ``s.boundary``, ``s.crs``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The retained blocks (``geoid20``, ``pop20``, geometry).
+
     Raises
     ------
     InputError
