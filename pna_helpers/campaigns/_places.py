@@ -218,19 +218,14 @@ def demo_places(folder: str | Path, changed: bool = False,
     import geopandas as gpd
     import shapely
 
-    from pna_engine.demo import derive_inputs, helsinki_pbf
+    from pna_engine.demo import prepare_demo_inputs
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    src = helsinki_pbf()
-    bnd_file = folder / "demo-area.geojson"
-    pop_file = folder / "population.gpkg"
-    if not (bnd_file.exists() and pop_file.exists()):
-        boundary, grid = derive_inputs(src)
-        with atomic_path(pop_file) as tmp:
-            grid.to_file(tmp, driver="GPKG", layer="population")
-        with atomic_path(bnd_file) as tmp:
-            boundary.to_file(tmp, driver="GeoJSON")
+    demo = prepare_demo_inputs(folder)  # the demo's synthetic boundary and population grid
+    src = Path(demo["osm"])
+    bnd_file = Path(demo["boundary"])
+    pop_file = Path(demo["population"])
     area = gpd.read_file(bnd_file)
     utm = area.estimate_utm_crs()
     poly = area.to_crs(utm).geometry.iloc[0].buffer(300.0)
