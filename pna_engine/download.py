@@ -166,17 +166,11 @@ def resolve_osm(s: Any) -> str:
     osm = s.params.osm
     if not osm:
         bnd = s.boundary.to_crs(4326).geometry.union_all()
-        osm = geofabrik_url(bnd, s.params, state=s.params.state if _is_us(s.params) else None)
+        osm = geofabrik_url(bnd, s.params, state=s.params.state if s.params.is_us else None)
         s.notes.append(f"OSM extract: {osm}")
     path = fetch(osm, s.params, what="the OpenStreetMap extract", option="--osm")
     s.inputs["osm"] = str(path)
     return str(path)
-
-
-def _is_us(params: Any) -> bool:
-    from pna_engine.population import is_us
-
-    return is_us(params.country)
 
 
 # --------------------------------------------------------------------------- US census / LODES

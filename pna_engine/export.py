@@ -112,19 +112,13 @@ def export_file_names() -> frozenset[str]:
 
 
 # --------------------------------------------------------------------------- targets
-def _in_staging(path: Path) -> bool:
-    from pna_engine.pipeline import STAGING_PREFIX
-
-    return Path(path).parent.name.startswith(STAGING_PREFIX)
-
-
 @contextlib.contextmanager
-def _target(path: Path) -> Iterator[Path]:
-    """The file to write for ``path``: ``path`` itself inside a run's staging folder (the
-    pipeline publishes the folder's files only after success and deletes it on failure, so
+def _target(path: Path, direct: bool) -> Iterator[Path]:
+    """The file to write for ``path``: ``path`` itself when ``direct`` (a run's staging
+    folder: the pipeline publishes its files only after success and deletes it on failure, so
     each file is renamed once, into the output folder), else a temporary name moved over
     ``path`` on success (:func:`~pna_engine.atomic.atomic_path`)."""
-    if _in_staging(path):
+    if direct:
         try:
             yield path
         except BaseException:
@@ -321,7 +315,7 @@ def _geojson_rows(table: Any, cols: list[str], gjson: list[str], last: bool) -> 
 
 
 def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
-                  name: str | None = None) -> None:
+                  name: str | None = None, *, direct: bool = False) -> None:
     """Write a GeoJSON FeatureCollection in EPSG:4326 like GDAL's export of the reference.
 
     Built column by column (:func:`_json_texts`), :data:`GEOJSON_CHUNK` rows at a time; the
@@ -349,7 +343,7 @@ def write_geojson(path: Path, table: Any, columns: Iterable[str], geometry: Any,
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
     }
     n = len(table)
-    with _target(path) as tmp, open(tmp, "wb") as f:
+    with _target(path, direct) as tmp, open(tmp, "wb") as f:
         head = json.dumps(header, ensure_ascii=False)
         f.write((head[:-1] + ',\n"features": [\n').encode("utf-8"))
         for a in range(0, n, GEOJSON_CHUNK):
@@ -504,7 +498,8 @@ def _dbf_bytes(frame: Any) -> list[Any] | None:
     return [b"".join(head), rec, b"\x1a"]
 
 
-def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: Any) -> None:
+def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: Any, *,
+                    direct: bool = False) -> None:
     """Write a shapefile (``.shp/.shx/.dbf/.prj/.cpg``) in the geometry's CRS with the field
     names of :func:`shapefile_names`; arrays become ``{a,b}`` text."""
     import geopandas as gpd
@@ -533,8 +528,7 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
     path.parent.mkdir(parents=True, exist_ok=True)
     # the parts are written together in a folder of their own (the staging folder of a run,
     # else a temporary one whose parts then replace the old ones)
-    staged = _in_staging(path)
-    tmpdir = path.parent if staged else Path(
+    tmpdir = path.parent if direct else Path(
         tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
     try:
         with warnings.catch_warnings():
@@ -544,11 +538,11 @@ def write_shapefile(path: Path, table: Any, columns: Iterable[str], geometry: An
             with open((tmpdir / path.name).with_suffix(".dbf"), "wb") as f:
                 for part in dbf:
                     f.write(part)
-        if not staged:
+        if not direct:
             for p in sorted(tmpdir.iterdir()):
                 os.replace(p, path.with_suffix(p.suffix))
     finally:
-        if not staged:
+        if not direct:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
@@ -587,7 +581,7 @@ def _numeric4(v: Any) -> str:
     return str(d.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
-def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
+def write_csv(path: Path, table: Any, columns: Iterable[str], *, direct: bool = False) -> None:
     """Write a small table as CSV with a header row, reference formatting."""
     import pandas as pd
 
@@ -595,7 +589,7 @@ def write_csv(path: Path, table: Any, columns: Iterable[str]) -> None:
     data = {c: (_csv_column(table[c], c) if c in table.columns else [""] * len(table))
             for c in cols}
     df = pd.DataFrame(data, columns=cols)
-    with _target(path) as tmp:
+    with _target(path, direct) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
@@ -674,7 +668,7 @@ def _cost_ints(c: np.ndarray) -> np.ndarray:
 
 def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: np.ndarray,
                     low_stress: np.ndarray, low_cost: np.ndarray, high_stress: np.ndarray,
-                    high_cost: np.ndarray) -> Path:
+                    high_cost: np.ndarray, *, direct: bool = False) -> Path:
     """Stream the connected block pairs to CSV, one chunk of rows at a time.
 
     ``source``/``target`` index ``geoids``; ``low_cost``/``high_cost`` are integers with a
@@ -702,7 +696,7 @@ def write_pairs_csv(path: Path, geoids: np.ndarray, source: np.ndarray, target: 
 
     # one thread builds the next chunk while this one writes (numpy, zlib and file writes
     # release the GIL); at most two chunks in memory
-    with _target(path) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as builder:
+    with _target(path, direct) as tmp, opener(tmp) as f, ThreadPoolExecutor(1) as builder:
         f.write((",".join(PAIRS_COLUMNS) + "\n").encode())
         starts = range(0, n, PAIRS_CHUNK)
         pending = builder.submit(chunk, starts[0]) if n else None
@@ -879,7 +873,7 @@ def _export_tasks(s: Any, out: Path, blocks: Any) -> list[Callable[[], None]]:
     tasks: list[Callable[[], None]] = []
 
     def task(fn: Any, *args: Any) -> None:
-        tasks.append(functools.partial(fn, *args))
+        tasks.append(functools.partial(fn, *args, direct=True))
 
     if s.ways is not None:
         task(write_shapefile, out / "neighborhood_ways.shp", s.ways, WAYS_COLUMNS,
@@ -897,11 +891,11 @@ def _export_tasks(s: Any, out: Path, blocks: Any) -> list[Callable[[], None]]:
         task(write_geojson, out / "neighborhood_ways_intersections.geojson", s.intersections,
              INTERSECTION_COLUMNS, s.intersections.geometry)
     if s.boundary is not None:
-        def boundary() -> None:
+        def boundary(direct: bool) -> None:
             b = _with_gid(_boundary_with_attributes(s.boundary))
             write_geojson(out / "neighborhood_boundary.geojson", b,
                           [c for c in b.columns if c != b.geometry.name],
-                          _force_multi_series(b.geometry))
+                          _force_multi_series(b.geometry), direct=direct)
 
         task(boundary)
     dests = _get(s.scores, "destinations") or s.destinations or {}
@@ -943,6 +937,10 @@ def _run_tasks(tasks: list[Callable[[], None]], counter: Any) -> None:
 def write_export(s: Any) -> None:
     """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
 
+    ``s.staging`` is a folder its owner (the pipeline) publishes only after success and deletes
+    on failure, so each file is written in place there (the writers' ``direct=True``); the
+    writers called alone write each file under a temporary name and rename it.
+
     A background thread writes the pairs CSV (numpy and file writes release the GIL) while
     this process and a forked child (:func:`_can_fork`) share the other files, biggest
     first, each taking the next one when it is free (GDAL and the text formatting hold the
@@ -974,7 +972,8 @@ def write_export(s: Any) -> None:
         if child is not None:
             cleanup.callback(child.cancel)  # any failure here stops the child
         pairs_job = None if pairs is None else background.submit(
-            write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs)
+            write_pairs_csv, out / "neighborhood_connected_census_blocks.csv", *pairs,
+            direct=True)
         _run_tasks(tasks, counter)
         if child is not None:
             child.result()  # raises the child's failure

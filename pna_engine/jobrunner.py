@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from pna_engine import remote
-from pna_engine.atomic import write_json
 from pna_engine.errors import InputError
 from pna_engine.params import ParamError, Params, input_roles
-from pna_engine.status import STATUS_FILE
+from pna_engine.status import STATUS_FILE, StatusFile
 from pna_engine.stopping import EXIT_STOPPED, Stopped, stop_on_signals
 
 
@@ -166,23 +165,6 @@ def results_uri_from_env(env: dict[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def _write_status(folder: Path, sink: ResultsSink, state: str, phase: str | None,
-                  error: str | None = None) -> None:
-    """A status file of our own before the engine starts (fetching) or when it never ran."""
-    from pna_engine import PHASES, __version__
-    from pna_engine.status import _now, writer_info
-
-    path = folder / STATUS_FILE
-    old: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        old = json.loads(path.read_text())
-    data = {"state": state, "phase": phase or old.get("phase"), "phase_index": None,
-            "phases": list(PHASES), "started_at": old.get("started_at") or _now(),
-            "updated_at": _now(), "error": error, "engine_version": __version__}
-    if state == "running":  # no heartbeat while fetching: a reader on this host checks the pid
-        data["writer"] = writer_info()
-    write_json(path, data)
-    sink.put(path)
 
 
 def main(env: dict[str, str] | None = None) -> int:
@@ -218,16 +200,20 @@ def _main(env: dict[str, str]) -> int:
 def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -> int:
     from pna_engine import pipeline
 
+    mirror = sink.put if sink.is_s3 else None
+    status = StatusFile(out, on_change=mirror)  # ours until the engine starts
     try:
-        _write_status(out, sink, "running", "fetch-inputs")
+        status.phase("fetch-inputs")
+        status.start_heartbeat()  # a download can take minutes: readers elsewhere see it alive
         params = request_params(request, str(out))
         fetch_inputs(params, scratch)
+        status.stop_heartbeat()  # the engine's own StatusFile takes over
     except KeyboardInterrupt:
-        _write_status(out, sink, "failed", None, "interrupted")
+        status.failed("interrupted")
         log("stopped")
         return EXIT_STOPPED
     except InputError as exc:
-        _write_status(out, sink, "failed", None, str(exc))
+        status.failed(str(exc))
         raise
 
     def status_hook(path: Path) -> None:
@@ -263,7 +249,7 @@ def _run(request: dict[str, Any], sink: ResultsSink, out: Path, scratch: Path) -
                   else f"results upload failed: {detail}")
         log(reason)
         with contextlib.suppress(Exception):  # best effort: the store may be what failed
-            _write_status(out, sink, "failed", "export", reason)
+            StatusFile(out, on_change=mirror, resume=True).failed(reason, phase="export")
         return EXIT_STOPPED if stopped else 1
     sink.put(out / STATUS_FILE)
     log(f"done in {state.timings.get('total', 0):.1f} s" + (f", uploaded {n + 1} files" if n else ""))

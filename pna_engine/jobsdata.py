@@ -101,10 +101,9 @@ def load_jobs(s: Any) -> Any:
     import pandas as pd
 
     from pna_engine import download
-    from pna_engine.population import is_us
 
     params = s.params
-    if not is_us(params.country):
+    if not params.is_us:
         if params.jobs:
             s.notes.append("jobs: LODES files ignored in a non-US run (as in the reference)")
         return None

@@ -26,6 +26,7 @@ a rule between fields goes in :meth:`Params._check_together`. Then read
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -612,17 +613,7 @@ class Params:
     @property
     def iso3(self) -> str | None:
         """ISO 3166-1 alpha-3 code of ``country`` (None when pycountry does not know it)."""
-        if not self.country:
-            return None
-        c = self.country.strip()
-        if c.lower() in ("us", "usa", "united states", "united states of america"):
-            return "USA"
-        import pycountry
-
-        try:
-            return pycountry.countries.lookup(c).alpha_3
-        except LookupError:
-            return None
+        return country_iso3(self.country)
 
     @property
     def is_us(self) -> bool:
@@ -638,6 +629,24 @@ def input_roles() -> tuple[str, ...]:
     container, uploaded by the AWS client, resolved against a places file's folder."""
     return tuple(f.name for f in _FIELDS.values()
                  if f.metadata["kind"] in ("location", "required_location"))
+
+
+@functools.lru_cache(maxsize=256)
+def country_iso3(country: str | None) -> str | None:
+    """ISO 3166-1 alpha-3 code of a country name or code (``"us"``, ``"Finland"``, ``"FI"``),
+    None when pycountry does not know it. The one implementation behind :attr:`Params.iso3`
+    and :attr:`Params.is_us`."""
+    if not country:
+        return None
+    c = country.strip()
+    if c.lower() in ("us", "usa", "united states", "united states of america"):
+        return "USA"
+    import pycountry
+
+    try:
+        return pycountry.countries.lookup(c).alpha_3
+    except LookupError:
+        return None
 
 
 def run_fields() -> list[dataclasses.Field[Any]]:

@@ -34,26 +34,6 @@ MIN_SHARE_INSIDE = 0.5
 WEB_MERCATOR = "EPSG:3857"
 
 
-# --------------------------------------------------------------------------- country
-def country_iso3(country: str | None) -> str | None:
-    """ISO 3166-1 alpha-3 code of a country name or code, None if unknown."""
-    if not country:
-        return None
-    import pycountry
-
-    try:
-        return pycountry.countries.lookup(country.strip()).alpha_3
-    except LookupError:
-        return None
-
-
-def is_us(country: str | None) -> bool:
-    """True when ``country`` designates the United States (US mode of the reference)."""
-    if country and country.strip().lower() in ("us", "usa", "united states", "united states of america"):
-        return True
-    return country_iso3(country) == "USA"
-
-
 # --------------------------------------------------------------------------- entry point
 def load_blocks(s: Any) -> Any:
     """Census blocks retained for the run, in the output CRS (``s.crs``).
@@ -80,7 +60,7 @@ def load_blocks(s: Any) -> Any:
     from pna_engine import download
 
     params = s.params
-    us = is_us(params.country)
+    us = params.is_us
     boundary = s.boundary.to_crs(s.crs)
     if params.population:
         path = download.fetch(params.population, params, what="the population file",
@@ -108,7 +88,7 @@ def _non_us_blocks(s: Any, boundary: Any) -> tuple[Any, str]:
     from pna_engine import download
 
     params = s.params
-    iso3 = country_iso3(params.country)
+    iso3 = params.iso3
     if iso3 is not None:
         year = params.worldpop_year or _dt.date.today().year
         url = download.worldpop_url(iso3, year)

@@ -99,12 +99,6 @@ def lookup_default_speed(table: str, code_column: str, code: str, params: Any,
     return int(speed.iloc[0])
 
 
-def _is_us(params: Any) -> bool:
-    from pna_engine.population import is_us
-
-    return is_us(getattr(params, "country", None))
-
-
 def residential_speeds(params: Any, *, lookup: bool = False,
                        notes: list[str] | None = None) -> Any:
     """The ``residential_speed_limit`` table: one row.
@@ -128,10 +122,10 @@ def residential_speeds(params: Any, *, lookup: bool = False,
     """
     import pandas as pd
 
-    if _is_us(params):
+    if params.is_us:
         state_code = str(params.state_fips).zfill(2) if params.state_fips else None
         if state_code is None and getattr(params, "state", None):
-            from pna_engine.download import STATE_FIPS
+            from pna_engine.params import STATE_FIPS
 
             state_code = STATE_FIPS.get(str(params.state).upper())
         city_code = str(params.city_fips).zfill(7) if params.city_fips else None

@@ -404,7 +404,7 @@ def test_no_fork_while_another_thread_runs(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("broken_writer", ["write_shapefile", "write_geojson"])
 def test_a_failing_writer_fails_the_export(tmp_path, monkeypatch, broken_writer):
-    def broken(*args):
+    def broken(*args, **kw):
         raise OSError("disk full")
 
     monkeypatch.setattr(export, "EXPORT_IN_CHILD", True)

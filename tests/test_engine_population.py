@@ -20,7 +20,7 @@ from httpfolder import http_folder  # noqa: F401
 
 from pna_engine import jobsdata, population
 from pna_engine.errors import InputError
-from pna_engine.params import Params
+from pna_engine.params import Params, country_iso3
 
 UTM = "EPSG:32635"
 X0, Y0 = 385000.0, 6672000.0  # central Helsinki, UTM 35N
@@ -343,7 +343,9 @@ def test_no_jobs_outside_the_us(tmp_path):
 
 def test_is_us():
     for c in ("United States", "united states", "US", "USA", "usa"):
-        assert population.is_us(c)
-    for c in ("Finland", "fi", "Atlantis", None):
-        assert not population.is_us(c)
+        assert Params(boundary="b", output="o", country=c).is_us
+    for c in ("Finland", "fi", "Atlantis"):
+        assert not Params(boundary="b", output="o", country=c).is_us
+    assert Params(boundary="b", output="o", country="fi").iso3 == "FIN"
+    assert country_iso3(None) is None and country_iso3("Atlantis") is None
     assert math.isclose(population.MIN_SHARE_INSIDE, 0.5)

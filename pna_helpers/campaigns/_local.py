@@ -27,7 +27,7 @@ class LocalOps:
     # ------------------------------------------------------------------ read
     def rows(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         """job id -> status, phase, reason, times, results location (one query per 500)."""
-        from pna_helpers.jobs.local import _read_status
+        from pna_engine.status import read_status
 
         self.client._reconcile()  # dead supervisors -> FAILED, queued jobs started
         out: dict[str, dict[str, Any]] = {}
@@ -40,7 +40,7 @@ class LocalOps:
                     out[r["job_id"]] = dict(r)
         for r in out.values():
             if r["status"] in (RUNNING, STARTING):
-                r["phase"] = _read_status(Path(r["results_uri"])).get("phase") or r["phase"]
+                r["phase"] = read_status(Path(r["results_uri"])).get("phase") or r["phase"]
             if r["status"] == CANCELLED:  # Batch reports a cancelled job as FAILED
                 r["status"], r["cancelled"] = FAILED, True
                 r["reason"] = f"cancelled: {r['reason']}" if r.get("reason") else "cancelled"

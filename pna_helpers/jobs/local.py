@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pna_engine.errors import InputError, StorageError, storage_error
-from pna_engine.status import STATUS_FILE
+from pna_engine.status import mark_failed, read_status
 from pna_helpers.config import Settings
 from pna_helpers.jobs.base import (
     JobBackend,
@@ -298,13 +298,6 @@ def kill_group(pgid: int | None, grace: float = CANCEL_GRACE_S) -> bool:
     return False
 
 
-def _read_status(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 # --------------------------------------------------------------------------- backend
 @register_backend("local")
 class LocalBackend(JobBackend):
@@ -327,7 +320,7 @@ class LocalBackend(JobBackend):
     def _job(self, r: sqlite3.Row) -> Job:
         status, phase, reason = r["status"], r["phase"], r["reason"]
         if status in (RUNNING, STARTING):  # live phase from the engine's status file
-            st = _read_status(Path(r["results_uri"]))
+            st = read_status(Path(r["results_uri"]))
             phase = st.get("phase") or phase
         return Job(
             job_id=r["job_id"], place=r["place"], status=status, phase=phase, reason=reason,
@@ -373,7 +366,7 @@ class LocalBackend(JobBackend):
                                 (FAILED, why, _iso(), job_id, STARTING, RUNNING)).rowcount
             if n:
                 kill_group(pgid, grace=2.0)
-                _mark_status_failed(self.store.results_path(job_id), why)
+                mark_failed(self.store.results_path(job_id), why)
                 _append_log(self.store.log_path(job_id), f"[pna-local] FAILED: {why}")
         dispatch(self.store)
 
@@ -444,7 +437,7 @@ class LocalBackend(JobBackend):
             con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE job_id = ?",
                         (CANCELLED, reason, _iso(), job.job_id))
         kill_group(r["pgid"])
-        _mark_status_failed(self.store.results_path(job.job_id), f"cancelled: {reason}")
+        mark_failed(self.store.results_path(job.job_id), f"cancelled: {reason}")
         _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
@@ -465,18 +458,6 @@ class LocalBackend(JobBackend):
 
     def results_location(self, job_id: str) -> str:
         return self._row_or_fail(str(job_id))["results_uri"]
-
-
-def _mark_status_failed(folder: Path, why: str) -> None:
-    """Make sure a stopped job's results folder never looks complete."""
-    from pna_engine.atomic import write_json
-
-    st = _read_status(folder)
-    if not st or st.get("state") == "running":
-        st = {**st, "state": "failed", "error": why, "updated_at": _iso()}
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / STATUS_FILE, st)
 
 
 def _append_log(path: Path, line: str) -> None:
@@ -595,13 +576,13 @@ def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
             child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
                                      stderr=subprocess.STDOUT, cwd=str(store.outputs))
             rc = child.wait()
-    st = _read_status(results)
+    st = read_status(results, live=False)  # as the engine left it: mark it failed below
     ok = rc == 0 and st.get("state") == "succeeded"
     reason = None
     if not ok:
         reason = st.get("error") or f"the engine exited with code {rc}"
         if st.get("state") != "failed":
-            _mark_status_failed(results, reason)
+            mark_failed(results, reason)
     with store.tx() as con:
         con.execute("UPDATE jobs SET status = ?, phase = ?, reason = ?, stopped_at = ?, "
                     "exit_code = ? WHERE job_id = ? AND status = ? AND pid = ?",
