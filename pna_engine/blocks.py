@@ -9,9 +9,12 @@ of segment row indices.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 BLOCK_ROAD_BUFFER = 15.0
 BLOCK_ROAD_MIN_LENGTH = 30.0
@@ -78,7 +81,7 @@ def block_road_pairs(
     return bi[order], wi[order]
 
 
-def assign_roads(s: Any) -> Any:
+def assign_roads(s: RunState) -> Any:
     """Pipeline phase ``blocks``: add ``road_ids`` (list of road ids) to ``s.blocks`` (§7).
 
     Parameters

@@ -29,10 +29,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Sentinel for a NULL cost in the int32 cost arrays.
 NULL_COST = -1
@@ -630,7 +633,7 @@ def _zone_context(network: Any, geoms: np.ndarray) -> None:
         _CTX[f"{key}_rows"] = np.repeat(np.arange(gph.shape[0]), np.diff(gph.indptr))
 
 
-def _trail_segments(s: Any, n_seg: int) -> tuple[np.ndarray | None, np.ndarray]:
+def _trail_segments(s: RunState, n_seg: int) -> tuple[np.ndarray | None, np.ndarray]:
     """Trail index per segment (-1 = not a trail segment) from ``s.paths`` (§9.4)."""
     paths = s.paths
     if paths is None or len(paths) == 0:
@@ -813,7 +816,7 @@ def _stop_pool(ex: Any) -> None:
             proc.terminate()
 
 
-def compute_connectivity(s: Any) -> Connectivity:
+def compute_connectivity(s: RunState) -> Connectivity:
     """Pipeline phase ``connectivity`` (§8): connected block pairs and trail reachability.
 
     Parameters

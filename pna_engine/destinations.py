@@ -29,9 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Categories in the reference's order of export.
 CATEGORIES: tuple[str, ...] = (
@@ -430,7 +433,7 @@ def build_category(cat: Category, points: Any, polygons: Any, blocks: Any, quirk
     return gdf
 
 
-def build_destinations(s: Any) -> dict[str, Any]:
+def build_destinations(s: RunState) -> dict[str, Any]:
     """Every destination table of §9, keyed by category (see :data:`CATEGORIES`).
 
     Records ``s.counts["destinations"]`` = number of destinations per category.

@@ -33,12 +33,15 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pna_engine import remote
 from pna_engine.errors import InputError, OfflineError
 from pna_engine.params import STATE_FIPS as STATE_FIPS  # re-exported
 from pna_engine.remote import is_remote as is_remote  # re-exported
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 GEOFABRIK_INDEX_URL = "https://download.geofabrik.de/index-v1.json"
 TIGER_BASE_URL = "https://www2.census.gov/geo/tiger/TIGER2020/TABBLOCK20"
@@ -148,7 +151,7 @@ def geofabrik_url(boundary_wgs84: Any, params: Any = None, state: str | None = N
     return best
 
 
-def resolve_osm(s: Any) -> str:
+def resolve_osm(s: RunState) -> str:
     """Local path of the run's OSM extract (``--osm`` path/URL, else the Geofabrik extract).
 
     Records ``s.inputs["osm"]``.

@@ -33,12 +33,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pna_engine.atomic import atomic_path
 from pna_engine.destinations import CATEGORIES
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 WAYS_COLUMNS = (
     "road_id", "osm_id", "tag_id", "name", "intersection_from", "intersection_to", "oneway",
@@ -716,7 +719,7 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def _blocks_table(s: Any) -> Any:
+def _blocks_table(s: RunState) -> Any:
     blocks = _get(s.scores, "blocks")
     return blocks if blocks is not None else s.blocks
 
@@ -740,7 +743,7 @@ def _with_gid(table: Any) -> Any:
     return table
 
 
-def _pairs_arrays(s: Any) -> tuple[np.ndarray, ...] | None:
+def _pairs_arrays(s: RunState) -> tuple[np.ndarray, ...] | None:
     """The connected pairs as (geoids, source, target, low, low_cost, high, high_cost)."""
     conn = s.connectivity
     if conn is None:
@@ -779,7 +782,7 @@ def pd_unique_concat(a: Any, b: Any) -> np.ndarray:
     return pd.unique(np.concatenate([np.asarray(a, dtype=object), np.asarray(b, dtype=object)]))
 
 
-def _speed_table(s: Any) -> Any:
+def _speed_table(s: RunState) -> Any:
     import pandas as pd
 
     sp = s.speeds
@@ -867,7 +870,7 @@ class _Child:
 
 
 # --------------------------------------------------------------------------- entry point
-def _export_tasks(s: Any, out: Path, blocks: Any) -> list[Callable[[], None]]:
+def _export_tasks(s: RunState, out: Path, blocks: Any) -> list[Callable[[], None]]:
     """The files to write but the pairs CSV, one task (a function writing it) per file,
     biggest first."""
     tasks: list[Callable[[], None]] = []
@@ -934,7 +937,7 @@ def _run_tasks(tasks: list[Callable[[], None]], counter: Any) -> None:
         tasks[i]()
 
 
-def write_export(s: Any) -> None:
+def write_export(s: RunState) -> None:
     """Write every export file of §12.1 into ``s.staging``; records ``s.counts["export_files"]``.
 
     ``s.staging`` is a folder its owner (the pipeline) publishes only after success and deletes

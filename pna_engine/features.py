@@ -14,10 +14,19 @@ adjustment, then legs, signalized, stops, rrfb, island.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pna_engine.arrays import Tags
+from pna_engine.arrays import eq as _eq
+from pna_engine.arrays import int_array as _int_array
+from pna_engine.arrays import isin as _isin
+from pna_engine.arrays import present as _present
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Search distance for signals, stops, RRFBs and islands (m, §3.10).
 SIGCTL_SEARCH_DIST = 25.0
@@ -30,44 +39,6 @@ _CLASS_ROADS = ("motorway", "motorway_link", "trunk", "trunk_link", "primary", "
 
 
 # --------------------------------------------------------------------------- helpers
-class Tags:
-    """Column access to the OSM tags of each segment (object arrays, None = absent)."""
-
-    def __init__(self, frame: Any):
-        self.frame = frame
-        self.n = len(frame)
-
-    def __call__(self, key: str) -> np.ndarray:
-        if key in self.frame.columns:
-            return self.frame[key].to_numpy(dtype=object)
-        return np.full(self.n, None, dtype=object)
-
-    def eq(self, key: str, value: str) -> np.ndarray:
-        return _eq(self(key), value)
-
-    def isin(self, key: str, values: Iterable[str]) -> np.ndarray:
-        return _isin(self(key), values)
-
-    def present(self, key: str) -> np.ndarray:
-        return _present(self(key))
-
-
-def _eq(a: np.ndarray, value: Any) -> np.ndarray:
-    return np.asarray(a == value, dtype=bool)
-
-
-def _isin(a: np.ndarray, values: Iterable[Any]) -> np.ndarray:
-    import pandas as pd
-
-    return pd.Series(a, dtype=object).isin(list(values)).to_numpy(dtype=bool)
-
-
-def _present(a: np.ndarray) -> np.ndarray:
-    import pandas as pd
-
-    return ~pd.isna(np.asarray(a, dtype=object))
-
-
 def _str_series(a: np.ndarray) -> Any:
     import pandas as pd
 
@@ -119,15 +90,6 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-def _int_array(x: np.ndarray) -> Any:
-    """Float array (NaN = NULL) -> nullable Int64 array."""
-    import pandas as pd
-
-    x = np.asarray(x, dtype=float)
-    nan = np.isnan(x)
-    return pd.arrays.IntegerArray(np.where(nan, 0, x).astype(np.int64), nan)
-
-
 def uuid4_strings(n: int) -> list[str]:
     """``n`` random version-4 UUIDs as text (what ``uuid.uuid4()`` gives, in bulk)."""
     b = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
@@ -139,7 +101,7 @@ def uuid4_strings(n: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- §2.4.4 clip
-def buffer_clip(s: Any) -> tuple[Any, Any]:
+def buffer_clip(s: RunState) -> tuple[Any, Any]:
     """Drop segments and OSM rows farther than the boundary buffer; drop ``path``+``bicycle=no``
     line rows (§2.4.4). Returns (segments, lines); updates ``s.osm.points/polygons``."""
     import shapely
@@ -605,7 +567,7 @@ WAYS_COLUMNS = [
 ]
 
 
-def compute_features(s: Any) -> tuple[Any, Any, Any]:
+def compute_features(s: RunState) -> tuple[Any, Any, Any]:
     """Pipeline phase ``features`` (§2.4.4, §3).
 
     Parameters

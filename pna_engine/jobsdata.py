@@ -10,7 +10,10 @@ retained block (table ``neighborhood_census_block_jobs``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 REQUIRED_COLUMNS = ("w_geocode", "S000")
 
@@ -82,7 +85,7 @@ def _bad_count(path: Path, row: int | None = None) -> None:
                      "the file again")
 
 
-def load_jobs(s: Any) -> Any:
+def load_jobs(s: RunState) -> Any:
     """Jobs per retained block: DataFrame ``(blockid20, jobs)``, or None for non-US runs.
 
     Uses ``s.params.jobs`` (paths/URLs) or downloads the state's latest LODES8 files.

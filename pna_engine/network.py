@@ -15,10 +15,13 @@ CSR graphs for the connectivity phase and can produce the reference's link and v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Link stress that makes a link part of the low-stress network.
 LOW_STRESS = 1
@@ -320,7 +323,7 @@ def build_from_tables(ways: Any, intersections: Any, uturn_is_rightmost: bool = 
     return net
 
 
-def build_network(s: Any) -> Network:
+def build_network(s: RunState) -> Network:
     """Pipeline phase ``network``: build the routing network from ``s.ways`` (§6).
 
     Parameters

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pna_engine.errors import InputError
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: osm2pgrouting ``mapconfig_highway.xml``: routable ``highway`` values and their tag ids.
 HIGHWAY_TAG_IDS: dict[str, int] = {
@@ -750,7 +753,7 @@ def preclip_with_osmium_tool(path: str | Path, polygon_wgs84: Any, workdir: str 
 
 
 # --------------------------------------------------------------------------- entry point
-def _boundary_wgs84(s: Any) -> Any:
+def _boundary_wgs84(s: RunState) -> Any:
     g = s.boundary.attrs.get("wgs84") if hasattr(s.boundary, "attrs") else None
     if g is None:
         g = s.boundary.to_crs("EPSG:4326").geometry.union_all()

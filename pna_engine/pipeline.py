@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,42 +39,16 @@ from pna_engine import PHASES, __version__
 from pna_engine.atomic import write_json
 from pna_engine.errors import StorageError, check_writable_folder, storage_error
 from pna_engine.params import Params
+from pna_engine.state import RunState
 from pna_engine.status import STATUS_FILE, StatusFile
 
 RUN_FILE = "run.json"
+#: Environment variables that change what a run reads (mirrors, the download cache): recorded
+#: in run.json's ``environment`` when set.
+RESULT_ENVIRONMENT = ("PNA_GEOFABRIK_INDEX_URL", "PNA_TIGER_BASE_URL", "PNA_LODES_BASE_URL",
+                      "PNA_WORLDPOP_BASE_URL", "PNA_SPEED_LIMITS_BASE_URL", "PNA_CACHE_DIR",
+                      "AWS_ENDPOINT_URL")
 STAGING_PREFIX = ".staging-"
-
-
-@dataclass
-class RunState:
-    """The tables of a run. Each phase fills some of them; see the module docstring."""
-
-    params: Params
-    staging: Path
-    # import
-    crs: Any = None  # pyproj.CRS of the output (UTM)
-    boundary: Any = None  # GeoDataFrame, one row, output CRS
-    blocks: Any = None  # GeoDataFrame of retained census blocks (geoid20, pop20, ...)
-    jobs: Any = None  # DataFrame (blockid20, jobs) or None (non-US)
-    speeds: Any = None  # residential speed defaults (state/city)
-    osm: Any = None  # imported OSM tables (segments, intersections, lines, points, polygons)
-    destinations_osm: Any = None  # OSM tables of Params.destinations_osm (None: from ``osm``)
-    inputs: dict[str, str] = field(default_factory=dict)  # input role -> local file used
-    # features / stress
-    ways: Any = None  # GeoDataFrame neighborhood_ways
-    intersections: Any = None  # GeoDataFrame neighborhood_ways_intersections
-    paths: Any = None  # GeoDataFrame neighborhood_paths
-    # network / blocks / connectivity
-    network: Any = None
-    connectivity: Any = None
-    # destinations / scores
-    destinations: dict[str, Any] = field(default_factory=dict)
-    scores: Any = None
-    # bookkeeping
-    counts: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- phases
@@ -409,4 +382,5 @@ def run_record(state: RunState) -> dict[str, Any]:
         "peak_rss_mb": state.peak_rss_mb,
         "notes": state.notes,
         "status_file": STATUS_FILE,
+        "environment": {k: os.environ[k] for k in RESULT_ENVIRONMENT if os.environ.get(k)},
     }

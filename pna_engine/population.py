@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pna_engine.errors import InputError, OfflineError
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Share of a block's area that must lie inside the boundary for the block to be kept.
 MIN_SHARE_INSIDE = 0.5
@@ -35,7 +38,7 @@ WEB_MERCATOR = "EPSG:3857"
 
 
 # --------------------------------------------------------------------------- entry point
-def load_blocks(s: Any) -> Any:
+def load_blocks(s: RunState) -> Any:
     """Census blocks retained for the run, in the output CRS (``s.crs``).
 
     Records ``s.inputs["population"]``, ``s.counts["blocks"]`` and ``s.counts["population"]``;
@@ -84,7 +87,7 @@ def load_blocks(s: Any) -> Any:
     return kept
 
 
-def _non_us_blocks(s: Any, boundary: Any) -> tuple[Any, str]:
+def _non_us_blocks(s: RunState, boundary: Any) -> tuple[Any, str]:
     from pna_engine import download
 
     params = s.params

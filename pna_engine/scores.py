@@ -16,10 +16,13 @@ import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: Destination categories in the reference's block column order, with the scoring
 #: parameters (first, second, third destination worth) of §10.2.
@@ -426,7 +429,7 @@ def _sum_or_null(v: np.ndarray) -> float | None:
 
 
 # --------------------------------------------------------------------------- phase
-def compute_scores(s: Any) -> Scores:
+def compute_scores(s: RunState) -> Scores:
     """Pipeline phase ``scores`` (§10, §11).
 
     Fills the block result columns on ``s.blocks``, the shed columns (``pop_low_stress``,

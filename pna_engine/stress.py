@@ -7,11 +7,18 @@ every class, then the one-way reset (§4.7) blanks the direction bikes may not r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pna_engine.features import Tags, _eq, _int_array, _isin, _present
+from pna_engine.arrays import Tags
+from pna_engine.arrays import eq as _eq
+from pna_engine.arrays import int_array as _int_array
+from pna_engine.arrays import isin as _isin
+from pna_engine.arrays import present as _present
+
+if TYPE_CHECKING:
+    from pna_engine.state import RunState
 
 #: §4.2 defaults per class: (speed mph, lanes per direction).
 HIGHER_ORDER_DEFAULTS: dict[str, tuple[int, int]] = {
@@ -196,7 +203,7 @@ def intersection_stress(ways: Any, ints: Any, crossing_name_sentinels: bool
     return crossing(to), crossing(f)
 
 
-def compute_stress(s: Any) -> Any:
+def compute_stress(s: RunState) -> Any:
     """Pipeline phase ``stress``: fill ft/tf seg and int stress of ``s.ways`` (§4, §5).
 
     Parameters
