@@ -4,6 +4,7 @@ working directory - notebooks run from ``notebooks/``)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +37,22 @@ def outputs_dir() -> Path:
     except OSError as exc:
         raise storage_error(exc, outputs_label(p)) from exc
     return p.resolve()
+
+
+def slugify(text: str, max_len: int = 100) -> str:
+    """A name safe for files, Batch job names and S3 keys (``Helsinki demo`` -> ``helsinki-demo``).
+
+    Parameters
+    ----------
+    text
+        Any name.
+    max_len
+        At most this many characters.
+
+    Returns
+    -------
+    str
+        Lower-case letters, digits and ``-``; ``place`` if nothing is left.
+    """
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s[:max_len].rstrip("-") or "place"

@@ -21,7 +21,7 @@ from typing import Any
 from pna_engine.atomic import write_text
 from pna_engine.errors import InputError, storage_error
 from pna_helpers import _html as esc
-from pna_helpers.paths import REPO_ROOT, outputs_dir
+from pna_helpers.paths import REPO_ROOT, outputs_dir, slugify
 from pna_helpers.results import load_results
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -29,15 +29,10 @@ REPORT_NOTEBOOK = "city_report.ipynb"
 
 
 def _report_template() -> Path:
-    for p in (NOTEBOOKS / REPORT_NOTEBOOK, Path(__file__).parent / "notebooks" / REPORT_NOTEBOOK):
-        if p.exists():
-            return p
+    p = NOTEBOOKS / REPORT_NOTEBOOK
+    if p.exists():
+        return p
     raise InputError(f"report template {REPORT_NOTEBOOK} not found in {NOTEBOOKS}")
-
-
-def slug(name: str) -> str:
-    """File-name-safe version of a place name."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "place"
 
 
 # nbconvert's lab template links require.js and MathJax from CDNs; reports need neither.
@@ -91,7 +86,7 @@ def render_report(results_location: Any, out_html: str | Path | None = None,
     import papermill as pm
 
     res = load_results(results_location, name=name)  # clear errors before starting a kernel
-    out = Path(out_html) if out_html else outputs_dir() / "reports" / f"{slug(res.name)}.html"
+    out = Path(out_html) if out_html else outputs_dir() / "reports" / f"{slugify(res.name, 60)}.html"
     template = _report_template()
     with tempfile.TemporaryDirectory(prefix="pna-report-") as tmp:
         executed = Path(tmp) / "report.ipynb"
@@ -135,7 +130,7 @@ def render_each(locations: list[Any], out_dir: str | Path | None = None,
     for loc in tqdm(list(locations), desc="reports", unit="place", disable=not progress):
         try:
             res = load_results(loc)
-            path = render_report(res, out_dir / f"{slug(res.name)}.html")
+            path = render_report(res, out_dir / f"{slugify(res.name, 60)}.html")
             s = res.scores()
             rows.append((res.name, path.name, s.get("overall_score"), s.get("population_total"),
                          None))

@@ -523,13 +523,6 @@ def _place_name(root: Path, run: dict[str, Any] | None) -> str:
     return root.name
 
 
-def load_many(locations: list[str | Path] | dict[str, str | Path]) -> list[Results]:
-    """Load several result sets; a dict gives them names (name -> location)."""
-    if isinstance(locations, dict):
-        return [load_results(loc, name=n) for n, loc in locations.items()]
-    return [load_results(loc) for loc in locations]
-
-
 def demo_results(name: str | None = None, **overrides: Any) -> Results:
     """The Helsinki demo results, computed once (offline, seconds) and reused.
 

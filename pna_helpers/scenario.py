@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pna_engine.errors import InputError
-from pna_helpers.paths import outputs_dir
+from pna_helpers.paths import outputs_dir, slugify
 from pna_helpers.results import SCORE_INFO, Results, load_results
 
 _CLEAR_BIKE = {"cycleway": None, "cycleway:both": None, "cycleway:left": None,
@@ -357,7 +357,7 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
         edits[w] = {**edits.get(w, {}), **tags}
     key = hashlib.sha256(json.dumps([base.location, sorted(edits.items())], default=str)
                          .encode()).hexdigest()[:12]
-    out = outputs_dir() / "scenarios" / f"{_slug(base.name)}-{key}"
+    out = outputs_dir() / "scenarios" / f"{slugify(base.name, 40)}-{key}"
     pdict.update(output=str(out), way_tag_edits=edits,
                  quirks=Quirks(**(pdict.get("quirks") or {})))
     if workers is not None:
@@ -373,5 +373,3 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
                           edits={w: edits[w] for w in ids}, change=change, seconds=seconds)
 
 
-def _slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")[:40] or "place"

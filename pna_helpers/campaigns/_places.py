@@ -116,7 +116,7 @@ def places_from_boundaries(layer: str | Path, osm: str | Path, folder: str | Pat
     """
     import geopandas as gpd
 
-    from pna_engine.params import DEFAULT_MAX_TRIP_DISTANCE
+    from pna_engine.params import DEFAULT_COUNTRY, DEFAULT_MAX_TRIP_DISTANCE
 
     layer, osm, folder = Path(layer), Path(osm), Path(folder)
     for p, what in ((layer, "boundaries layer"), (osm, "OSM extract")):
@@ -174,7 +174,7 @@ def places_from_boundaries(layer: str | Path, osm: str | Path, folder: str | Pat
         us = bool(fips) or (country or "").lower() in ("united states", "us", "usa")
         kw: dict[str, Any] = dict(
             place=name, boundary=str(bnd), osm=str(place_osm), population=population,
-            country=country or ("United States" if us else "United States"),
+            country=country or DEFAULT_COUNTRY,
             offline=offline, max_trip_distance=mtd)
         if us:
             kw.update(city_fips=fips, state_fips=str(statefp).zfill(2) if statefp else None,

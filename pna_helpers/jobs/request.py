@@ -25,6 +25,7 @@ from pna_engine.params import (
     request_fields,
 )
 from pna_helpers.paths import outputs_dir
+from pna_helpers.paths import slugify as slugify  # re-exported
 
 #: Columns of a places CSV / GeoPackage: the request fields (``place`` and ``boundary`` are
 #: required in a CSV).
@@ -44,23 +45,6 @@ def is_url(value: str) -> bool:
     bool
     """
     return is_remote(value)
-
-
-def slugify(text: str) -> str:
-    """A name safe for files, Batch job names and S3 keys (``Helsinki demo`` -> ``helsinki-demo``).
-
-    Parameters
-    ----------
-    text
-        Any name.
-
-    Returns
-    -------
-    str
-        Lower-case letters, digits and ``-``, at most 100 characters; ``place`` if nothing is left.
-    """
-    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return s[:100] or "place"
 
 
 class _Request:
