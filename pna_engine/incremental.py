@@ -115,7 +115,7 @@ class Rescore:
 
     def scores(self) -> pd.Series:
         """Every city score (``score_normalized`` by ``score_id``), as floats."""
-        return _scores_series(self.overall_scores)
+        return scores_series(self.overall_scores)
 
     def delta(self) -> float:
         """Change of the overall score (points, normalised 0-100)."""
@@ -153,7 +153,20 @@ class Rescore:
         return out
 
 
-def _scores_series(overall_scores: pd.DataFrame) -> pd.Series:
+def scores_series(overall_scores: pd.DataFrame) -> pd.Series:
+    """Score id -> score of an ``overall_scores`` table (normalised, else the original value).
+
+    Parameters
+    ----------
+    overall_scores
+        The ``neighborhood_overall_scores`` table (``score_id``, ``score_normalized``,
+        ``score_original``).
+
+    Returns
+    -------
+    pandas.Series
+        Float scores indexed by score id (NaN where there is none).
+    """
     v = overall_scores.set_index("score_id")["score_normalized"]
     alt = overall_scores.set_index("score_id")["score_original"]
     v = v.where(v.notna(), alt)

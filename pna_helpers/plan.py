@@ -99,9 +99,9 @@ def score_of(r: Rescore | Baseline, sid: str) -> float:
     if sid == "overall_score":
         v = r.overall_score
     else:
-        from pna_engine.incremental import _scores_series
+        from pna_engine.incremental import scores_series
 
-        v = _scores_series(r.overall_scores).get(sid)
+        v = scores_series(r.overall_scores).get(sid)
     return 0.0 if v is None or v != v else float(v)
 
 
@@ -418,7 +418,7 @@ class Plan:
         """Apply every edit of the plan in one full engine run (no export); its target score
         must be the plan's final score."""
         from pna_engine import pipeline
-        from pna_engine.incremental import _scores_series
+        from pna_engine.incremental import scores_series
 
         if self.params is None:
             raise InputError("this plan has no baseline parameters to re-run")
@@ -434,7 +434,7 @@ class Plan:
             shutil.rmtree(tmp, ignore_errors=True)
         sid = target_id(self.target)
         full = s.scores.overall_score if sid == "overall_score" else \
-            _scores_series(s.scores.overall_scores).get(sid)
+            scores_series(s.scores.overall_scores).get(sid)
         full = 0.0 if full is None or full != full else float(full)
         return {"plan": self.final_score, "full_run": full, "match": full == self.final_score}
 
