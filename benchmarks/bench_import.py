@@ -53,7 +53,7 @@ def bench(params: Any, repeat: int = 1) -> dict[str, tuple[float, float]]:
     """Run import (boundary, blocks, speeds, OSM read/clip/tables), features and stress; return
     the best time of each step over ``repeat`` runs."""
     from pna_engine import boundary, features, osm, population, speeds, stress
-    from pna_engine.pipeline import RunState
+    from pna_engine.state import RunState
 
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeat):

@@ -178,7 +178,7 @@ class Baseline:
 
     Build it with :meth:`from_params` (runs the engine up to the scores phase in-process),
     :meth:`from_results` (a PNA results folder: its ``run.json`` parameters) or
-    :meth:`from_state` (a :class:`~pna_engine.pipeline.RunState` after ``scores``).
+    :meth:`from_state` (a :class:`~pna_engine.state.RunState` after ``scores``).
     """
 
     # ------------------------------------------------------------------ construction

@@ -213,6 +213,7 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     import copy
 
     from pna_engine import PHASES, pipeline
+    from pna_engine.state import RunState
     from pna_engine.params import Params, Quirks
 
     p = {k: v for k, v in p.items() if not k.startswith("_")}
@@ -233,7 +234,7 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
         state = copy.deepcopy(_IMPORTS[ikey])
         state.params = params
     else:
-        state = pipeline.RunState(params=params, staging=Path(tempfile.gettempdir()))
+        state = RunState(params=params, staging=Path(tempfile.gettempdir()))
         pipeline.PHASE_FUNCTIONS["import"](state)
         _IMPORTS[ikey] = copy.deepcopy(state)
         while len(_IMPORTS) > _MAX_IMPORTS:

@@ -113,11 +113,11 @@ def run_to_stress(tmp_path: str | Path, nodes: Mapping[int, NodeSpec],
     The boundary is a square of half-side ``boundary_half_m`` around (LON0, LAT0); ``blocks``
     (a GeoDataFrame in EPSG:4326, or None for the polygon clip only) drives the bbox clip.
     Extra keyword arguments go to :class:`~pna_engine.params.Params` (e.g. ``country``).
-    Returns the :class:`~pna_engine.pipeline.RunState` (``ways``, ``intersections``, ``osm``).
+    Returns the :class:`~pna_engine.state.RunState` (``ways``, ``intersections``, ``osm``).
     """
     from pna_engine import boundary, features, osm, speeds, stress
     from pna_engine.params import Params
-    from pna_engine.pipeline import RunState
+    from pna_engine.state import RunState
 
     tmp_path = Path(tmp_path)
     bpath = box_polygon_geojson(tmp_path / "boundary.geojson", LON0, LAT0, boundary_half_m)

@@ -17,7 +17,7 @@ from shapely.geometry import Point, box
 from pna_engine import boundary, osm, speeds
 from pna_engine.errors import InputError
 from pna_engine.params import Params
-from pna_engine.pipeline import RunState
+from pna_engine.state import RunState
 
 
 def _segs_by_way(s, way_id):
