@@ -213,8 +213,8 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     import copy
 
     from pna_engine import PHASES, pipeline
-    from pna_engine.state import RunState
     from pna_engine.params import Params, Quirks
+    from pna_engine.state import RunState
 
     p = {k: v for k, v in p.items() if not k.startswith("_")}
     key = _run_key(p)
