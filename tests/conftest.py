@@ -88,6 +88,10 @@ def moto_url():
         url + "/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
         data=json.dumps({"batch": {"use_docker": False}}).encode())
     urllib.request.urlopen(req, timeout=10).read()
+    # moto keeps its state in this process, shared by every server: each module starts from
+    # an empty AWS (IAM roles are global names that another module's stack would leave behind)
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"),
+                           timeout=10).read()
     for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
         os.environ.pop(k, None)
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
