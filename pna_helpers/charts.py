@@ -28,7 +28,26 @@ def _plt() -> Any:
 
 
 def category_scores(results: Any, ax: Any = None) -> Any:
-    """Horizontal bars of the overall and main category scores (0-100), with sub-scores."""
+    """Horizontal bars of the overall and main category scores (0-100).
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results` (folder, ``.zip``, ``s3://`` URI, job id).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on (default: a new 7 x 3.6 inch figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure of ``ax``, or the new figure.
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded.
+    """
     plt = _plt()
     res = load_results(results)
     s = res.scores()
@@ -50,7 +69,23 @@ def category_scores(results: Any, ax: Any = None) -> Any:
 
 def sub_scores(results: Any) -> Any:
     """Bars of every sub-score (doctors, parks, ...) coloured by category, with a colour key;
-    a score that does not apply (no destination of its kind) is written "n/a", not drawn as 0."""
+    a score that does not apply (no destination of its kind) is written "n/a", not drawn as 0.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results` (folder, ``.zip``, ``s3://`` URI, job id).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded.
+    """
     from matplotlib.patches import Patch
 
     from pna_helpers.display import not_applicable
@@ -82,7 +117,29 @@ def sub_scores(results: Any) -> Any:
 
 
 def block_score_distribution(results: Any, column: str = "overall_score") -> Any:
-    """Histogram of block scores, population-weighted and by block count."""
+    """Histogram of block scores, population-weighted and by block count.
+
+    Two panels with ten bins: blocks per score class (left) and people per score class,
+    weighted by ``pop20`` (right). Blocks without a score are left out.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results` (folder, ``.zip``, ``s3://`` URI, job id).
+    column : str
+        Block score column (default ``overall_score``, 0-100; bins run 0-1 when no value is
+        above 1, as for the ``*_score`` category columns).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or has no census blocks.
+    """
     import numpy as np
     import pandas as pd
 
@@ -108,7 +165,26 @@ def block_score_distribution(results: Any, column: str = "overall_score") -> Any
 
 
 def mileage_by_stress(results: Any) -> Any:
-    """Stacked bars: miles of low- and high-stress network per functional class."""
+    """Stacked bars: miles of low- and high-stress network per functional class.
+
+    Centreline miles from :meth:`~pna_helpers.results.Results.mileage_by_stress` (a two-way
+    road counts once); classes sorted by total length.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results` (folder, ``.zip``, ``s3://`` URI, job id).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or has no road segments (``neighborhood_ways``).
+    """
     plt = _plt()
     res = load_results(results)
     df = res.mileage_by_stress()
@@ -131,7 +207,24 @@ def mileage_by_stress(results: Any) -> Any:
 
 
 def compare_scores(results: list[Any]) -> Any:
-    """Grouped bars of the main scores of several result sets."""
+    """Grouped bars of the main scores of several result sets.
+
+    Parameters
+    ----------
+    results : list
+        :class:`~pna_helpers.results.Results` or locations accepted by
+        :func:`~pna_helpers.results.load_results`, one bar per result set in each group.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A score that is missing in a result set is drawn as 0.
+
+    Raises
+    ------
+    InputError
+        ``results`` is empty, or a location cannot be loaded.
+    """
     import numpy as np
 
     from pna_helpers.compare import scores_table
@@ -154,7 +247,19 @@ def compare_scores(results: list[Any]) -> Any:
 
 
 def score_changes(deltas: Any) -> Any:
-    """Bars of score changes (a Series score label -> change, e.g. from a scenario)."""
+    """Bars of score changes (a Series score label -> change, e.g. from a scenario).
+
+    Parameters
+    ----------
+    deltas : pandas.Series
+        Score label -> change in score points, e.g. the ``change`` column of
+        :meth:`~pna_helpers.scenario.ScenarioResult.score_changes`. Missing values are left
+        out; gains are blue, losses red.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     d = deltas.dropna()
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(d) + 1.2))
@@ -168,8 +273,23 @@ def score_changes(deltas: Any) -> Any:
 
 
 def job_durations(table: Any) -> Any:
-    """Bars of job durations (minutes) from a jobs table with ``place``/``duration_s`` (or
-    ``started_at``/``finished_at``) and ``status`` columns."""
+    """Bars of job durations from a jobs table with ``place``/``duration_s`` (or
+    ``started_at``/``finished_at``) and ``status`` columns.
+
+    One bar per job labelled ``place (job id)``; green succeeded, red failed, grey any other
+    status. Jobs without a duration (not started) are left out. The unit is seconds, minutes
+    (longest job 3 minutes or more) or hours (3 hours or more).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Jobs, e.g. :func:`pna_helpers.jobs.jobs_table` (its ``duration_s`` is the run time so
+        far for a running job).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import pandas as pd
 
     plt = _plt()

@@ -72,6 +72,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     -------
     int
         Exit status: 0, or with ``--wait`` 0 iff the job succeeded, 1 otherwise.
+
+    Raises
+    ------
+    InputError
+        Neither ``--boundary`` nor the demo place was given, or the request is invalid.
     """
     from pna_helpers import jobs
     from pna_helpers.jobs.request import DEMO_PLACE, slugify
@@ -189,6 +194,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     -------
     int
         Exit status: 0 on success.
+
+    Raises
+    ------
+    InputError
+        Neither job ids nor ``--all`` were given.
     """
     client = _client(args)
     if args.all:
@@ -265,6 +275,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
     -------
     int
         Exit status: 0 on success.
+
+    Raises
+    ------
+    InputError
+        ``scale`` without ``--min``, ``--desired`` or ``--max``, or bad settings.
     """
     from pna_helpers.config import Settings
     from pna_helpers.jobs.stack import Stack
@@ -291,7 +306,30 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the bundled demo place on the local backend and summarise it."""
+    """Run the bundled demo place on the local backend and summarise it.
+
+    ``pna demo``: submits the demo request, waits for it, prints the main scores and the
+    results and log locations, then writes ``outputs/reports/helsinki-demo.html`` (unless
+    ``--no-report``) and ``outputs/reports/helsinki-demo-map.html``. A report that fails is
+    reported on stderr and a map that fails is skipped; neither changes the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (``config``, ``timeout``, ``no_progress``, ``no_report``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 the demo job succeeded, 1 it did not.
+
+    Raises
+    ------
+    InputError
+        The demo inputs are not available, or bad settings.
+    WaitTimeout
+        ``--timeout`` passed before the job finished (the job keeps running).
+    """
     from pna_helpers import jobs
     from pna_helpers.config import Settings
     from pna_helpers.paths import outputs_dir

@@ -17,7 +17,20 @@ def scores_table(results: list[Any], all_scores: bool = False) -> Any:
         :class:`~pna_helpers.results.Results` or locations accepted by
         :func:`~pna_helpers.results.load_results`.
     all_scores : bool
-        Include the sub-scores (doctors, parks, ...) and mileage rows, not only the main ones.
+        Include every score of the results (sub-scores such as doctors and parks, population
+        and mileage rows), not only the main ones. Default False.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by score label, one column per result set (named after its place; a repeated
+        name gets `` (2)``, `` (3)``, ...), rounded to 2 decimals. With exactly two result
+        sets, a ``difference`` column (second minus first) is added.
+
+    Raises
+    ------
+    InputError
+        ``results`` is empty, or a location cannot be loaded.
     """
     import pandas as pd
 
@@ -49,7 +62,30 @@ def block_differences(base: Results | Any, other: Results | Any,
     """Blocks of ``other`` with ``base``/``other`` values of ``column`` and ``delta = other -
     base``, matched by ``geoid20`` (GeoDataFrame in EPSG:4326, geometry of ``other``).
 
-    Blocks present in only one result set get a null delta.
+    Blocks present only in ``other`` get a null ``base`` and ``delta``; blocks present only in
+    ``base`` are not in the result.
+
+    Parameters
+    ----------
+    base : Results or str or pathlib.Path
+        The reference result set, or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+    other : Results or str or pathlib.Path
+        The result set compared with ``base`` (same accepted forms).
+    column : str
+        Block column to compare (default ``overall_score``, 0-100; ``*_score`` category
+        columns are 0-1).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``geoid20``, ``other``, ``base``, ``delta`` (rounded to 4 decimals) and the
+        geometry, one row per block of ``other``.
+
+    Raises
+    ------
+    InputError
+        A location cannot be loaded, or the blocks of either set have no ``column``.
     """
     import pandas as pd
 

@@ -89,15 +89,20 @@ class Settings:
 
         Parameters
         ----------
-        config_file
+        config_file : str or pathlib.Path, optional
             TOML file; default ``$PNA_CONFIG`` or ``~/.config/pna/config.toml`` if present.
-        **overrides
+        **overrides : Any
             Field values that win over everything else (``None`` values are ignored).
+
+        Returns
+        -------
+        Settings
+            The validated settings.
 
         Raises
         ------
         InputError
-            Unknown key, bad value or unreadable config file.
+            Unknown key, bad value, missing or unreadable config file, or credentials in it.
         """
         values: dict[str, Any] = {}
         path = config_file or os.environ.get("PNA_CONFIG")
@@ -112,7 +117,24 @@ class Settings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
-        """Build settings from a dict of field values (strings are converted)."""
+        """Build settings from a dict of field values (strings are converted).
+
+        Parameters
+        ----------
+        values : dict of str to Any
+            Field name -> value; strings become the field's type (``int``, ``float``,
+            comma-separated ``list``, ``Path``). Missing fields keep their defaults.
+
+        Returns
+        -------
+        Settings
+            The validated settings.
+
+        Raises
+        ------
+        InputError
+            Unknown field name, a value that does not convert, or a failed :meth:`validate`.
+        """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kw: dict[str, Any] = {}
         for key, raw in values.items():
@@ -124,7 +146,15 @@ class Settings:
         return s
 
     def validate(self) -> None:
-        """Check values; raise :class:`InputError` naming the bad setting."""
+        """Check values; raise :class:`InputError` naming the bad setting.
+
+        Also normalises ``compute_type`` to upper case and ``outputs`` to an absolute path.
+
+        Raises
+        ------
+        InputError
+            A value out of range or not among the allowed choices.
+        """
         if self.backend not in BACKENDS:
             raise InputError(f"PNA_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.concurrency < 1:
@@ -150,12 +180,25 @@ class Settings:
 
     @property
     def aws_region(self) -> str:
-        """The region in use (settings, else the AWS environment, else us-east-1)."""
+        """The region in use (settings, else the AWS environment, else us-east-1).
+
+        Returns
+        -------
+        str
+            ``region``, else ``$AWS_REGION``, else ``$AWS_DEFAULT_REGION``, else ``us-east-1``.
+        """
         return (self.region or os.environ.get("AWS_REGION")
                 or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (no secrets: settings hold none)."""
+        """JSON-ready view (no secrets: settings hold none).
+
+        Returns
+        -------
+        dict of str to Any
+            Every field; ``outputs`` as text and ``region`` as the region in use
+            (:attr:`aws_region`).
+        """
         d = dataclasses.asdict(self)
         d["outputs"] = str(self.outputs)
         d["region"] = self.aws_region
@@ -211,5 +254,22 @@ def _convert(key: str, raw: Any, typ: Any) -> Any:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Shortcut for :meth:`Settings.load`."""
+    """Shortcut for :meth:`Settings.load`.
+
+    Parameters
+    ----------
+    **overrides : Any
+        Passed to :meth:`Settings.load`: ``config_file`` and field values that win over the
+        config file and the environment (``None`` values are ignored).
+
+    Returns
+    -------
+    Settings
+        The validated settings.
+
+    Raises
+    ------
+    InputError
+        Unknown key, bad value, or a missing or unreadable config file.
+    """
     return Settings.load(**overrides)

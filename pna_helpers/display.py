@@ -35,7 +35,23 @@ def _style(df: Any, fmt: dict[str, str] | None = None) -> Any:
 
 
 def not_applicable(res: Any) -> set[str]:
-    """Score ids that do not apply: the run found no destination of their kind."""
+    """Score ids that do not apply: the run found no destination of their kind.
+
+    Destination counts come from ``run.json``; an official export (no counts) has its
+    destination files counted instead. Employment does not apply to a PNA run outside the
+    United States (no jobs data).
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    set of str
+        ``score_id`` values (keys of :data:`SCORE_DESTINATIONS`, or
+        ``opportunity_employment``).
+    """
     counts = (((res.run or {}).get("counts") or {}).get("destinations") or {})
     if not counts:  # an official export: count the destination files
         counts = {c: len(g) for c, g in res.all_destinations().items()}
@@ -48,7 +64,22 @@ def not_applicable(res: Any) -> set[str]:
 
 
 def score_rows(res: Any, main_only: bool = False) -> Any:
-    """City scores as rows: category, score (0-100; NaN = n/a), group, meaning."""
+    """City scores as rows: category, score (0-100; NaN = n/a), group, meaning.
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+    main_only : bool
+        Only the overall and main category scores (default False: sub-scores too).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``id``, ``Score`` (label), ``Group``, ``Score (0-100)`` (rounded to 2
+        decimals; NaN where :func:`not_applicable`) and ``What it measures``, in
+        :data:`~pna_helpers.results.SCORE_INFO` order.
+    """
     import pandas as pd
 
     s = res.scores()
@@ -65,7 +96,24 @@ def score_rows(res: Any, main_only: bool = False) -> Any:
 
 
 def scores(res: Any) -> Any:
-    """The main scores with what they measure, then population and centreline mileage."""
+    """The main scores with what they measure, then population and centreline mileage.
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Score``, ``Value`` (text: ``85.89 / 100``, ``n/a``, people, miles) and
+        ``What it measures``.
+
+    Raises
+    ------
+    InputError
+        The results have no road segments (``neighborhood_ways``) to measure mileage from.
+    """
     import pandas as pd
 
     df = score_rows(res, main_only=True)[["Score", "Score (0-100)", "What it measures"]]
@@ -85,7 +133,18 @@ def scores(res: Any) -> Any:
 
 
 def all_scores(res: Any) -> Any:
-    """Every city score (main and sub-scores) with human names; n/a where not applicable."""
+    """Every city score (main and sub-scores) with human names; n/a where not applicable.
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Group``, ``Score`` and ``Score (0-100)`` (2 decimals).
+    """
     df = score_rows(res)
     df["Group"] = df["Group"].str.replace("_", " ").str.capitalize()
     return _style(df[["Group", "Score", "Score (0-100)"]], {"Score (0-100)": "{:.2f}"})
@@ -106,7 +165,21 @@ def _local_zone() -> Any:
 
 def jobs(table: Any) -> Any:
     """The jobs table of :func:`pna_helpers.jobs.jobs_table` for reading: local times to the
-    second, duration in seconds, an empty reason when there is none."""
+    second, duration in seconds, an empty reason when there is none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        As returned by :func:`pna_helpers.jobs.jobs_table` (``job_id``, ``place``,
+        ``status``, ``phase``, ``created_at``, ``started_at``, ``stopped_at``,
+        ``duration_s``, ``reason``).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Job``, ``Place``, ``Status``, ``Phase``, ``Submitted``, ``Started``,
+        ``Finished`` (headers name the local time zone), ``Duration (s)`` and ``Reason``.
+    """
     import datetime as dt
 
     import pandas as pd
@@ -128,7 +201,22 @@ def jobs(table: Any) -> Any:
 
 
 def score_changes(sc: Any, all_scores: bool = False) -> Any:
-    """A scenario's score changes: before, after and change, in score points (0-100)."""
+    """A scenario's score changes: before, after and change, in score points (0-100).
+
+    Population and mileage rows are left out (they are not 0-100 scores).
+
+    Parameters
+    ----------
+    sc : ScenarioResult
+        A :class:`~pna_helpers.scenario.ScenarioResult`.
+    all_scores : bool
+        Include the sub-scores (default False: the overall and main category scores only).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Score``, ``Before (0-100)``, ``After (0-100)`` and ``Change (points)``.
+    """
     labels = {info["label"] for info in SCORE_INFO.values()}
     df = sc.score_changes(all_scores=all_scores).reset_index()
     df.columns = ["Score", "Before (0-100)", "After (0-100)", "Change (points)"]
@@ -138,12 +226,36 @@ def score_changes(sc: Any, all_scores: bool = False) -> Any:
 
 
 def tags(change_tags: dict[str, Any]) -> str:
-    """OSM tags of a change as ``key=value`` text (a removed tag as ``no key``)."""
+    """OSM tags of a change as ``key=value`` text (a removed tag as ``no key``).
+
+    Parameters
+    ----------
+    change_tags : dict of str to Any
+        Tag -> value, ``None`` for a removed tag (as :func:`pna_helpers.scenario.change_tags`
+        returns).
+
+    Returns
+    -------
+    str
+        The tags joined by ``", "``.
+    """
     return ", ".join(f"{k}={v}" if v is not None else f"no {k}" for k, v in change_tags.items())
 
 
 def island_connectors(candidates: Any) -> Any:
-    """:func:`pna_helpers.scenario.find_island_connectors` for reading."""
+    """:func:`pna_helpers.scenario.find_island_connectors` for reading.
+
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        As returned by :func:`~pna_helpers.scenario.find_island_connectors`.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        The same rows with human column names (``OSM way``, ``Name``, ``Road class``,
+        ``Low-stress islands joined``, ``Segment pairs newly connected on low stress``).
+    """
     df = candidates.rename(columns={
         "osm_id": "OSM way", "name": "Name", "functional_class": "Road class",
         "islands_joined": "Low-stress islands joined",

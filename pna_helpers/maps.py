@@ -88,6 +88,16 @@ def inline_assets(html: str) -> str:
 
     Links to libraries PNA maps do not use (Bootstrap, Font Awesome) are removed; links to
     anything else are left as they are.
+
+    Parameters
+    ----------
+    html : str
+        A page as folium renders it.
+
+    Returns
+    -------
+    str
+        The page with the known CDN assets (:data:`CDN_ASSETS`) inlined.
     """
     def script(m: re.Match[str]) -> str:
         url = m.group(1)
@@ -120,11 +130,27 @@ class OfflineMap(folium.Map):
     default_css = [(n, u) for n, u in folium.folium._default_css if n == "leaflet_css"]
 
     def to_html(self) -> str:
-        """The whole map page as one self-contained HTML string."""
+        """The whole map page as one self-contained HTML string.
+
+        Returns
+        -------
+        str
+            The rendered page with Leaflet and jQuery inlined (:func:`inline_assets`).
+        """
         return inline_assets(self.get_root().render())
 
     def save(self, outfile: str | Path, close_file: bool = True, **kwargs: Any) -> None:  # noqa: ARG002
-        """Write the self-contained page to ``outfile`` atomically."""
+        """Write the self-contained page to ``outfile`` atomically.
+
+        Parameters
+        ----------
+        outfile : str or pathlib.Path
+            The HTML file to write.
+        close_file : bool
+            Ignored (kept for compatibility with :meth:`folium.Map.save`).
+        **kwargs : Any
+            Ignored (kept for compatibility with :meth:`folium.Map.save`).
+        """
         write_text(outfile, self.to_html())
 
     def _repr_html_(self, **kwargs: Any) -> str:
@@ -144,6 +170,23 @@ def compact_geojson(gdf: Any, columns: list[str], tolerance_m: float = 1.0,
 
     Geometries are simplified by ``tolerance_m`` metres in the local UTM CRS, brought back to
     EPSG:4326 and snapped to a ``10**-decimals`` degree grid; null-like values become null.
+    Features with a missing or empty geometry are left out.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        The features; no CRS is taken as EPSG:4326.
+    columns : list of str
+        Properties to keep (names not in ``gdf`` are skipped).
+    tolerance_m : float
+        Simplification tolerance in metres (default 1.0; 0 keeps the geometry as it is).
+    decimals : int
+        Decimal places of the coordinates (default 6, about 0.1 m).
+
+    Returns
+    -------
+    dict of str to Any
+        A GeoJSON ``FeatureCollection`` (no feature ids).
     """
     import shapely
 
@@ -189,6 +232,20 @@ def new_map(*fit: Any, tiles: str | None = TILES, canvas: bool | None = None) ->
 
     ``canvas`` draws vectors on a canvas instead of SVG (default: when the data has more
     than 5,000 features - much faster for big networks).
+
+    Parameters
+    ----------
+    *fit : geopandas.GeoDataFrame or None
+        Data whose joint bounds the map shows (None or empty ones are skipped; with none
+        left the map shows the whole world).
+    tiles : str or None
+        Base tiles (default :data:`TILES`, OpenStreetMap); None adds no base layer.
+    canvas : bool, optional
+        Draw vectors on a canvas (default: automatic, see above).
+
+    Returns
+    -------
+    OfflineMap
     """
     if canvas is None:
         canvas = sum(len(g) for g in fit if g is not None) > 5000
@@ -202,7 +259,18 @@ def new_map(*fit: Any, tiles: str | None = TILES, canvas: bool | None = None) ->
 
 def segment_stress(ways: Any) -> Any:
     """Stress of each segment for display: ``"low"`` when every direction with a segment
-    stress has stress 1, ``"high"`` otherwise (``None`` when neither direction has one)."""
+    stress has stress 1, ``"high"`` otherwise (``None`` when neither direction has one).
+
+    Parameters
+    ----------
+    ways : pandas.DataFrame
+        Road segments with ``ft_seg_stress`` and ``tf_seg_stress`` columns.
+
+    Returns
+    -------
+    pandas.Series
+        ``"low"``, ``"high"`` or None per segment, on the index of ``ways``.
+    """
     import numpy as np
     import pandas as pd
 
@@ -244,7 +312,19 @@ TOOLTIP_TEMPLATE: tuple[tuple[str, str], ...] = (
 def stress_tooltips(ways: Any) -> Any:
     """The tooltip text of each segment (plain text): the attributes that decided its stress
     (class, speed, one-way, lanes, parking, bike infrastructure, segment and crossing stress;
-    per-direction values as ``ft/tf``)."""
+    per-direction values as ``ft/tf``).
+
+    Parameters
+    ----------
+    ways : pandas.DataFrame
+        Road segments (:attr:`~pna_helpers.results.Results.ways`); a missing column or
+        value shows as ``-``.
+
+    Returns
+    -------
+    pandas.Series
+        One multi-line text per segment, laid out by :data:`TOOLTIP_TEMPLATE`.
+    """
     out = None
     for lit, col in TOOLTIP_TEMPLATE:
         part = lit + _text(ways, col)
@@ -254,7 +334,19 @@ def stress_tooltips(ways: Any) -> Any:
 
 def layer(name: str, show: bool = True) -> folium.FeatureGroup:
     """A :class:`folium.FeatureGroup` whose name (shown by the layer control, which Leaflet
-    writes as HTML) is escaped: names carry place names and other outside values."""
+    writes as HTML) is escaped: names carry place names and other outside values.
+
+    Parameters
+    ----------
+    name : str
+        The layer's name in the layer control.
+    show : bool
+        Visible when the map opens (default True).
+
+    Returns
+    -------
+    folium.FeatureGroup
+    """
     return folium.FeatureGroup(name=esc.text(name), show=show)
 
 
@@ -366,7 +458,20 @@ def _pane(m: folium.Map, pane: tuple[str, int]) -> str:
 
 def add_stress_layers(m: folium.Map, ways: Any, show: bool = True) -> None:
     """Add "Low-stress network" and "High-stress network" layers with tooltips (drawn in a
-    pane above the block layers)."""
+    pane above the block layers).
+
+    Segments are classed by :func:`segment_stress`; those with no segment stress are not
+    drawn. Tooltips are :func:`stress_tooltips`.
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to add to.
+    ways : geopandas.GeoDataFrame
+        Road segments (:attr:`~pna_helpers.results.Results.ways`).
+    show : bool
+        Both layers visible when the map opens (default True).
+    """
     pane = _pane(m, NETWORK_PANE)
     ways = ways[ways.geometry.notna() & ~ways.geometry.is_empty]
     stress = segment_stress(ways).to_numpy()
@@ -390,7 +495,17 @@ def _score_color(v: float | None) -> str:
 
 
 def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
-    """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label)."""
+    """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label).
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to add to.
+    title : str
+        Legend title (escaped).
+    items : list of tuple of (str, str)
+        ``(CSS colour, label)`` rows, top to bottom; labels are escaped.
+    """
     rows = "".join(
         f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
         f'border:1px solid #555;margin-right:6px"></span>{esc.text(lbl)}</div>'
@@ -403,7 +518,19 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
 
 
 def score_legend_items(scale: float = 1.0) -> list[tuple[str, str]]:
-    """Legend entries of :data:`SCORE_BINS` (``scale`` = 0.01 for 0-1 scores)."""
+    """Legend entries of :data:`SCORE_BINS` (``scale`` = 0.01 for 0-1 scores).
+
+    Parameters
+    ----------
+    scale : float
+        Factor applied to the 0-100 bin edges in the labels (default 1.0).
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        ``(colour, "lo - hi")`` per score class, then the no-data colour; ready for
+        :func:`add_legend`.
+    """
     items = []
     for lo, hi, c in zip(SCORE_BINS[:-1], SCORE_BINS[1:], SCORE_COLORS):
         hi = min(hi, 100)
@@ -494,6 +621,29 @@ def add_blocks_layer(m: folium.Map, blocks: Any, column: str = "overall_score",
     Layers of the same blocks on one map share their geometry (compact encoding);
     ``overlay=False`` makes the layer one of the map's exclusive choices (a radio button).
     Returns the layer's name.
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to add to.
+    blocks : geopandas.GeoDataFrame
+        Census blocks (:attr:`~pna_helpers.results.Results.blocks`); tooltips show
+        ``geoid20``, ``pop20`` and the value.
+    column : str
+        Block column to colour by (default ``overall_score``). Other columns are multiplied
+        by 100 unless a value is above 1.
+    name : str, optional
+        Label of the layer and the tooltips (default: the column's label in
+        :data:`~pna_helpers.results.BLOCK_SCORE_COLUMNS`, else the column name).
+    show : bool
+        Visible when the map opens (default True).
+    overlay : bool
+        An overlay with a checkbox (default True), or an exclusive choice.
+
+    Returns
+    -------
+    str or None
+        ``"Blocks: <label>"``, or None (nothing added) when ``blocks`` has no ``column``.
     """
     import numpy as np
     import pandas as pd
@@ -535,7 +685,21 @@ DEST_COLORS = ("#6a3d9a", "#ff7f00", "#33a02c", "#b15928", "#e7298a", "#1b9e77",
 
 def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
                            show: bool = False) -> None:
-    """One point layer per destination category (polygons shown at a representative point)."""
+    """One point layer per destination category (polygons shown at a representative point).
+
+    Each layer is named after its category and count; tooltips show the name, ``osm_id``
+    and ``pop_score`` columns that exist.
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to add to.
+    destinations : dict of str to geopandas.GeoDataFrame
+        Category -> destinations, e.g. :meth:`~pna_helpers.results.Results.all_destinations`;
+        None or empty tables are skipped.
+    show : bool
+        Layers visible when the map opens (default False).
+    """
     for i, (cat, gdf) in enumerate(destinations.items()):
         if gdf is None or not len(gdf):
             continue
@@ -556,7 +720,16 @@ def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
 
 
 def add_boundary(m: folium.Map, boundary: Any) -> None:
-    """The place boundary as a dashed outline."""
+    """The place boundary as a dashed outline.
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to add to.
+    boundary : geopandas.GeoDataFrame or None
+        The boundary (:attr:`~pna_helpers.results.Results.boundary`); None or empty adds
+        nothing.
+    """
     if boundary is None or not len(boundary):
         return
     data = compact_geojson(boundary, [], tolerance_m=1)
@@ -566,7 +739,23 @@ def add_boundary(m: folium.Map, boundary: Any) -> None:
 
 # --------------------------------------------------------------------------- maps
 def stress_map(results: Any) -> OfflineMap:
-    """The road network in low (blue) and high (red) stress, with a legend and tooltips."""
+    """The road network in low (blue) and high (red) stress, with a legend and tooltips.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+
+    Returns
+    -------
+    OfflineMap
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded or have no road segments.
+    """
     from pna_helpers.results import load_results
 
     res = load_results(results)
@@ -580,7 +769,27 @@ def stress_map(results: Any) -> OfflineMap:
 
 
 def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
-    """Choropleth of one block score column with its legend."""
+    """Choropleth of one block score column with its legend.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+    column : str
+        Block column (default ``overall_score``; see
+        :data:`~pna_helpers.results.BLOCK_SCORE_COLUMNS`).
+
+    Returns
+    -------
+    OfflineMap
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, have no census blocks, or the blocks have no
+        ``column``.
+    """
     from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
 
     res = load_results(results)
@@ -602,7 +811,32 @@ def explore_map(results: Any, destinations: bool = True, category_scores: bool =
                 collapsed: bool = True) -> OfflineMap:
     """Everything on one map: network stress, block overall and category scores, destinations
     per category, boundary, with a layer control (category layers start hidden; the control
-    opens on hover unless ``collapsed=False``)."""
+    opens on hover unless ``collapsed=False``).
+
+    The block layers are exclusive choices (overall score shown first) and the legend title
+    follows the one shown.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        A :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+    destinations : bool
+        Add the destination layers (default True).
+    category_scores : bool
+        Add a block layer per category score, not only the overall score (default True).
+    collapsed : bool
+        Layer control collapsed until hovered (default True).
+
+    Returns
+    -------
+    OfflineMap
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or have no census blocks or road segments.
+    """
     from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
 
     res = load_results(results)
@@ -671,6 +905,28 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
 
     ``ways`` adds the network stress layers; ``highlight`` (GeoDataFrame of lines) draws the
     changed ways on top in green.
+
+    Parameters
+    ----------
+    blocks : geopandas.GeoDataFrame
+        Blocks with ``geoid20`` and ``column``, e.g. from
+        :func:`~pna_helpers.compare.block_differences` or
+        :meth:`~pna_helpers.scenario.ScenarioResult.block_changes`.
+    column : str
+        Column of changes to colour by (default ``delta``), classed by
+        :data:`DELTA_BINS`; missing values are grey.
+    title : str
+        Name of the block layer and the legend title.
+    ways : geopandas.GeoDataFrame, optional
+        Road segments to draw as stress layers.
+    extra_fields : list of str, optional
+        More block columns shown in the tooltips.
+    highlight : geopandas.GeoDataFrame, optional
+        Ways to draw on top in green (tooltips: name and way id).
+
+    Returns
+    -------
+    OfflineMap
     """
     m = new_map(blocks)
     fields = ["geoid20", column, *(extra_fields or [])]
@@ -701,7 +957,28 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
 
 
 def difference_map(base: Any, other: Any, column: str = "overall_score") -> OfflineMap:
-    """Map of ``other - base`` block scores (blocks matched by ``geoid20``)."""
+    """Map of ``other - base`` block scores (blocks matched by ``geoid20``).
+
+    Parameters
+    ----------
+    base : Results or str or pathlib.Path
+        The reference result set, or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+    other : Results or str or pathlib.Path
+        The result set compared with ``base``; the map shows its blocks.
+    column : str
+        Block column to compare (default ``overall_score``).
+
+    Returns
+    -------
+    OfflineMap
+        A :func:`delta_map` of :func:`~pna_helpers.compare.block_differences`.
+
+    Raises
+    ------
+    InputError
+        A location cannot be loaded, or the blocks of either set have no ``column``.
+    """
     from pna_helpers.compare import block_differences
     from pna_helpers.results import load_results
 
@@ -716,6 +993,23 @@ def save_map(m: Any, path: str | Path) -> Path:
 
     ``m`` is a map, or a results location / :class:`~pna_helpers.results.Results`, for which
     the :func:`explore_map` is written.
+
+    Parameters
+    ----------
+    m : folium.Map or Results or str or pathlib.Path
+        The map, or a result set to write the :func:`explore_map` of.
+    path : str or pathlib.Path
+        The HTML file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        ``m`` is a location that cannot be loaded.
     """
     path = Path(path)
     if not isinstance(m, folium.Map):

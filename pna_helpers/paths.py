@@ -11,7 +11,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def outputs_label(path: str | Path | None = None) -> str:
-    """How messages name the outputs folder: ``PNA_OUTPUTS=/x`` when the variable set it."""
+    """How messages name the outputs folder: ``PNA_OUTPUTS=/x`` when the variable set it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        The folder to name (default: ``$PNA_OUTPUTS``, else the repository's ``outputs/``).
+
+    Returns
+    -------
+    str
+        ``PNA_OUTPUTS=<path>`` when ``PNA_OUTPUTS`` is set, else ``the outputs folder <path>``.
+    """
     env = os.environ.get("PNA_OUTPUTS")
     p = path if path is not None else (env or REPO_ROOT / "outputs")
     return f"PNA_OUTPUTS={p}" if env else f"the outputs folder {p}"
@@ -19,6 +30,13 @@ def outputs_label(path: str | Path | None = None) -> str:
 
 def outputs_dir() -> Path:
     """The outputs folder: job store, job logs, results, reports.
+
+    Created (with its parents) if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$PNA_OUTPUTS`` (``~`` expanded) or the repository's ``outputs/``, resolved.
 
     Raises
     ------

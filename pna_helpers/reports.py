@@ -42,7 +42,23 @@ _MATHJAX_CFG_RE = re.compile(r'<script type="text/x-mathjax-config">.*?</script>
 
 
 def notebook_to_html(nb: Any, title: str | None = None) -> str:
-    """Executed notebook (node or path) -> self-contained HTML without input cells."""
+    """Executed notebook (node or path) -> self-contained HTML without input cells.
+
+    Images are embedded, cells tagged ``report-hide`` are left out, and the require.js and
+    MathJax CDN scripts of nbconvert's ``lab`` template are removed.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode or str or pathlib.Path
+        The executed notebook, or the path of an ``.ipynb`` file.
+    title : str, optional
+        Title of the HTML page (default ``PNA report``).
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -82,6 +98,13 @@ def render_report(results_location: Any, out_html: str | Path | None = None,
     -------
     pathlib.Path
         The written HTML file (written atomically: no half report on failure).
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or the report template notebook is missing.
+    RuntimeError
+        A cell of the report notebook failed (the message names the cell and the error).
     """
     import papermill as pm
 
@@ -114,6 +137,22 @@ def render_many(locations: list[Any], out_dir: str | Path | None = None,
 
     A result set that fails is listed in the index with its error; the others still render.
     Returns the index path (:func:`render_each` also returns the failures).
+
+    Parameters
+    ----------
+    locations : list
+        Result locations accepted by :func:`~pna_helpers.results.load_results` (or
+        :class:`~pna_helpers.results.Results`).
+    out_dir : str or pathlib.Path, optional
+        Folder for the reports and ``index.html`` (default: ``outputs/reports/``; created if
+        missing). Each report is ``<place>.html``.
+    progress : bool
+        Show a progress bar (default True).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``index.html`` file.
     """
     return render_each(locations, out_dir, progress)[0]
 
@@ -121,7 +160,25 @@ def render_many(locations: list[Any], out_dir: str | Path | None = None,
 def render_each(locations: list[Any], out_dir: str | Path | None = None,
                 progress: bool = True) -> tuple[Path, list[tuple[str, str]]]:
     """As :func:`render_many`; returns ``(index path, [(location, error), ...])`` with one
-    entry per result set that failed."""
+    entry per result set that failed.
+
+    Parameters
+    ----------
+    locations : list
+        Result locations accepted by :func:`~pna_helpers.results.load_results` (or
+        :class:`~pna_helpers.results.Results`).
+    out_dir : str or pathlib.Path, optional
+        Folder for the reports and ``index.html`` (default: ``outputs/reports/``; created if
+        missing). Each report is ``<place>.html``.
+    progress : bool
+        Show a progress bar (default True).
+
+    Returns
+    -------
+    tuple of (pathlib.Path, list of tuple of (str, str))
+        The ``index.html`` file, and ``(location, first line of the error)`` for each result
+        set that failed (empty when all rendered).
+    """
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir) if out_dir else outputs_dir() / "reports"
@@ -184,7 +241,18 @@ def _run_time(res: Any) -> str:
 
 def synthetic_inputs(res: Any) -> list[str]:
     """Which of the boundary / population of a PNA run are synthetic (made by the demo recipe
-    of ``pna_engine.demo`` or by the engine's synthetic grid, as ``run.json`` notes)."""
+    of ``pna_engine.demo`` or by the engine's synthetic grid, as ``run.json`` notes).
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    list of str
+        ``"boundary"`` and/or ``"population"``; empty for real inputs or an official export.
+    """
     from pna_engine import demo
 
     run = res.run or {}
@@ -202,7 +270,18 @@ def synthetic_inputs(res: Any) -> list[str]:
 
 def block_word(res: Any) -> str:
     """What a block of this result set is: "grid cells" (synthetic population), "census
-    blocks" (US), else "blocks"."""
+    blocks" (US), else "blocks".
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    str
+        ``"census blocks"`` also when the run names no country (and for official exports).
+    """
     if "population" in synthetic_inputs(res):
         return "grid cells"
     country = str(((res.run or {}).get("parameters") or {}).get("country") or "")
@@ -212,7 +291,26 @@ def block_word(res: Any) -> str:
 def header_html(res: Any) -> str:
     """The report's header (HTML, every value escaped): place, overall score, population,
     centreline mileage, run date, engine version, methodology profile, input files by name,
-    and a note when the boundary or population is synthetic."""
+    and a note when the boundary or population is synthetic.
+
+    Run, engine, methodology and input files are shown for PNA runs; an official export is
+    labelled as such.
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set (:func:`~pna_helpers.results.load_results`).
+
+    Returns
+    -------
+    str
+        An HTML fragment (``<h1>``, facts paragraph, metadata table, optional note).
+
+    Raises
+    ------
+    InputError
+        The results have no road segments (``neighborhood_ways``) to measure mileage from.
+    """
     s = res.scores()
     run = res.run or {}
     miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
@@ -250,7 +348,14 @@ def header_html(res: Any) -> str:
 
 # --------------------------------------------------------------------------- CLI
 def register(subparsers: Any) -> None:
-    """Add the ``report`` subcommand to the ``pna`` command's subparsers."""
+    """Add the ``report`` subcommand to the ``pna`` command's subparsers.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What :meth:`argparse.ArgumentParser.add_subparsers` returned; the subcommand runs
+        :func:`run_cli`.
+    """
     p = subparsers.add_parser(
         "report", help="render the HTML report of one or many result sets",
         description="Run the city_report notebook on a result set (local folder, .zip, s3:// "
@@ -279,7 +384,21 @@ def _read_list(path: str) -> list[str]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry of ``pna report``; returns the exit code."""
+    """Entry of ``pna report``; returns the exit code.
+
+    Errors are printed as one line ``pna: error: ...`` on stderr, not raised.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``pna report`` options (``results``, ``output``, ``many``, ``name``).
+
+    Returns
+    -------
+    int
+        0 every report rendered; 1 a report notebook failed (with ``--many``: any place
+        failed); 2 bad input or an output that cannot be written.
+    """
     try:
         if args.many is not None:
             src = args.many if args.many != "-" else (args.results or "-")
@@ -311,7 +430,18 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pna_helpers.reports ...`` (same options as ``pna report``)."""
+    """``python -m pna_helpers.reports ...`` (same options as ``pna report``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``report`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code of :func:`run_cli`.
+    """
     parser = argparse.ArgumentParser(prog="pna")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)

@@ -254,7 +254,19 @@ class Results:
 
     # ---- files
     def path(self, stem: str) -> Path | None:
-        """The file of table ``stem`` (e.g. ``neighborhood_ways``) in the best format, or None."""
+        """The file of table ``stem`` (e.g. ``neighborhood_ways``) in the best format, or None.
+
+        Parameters
+        ----------
+        stem : str
+            File name without extension.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The first of ``.geojson``, ``.csv``, ``.csv.gz``, ``.csv.zip``, ``.shp`` that
+            exists in :attr:`folder`; None when there is none.
+        """
         for ext in (".geojson", ".csv", ".csv.gz", ".csv.zip", ".shp"):
             p = self.folder / f"{stem}{ext}"
             if p.exists():
@@ -296,27 +308,64 @@ class Results:
     # ---- tables
     @property
     def overall_scores(self) -> Any:
-        """``neighborhood_overall_scores.csv`` as read (id, score_id, score_original, ...)."""
+        """``neighborhood_overall_scores.csv`` as read (id, score_id, score_original, ...).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The file's rows unchanged (cached).
+        """
         return self._read_csv("neighborhood_overall_scores")
 
     @property
     def score_inputs(self) -> Any:
-        """``neighborhood_score_inputs.csv`` or None."""
+        """``neighborhood_score_inputs.csv`` or None.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            The file as read (cached), or None when the export has none.
+        """
         return self._read_csv("neighborhood_score_inputs")
 
     @property
     def mileage(self) -> Any:
-        """``mileage.csv`` (feature_type, total_mileage) or None (original BNA)."""
+        """``mileage.csv`` (feature_type, total_mileage) or None (original BNA).
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            The file as read (cached), or None when the export has none.
+        """
         return self._read_csv("mileage")
 
     @property
     def speed_limits(self) -> Any:
-        """``residential_speed_limit.csv`` or None."""
+        """``residential_speed_limit.csv`` or None.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            The file as read (cached), or None when the export has none.
+        """
         return self._read_csv("residential_speed_limit")
 
     @property
     def ways(self) -> Any:
-        """Road segments with their stress attributes (GeoDataFrame, EPSG:4326)."""
+        """Road segments with their stress attributes (GeoDataFrame, EPSG:4326).
+
+        Shapefile field names cut to 10 characters are restored to the full export names.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``neighborhood_ways`` (cached).
+
+        Raises
+        ------
+        InputError
+            The export has no ``neighborhood_ways`` (.geojson or .shp).
+        """
         gdf = self._read_geo("neighborhood_ways", _WAYS_COLUMNS)
         if gdf is None:
             raise InputError(f"{self.folder} has no neighborhood_ways (.geojson or .shp)")
@@ -324,7 +373,20 @@ class Results:
 
     @property
     def blocks(self) -> Any:
-        """Census blocks with access counts and scores (GeoDataFrame, EPSG:4326)."""
+        """Census blocks with access counts and scores (GeoDataFrame, EPSG:4326).
+
+        ``geoid20`` is text; an export with only ``blockid10`` has it renamed to ``geoid20``.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``neighborhood_census_blocks`` (cached).
+
+        Raises
+        ------
+        InputError
+            The export has no ``neighborhood_census_blocks`` (.geojson or .shp).
+        """
         gdf = self._read_geo("neighborhood_census_blocks", _BLOCKS_COLUMNS)
         if gdf is None:
             raise InputError(f"{self.folder} has no neighborhood_census_blocks (.geojson or .shp)")
@@ -337,23 +399,59 @@ class Results:
 
     @property
     def intersections(self) -> Any:
-        """``neighborhood_ways_intersections`` or None."""
+        """``neighborhood_ways_intersections`` or None.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame or None
+            The intersections in EPSG:4326 (cached), or None when the export has none.
+        """
         return self._read_geo("neighborhood_ways_intersections")
 
     @property
     def boundary(self) -> Any:
-        """The place boundary, or None when the export has no boundary file."""
+        """The place boundary, or None when the export has no boundary file.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame or None
+            ``neighborhood_boundary`` in EPSG:4326 (cached), or None.
+        """
         return self._read_geo("neighborhood_boundary")
 
     def destinations(self, category: str) -> Any:
-        """Destinations of one category (see :data:`DESTINATION_CATEGORIES`), or None."""
+        """Destinations of one category (see :data:`DESTINATION_CATEGORIES`), or None.
+
+        Parameters
+        ----------
+        category : str
+            One of :data:`DESTINATION_CATEGORIES` (e.g. ``"schools"``, ``"parks"``).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame or None
+            ``neighborhood_<category>`` in EPSG:4326 (cached), or None when the export has no
+            such file.
+
+        Raises
+        ------
+        InputError
+            ``category`` is not a known destination category.
+        """
         if category not in DESTINATION_CATEGORIES:
             raise InputError(f"unknown destination category {category!r}; one of "
                              f"{', '.join(DESTINATION_CATEGORIES)}")
         return self._read_geo(f"neighborhood_{category}")
 
     def all_destinations(self) -> dict[str, Any]:
-        """Every non-empty destination table, by category."""
+        """Every non-empty destination table, by category.
+
+        Returns
+        -------
+        dict of str to geopandas.GeoDataFrame
+            Category -> destinations, in :data:`DESTINATION_CATEGORIES` order; categories
+            with no file or no rows are left out.
+        """
         out = {}
         for cat in DESTINATION_CATEGORIES:
             gdf = self.destinations(cat)
@@ -362,7 +460,21 @@ class Results:
         return out
 
     def connected_pairs(self) -> Any:
-        """``neighborhood_connected_census_blocks`` (may be ``.csv.gz``); can be large."""
+        """``neighborhood_connected_census_blocks`` (may be ``.csv.gz``); can be large.
+
+        Read from disk on every call (not cached).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per connected block pair; block ids as text, ``low_stress`` and
+            ``high_stress`` as booleans.
+
+        Raises
+        ------
+        InputError
+            The export has no ``neighborhood_connected_census_blocks`` file.
+        """
         import pandas as pd
 
         p = self.path("neighborhood_connected_census_blocks")
@@ -378,7 +490,14 @@ class Results:
     @property
     def methodology(self) -> str | None:
         """Methodology profile of a PNA run (``reference``, ``corrected`` or ``custom (...)``,
-        from run.json); None for an export without run.json."""
+        from run.json); None for an export without run.json.
+
+        Returns
+        -------
+        str or None
+            The profile; for runs from before profiles existed, derived from their
+            ``quirks`` switches.
+        """
         run = self.run or {}
         if run.get("methodology"):
             return str(run["methodology"])
@@ -391,13 +510,27 @@ class Results:
     # ---- summaries
     def scores(self) -> Any:
         """City scores: ``score_id`` -> ``score_normalized`` (0-100; miles for mileage rows,
-        people for ``population_total``), as a float Series."""
+        people for ``population_total``), as a float Series.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by ``score_id``, named after the place; ``score_original`` where
+            ``score_normalized`` is missing.
+        """
         df = self.overall_scores
         vals = df["score_normalized"].where(df["score_normalized"].notna(), df["score_original"])
         return vals.astype(float).set_axis(df["score_id"].astype(str)).rename(self.name)
 
     def summary(self) -> Any:
-        """Main category scores with their meaning (a DataFrame for display)."""
+        """Main category scores with their meaning (a DataFrame for display).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``category`` (label), columns ``score`` (2 decimals) and ``meaning``;
+            population and low/high-stress miles follow when the export has them.
+        """
         import pandas as pd
 
         s = self.scores()
@@ -422,6 +555,17 @@ class Results:
 
         Each direction counts half the segment length (a two-way road counts once), using
         the segment stress ``ft_seg_stress``/``tf_seg_stress`` as the mileage rows of §11.5.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``functional_class``, ``stress`` and ``miles``; directions without a
+            segment stress are left out.
+
+        Raises
+        ------
+        InputError
+            The export has no ``neighborhood_ways``.
         """
         import numpy as np
         import pandas as pd
@@ -448,7 +592,8 @@ def load_results(location: str | Path, name: str | None = None) -> Results:
     Parameters
     ----------
     location : str or pathlib.Path
-        Local export folder, ``.zip`` of one, ``s3://bucket/prefix`` or a PNA job id.
+        Local export folder, ``.zip`` of one, ``s3://bucket/prefix`` or a PNA job id; a
+        :class:`Results` is returned as it is.
     name : str, optional
         Place name to show; default: the place of the run (``run.json``) or the folder name.
 
@@ -529,6 +674,20 @@ def demo_results(name: str | None = None, **overrides: Any) -> Results:
     The engine runs in-process on :func:`pna_engine.demo.prepare_demo_inputs` into
     ``outputs/demo-results/helsinki-demo[-<variant>]``. Keyword arguments override run
     parameters (e.g. ``city_speed_limit=20``) and make a separate variant.
+
+    Parameters
+    ----------
+    name : str, optional
+        Place name to show (default: the demo place, followed by the overrides).
+    **overrides : Any
+        Run parameters of :class:`pna_engine.params.Params`. Without overrides, the newest
+        succeeded local job of the demo place on the same demo inputs (``pna demo``) is
+        reused when there is one. Keys that are not ``Params`` fields are ignored by the run.
+
+    Returns
+    -------
+    Results
+        The demo result set (computed on the first call for each variant).
     """
     from pna_engine import demo, pipeline
     from pna_engine.params import Params
@@ -575,7 +734,25 @@ def _latest_demo_job(place: str, inputs: dict[str, Any], label: str) -> Results 
 
 
 def results_or_demo(location: str | Path | None, name: str | None = None) -> Results:
-    """:func:`load_results` of ``location``, or the Helsinki demo when it is empty."""
+    """:func:`load_results` of ``location``, or the Helsinki demo when it is empty.
+
+    Parameters
+    ----------
+    location : str or pathlib.Path or None
+        A location accepted by :func:`load_results`; None or blank text means
+        :func:`demo_results`.
+    name : str, optional
+        Place name to show (default: from the results).
+
+    Returns
+    -------
+    Results
+
+    Raises
+    ------
+    InputError
+        ``location`` cannot be loaded (see :func:`load_results`).
+    """
     if location is None or str(location).strip() == "":
         return demo_results(name=name or None)
     return load_results(location, name=name or None)

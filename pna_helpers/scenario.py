@@ -52,7 +52,26 @@ _SPEED_RE = re.compile(r"^\s*speed\s*limit\s*(\d+)\s*(mph|km/?h|kph)?\s*$", re.I
 
 
 def change_tags(change: str | dict[str, str | None]) -> dict[str, str | None]:
-    """The OSM tag edits of a change (preset name, ``"speed limit N mph|km/h"`` or a dict)."""
+    """The OSM tag edits of a change (preset name, ``"speed limit N mph|km/h"`` or a dict).
+
+    Parameters
+    ----------
+    change : str or dict of str to (str or None)
+        A preset name of :data:`CHANGES` (case-insensitive), ``"speed limit N mph"`` /
+        ``"speed limit N km/h"`` (N from 1 to 200; no unit means mph), or OSM tags with
+        ``None`` for a tag to delete.
+
+    Returns
+    -------
+    dict of str to (str or None)
+        Tag -> new value (``None``: delete). A speed becomes ``maxspeed`` (``"20 mph"``, or a
+        bare number for km/h).
+
+    Raises
+    ------
+    InputError
+        Unknown preset, speed out of range, or an empty dict.
+    """
     if isinstance(change, dict):
         if not change:
             raise InputError("the change is an empty tag dict: give tags to set, e.g. "
@@ -73,7 +92,29 @@ def change_tags(change: str | dict[str, str | None]) -> dict[str, str | None]:
 
 
 def select_ways(ways: Any, way_ids: list[int] | None = None, where: str | None = None) -> list[int]:
-    """OSM way ids chosen by id and/or by a pandas ``query`` on the baseline way attributes."""
+    """OSM way ids chosen by id and/or by a pandas ``query`` on the baseline way attributes.
+
+    Parameters
+    ----------
+    ways : geopandas.GeoDataFrame
+        The baseline's road segments (:attr:`~pna_helpers.results.Results.ways`).
+    way_ids : list of int, optional
+        OSM way ids (``osm_id``); every one must be in ``ways``.
+    where : str, optional
+        A :meth:`pandas.DataFrame.query` expression on the way columns, e.g.
+        ``"functional_class == 'secondary' and speed_limit >= 30"``. Combined with
+        ``way_ids`` as a union.
+
+    Returns
+    -------
+    list of int
+        The selected OSM way ids, sorted.
+
+    Raises
+    ------
+    InputError
+        A way id is not in ``ways``, ``where`` is not a valid query, or nothing is selected.
+    """
     import pandas as pd
 
     ids: set[int] = set()
@@ -117,8 +158,27 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
     The low-stress network is the graph of segments usable at stress 1 (segment and crossing
     stress) joined at their intersections. For each high-stress way touching two or more
     islands, its segments whose crossings are low-stress are added and the gain is counted as
-    the number of newly connected pairs of low-stress segments. Returns a DataFrame
-    (``osm_id, name, functional_class, islands_joined, gain``), best first.
+    the number of newly connected pairs of low-stress segments. Only the first
+    ``max(5 * max_ways, 50)`` candidate ways, in the order of the ways table, are evaluated.
+
+    Parameters
+    ----------
+    results : Results or str or pathlib.Path
+        The baseline: a :class:`~pna_helpers.results.Results` or a location accepted by
+        :func:`~pna_helpers.results.load_results`.
+    max_ways : int
+        At most this many ways are returned (default 10).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``osm_id, name, functional_class, islands_joined, gain``, best gain first;
+        only ways joining two or more islands.
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded or have no road segments.
     """
     import numpy as np
     import pandas as pd
@@ -204,6 +264,23 @@ def block_access_changes(baseline: Results, result: Results) -> Any:
     change), ``low_blocks_before/after/delta`` (blocks reachable on the low-stress
     network), ``pop_low_before/after/delta`` and ``access`` (``gained`` / ``lost`` /
     ``mixed`` / ``unchanged`` low-stress access).
+
+    Parameters
+    ----------
+    baseline : Results
+        The result set before the change.
+    result : Results
+        The result set after the change; blocks are matched on ``geoid20``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per block of ``result``, with its geometry and the columns above.
+
+    Raises
+    ------
+    InputError
+        Either result set has no census blocks or no connected block pairs file.
     """
     import numpy as np
     import pandas as pd
@@ -250,7 +327,20 @@ class ScenarioResult:
     _blocks: Any = field(default=None, repr=False)
 
     def score_changes(self, all_scores: bool = True) -> Any:
-        """Every city score before, after and the change (score points)."""
+        """Every city score before, after and the change (score points).
+
+        Parameters
+        ----------
+        all_scores : bool
+            Every score of the baseline, including sub-scores, population and mileage rows
+            (default True); False: the overall and main category scores only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by score label, columns ``before``, ``after`` and ``change`` (rounded to
+            4 decimals).
+        """
         import pandas as pd
 
         b, a = self.baseline.scores(), self.result.scores()
@@ -263,18 +353,38 @@ class ScenarioResult:
 
     def block_changes(self) -> Any:
         """Blocks with overall score and low-stress access before/after
-        (:func:`block_access_changes`)."""
+        (:func:`block_access_changes`).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            Computed on the first call and cached.
+        """
         if self._blocks is None:
             self._blocks = block_access_changes(self.baseline, self.result)
         return self._blocks
 
     def summary(self) -> Any:
-        """Counts of blocks that gained / lost low-stress access."""
+        """Counts of blocks that gained / lost low-stress access.
+
+        Returns
+        -------
+        pandas.Series
+            Named ``blocks``, indexed by ``gained`` / ``lost`` / ``mixed`` / ``unchanged``
+            (only the values that occur).
+        """
         return self.block_changes()["access"].value_counts().rename("blocks")
 
     def headline(self) -> str:
         """The change in one line: ``protected bike lane on 1 way (0.4 km), overall score
-        85.9 -> 86.3 (+0.4 points); engine re-run in 3.1 s``."""
+        85.9 -> 86.3 (+0.4 points); engine re-run in 3.1 s``.
+
+        Returns
+        -------
+        str
+            The change, the number and length of the changed ways, the overall score before
+            and after, and the run time.
+        """
         ways = self.changed_ways()
         km = (float(ways.geometry.to_crs(ways.estimate_utm_crs()).length.sum()) / 1000
               if len(ways) else 0.0)
@@ -290,7 +400,14 @@ class ScenarioResult:
         return line + f"; engine re-run in {self.seconds:.1f} s"
 
     def access_sentence(self) -> str:
-        """Blocks that gained / lost low-stress access, as a sentence."""
+        """Blocks that gained / lost low-stress access, as a sentence.
+
+        Returns
+        -------
+        str
+            Blocks that gained (and the people living in them), lost and are unchanged;
+            ``mixed`` blocks count in none of the three.
+        """
         bc = self.block_changes()
         n = bc["access"].value_counts()
         gained, lost = int(n.get("gained", 0)), int(n.get("lost", 0))
@@ -300,7 +417,13 @@ class ScenarioResult:
                 f"{len(bc) - gained - lost} are unchanged.")
 
     def changed_ways(self) -> Any:
-        """The edited ways as they are in the scenario result (with their new stress)."""
+        """The edited ways as they are in the scenario result (with their new stress).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            The segments of the scenario result whose ``osm_id`` was edited.
+        """
         w = self.result.ways
         import pandas as pd
 
@@ -309,7 +432,13 @@ class ScenarioResult:
 
     def map(self) -> Any:
         """Blocks coloured by the change in low-stress reachable blocks, the changed ways in
-        green, the new network stress as optional layers."""
+        green, the new network stress as optional layers.
+
+        Returns
+        -------
+        OfflineMap
+            A :func:`~pna_helpers.maps.delta_map` of ``low_blocks_delta``.
+        """
         from pna_helpers import maps
 
         return maps.delta_map(self.block_changes(), "low_blocks_delta",
@@ -333,7 +462,8 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
     way_ids, where : optional
         The ways to change: OSM way ids and/or a pandas query on the baseline way attributes.
     name : str, optional
-        Name of the scenario result (default: the change).
+        Name of the scenario result, shown as ``<baseline name>: <name>`` (default: the
+        change, or ``scenario`` for a dict of tags).
     workers : int, optional
         Connectivity worker processes (default: the baseline's setting).
     inputs : dict, optional
@@ -343,6 +473,12 @@ def run_scenario(baseline: Any, change: str | dict[str, str | None],
     Returns
     -------
     ScenarioResult
+
+    Raises
+    ------
+    InputError
+        Bad change or way selection, a baseline without ``run.json``, or baseline inputs that
+        are not on this machine (pass ``inputs``).
     """
     from pna_engine import pipeline
     from pna_engine.params import Params, Quirks
