@@ -138,7 +138,22 @@ def _available(v: str | None) -> bool:
 
 def side_inputs(res: Results) -> tuple[dict[str, Any] | None, list[str]]:
     """Engine parameters of a result set with local input paths, or None and the reasons
-    its inputs are not available."""
+    its inputs are not available.
+
+    Each input is taken from the run's parameters, else from the path recorded in
+    ``run.json`` ``inputs``, whichever is a URL or exists on this machine.
+
+    Parameters
+    ----------
+    res : Results
+        A loaded result set.
+
+    Returns
+    -------
+    tuple of (dict or None, list of str)
+        The ``run.json`` parameters (plus ``_destinations``, the effective destinations
+        file) and ``[]``; or None and one reason per missing input (or for no ``run.json``).
+    """
     run = res.run
     if not run or "parameters" not in run:
         return None, [f"{res.name} has no run.json (an official or other tool's export): "
@@ -209,6 +224,21 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     The phases run in-process up to ``scores``. The imported tables are kept for the last
     few distinct imports (quirks and the other methodology switches act after the import),
     so re-runs that differ only in them skip reading the OSM file.
+
+    Parameters
+    ----------
+    p : dict
+        Engine parameters as :func:`side_inputs` gives them (keys starting with ``_`` are
+        ignored; input files are keyed by path, size and modification time).
+    workers : int or None, optional
+        Worker processes; None keeps ``p``'s. Not part of the cache key.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per main score, in :data:`~pna_helpers.results.MAIN_SCORES` order
+        (normalised score, else the original; NaN when missing). The cached array itself is
+        returned: do not modify it.
     """
     import copy
 
@@ -294,11 +324,29 @@ class Explanation:
     # ---- numbers
     @property
     def total_change(self) -> float:
+        """Change of the overall score from A to B, in points (recorded scores).
+
+        Returns
+        -------
+        float
+        """
         return float(self.scores.loc["overall_score", "change"])
 
     def table(self, score: str | None = None) -> Any:
         """Contributions (score points) with labels; one column per main score, or ``score``
-        only; the last row is the total change."""
+        only; the last row is the total change.
+
+        Parameters
+        ----------
+        score : str or None, optional
+            A main score id (e.g. ``"overall_score"``); None (default): every main score.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows: group labels (:data:`GROUP_LABELS`) and ``Total change``; columns: score
+            labels. Rounded to 3 decimals only when ``score`` is None.
+        """
         import pandas as pd
 
         df = self.contributions.copy()
@@ -312,7 +360,16 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``total_change``, ``contributions`` (overall), ``categories`` (the same
-        per category), ``quirks``, ``unavailable``, details."""
+        per category), ``quirks``, ``unavailable``, details.
+
+        Returns
+        -------
+        dict
+            Also ``a``, ``b``, ``before``, ``after``, ``exact``, ``differing_groups``,
+            ``destinations``, ``top_ways``, ``segments_changed`` (count per cause),
+            ``population``, ``boundary``, ``engine_runs``, ``seconds``, ``notes`` and
+            ``summary``; NaN as None.
+        """
 
         def num(x: Any) -> float | None:
             x = float(x)
@@ -348,7 +405,19 @@ class Explanation:
 
     # ---- words
     def summary(self, score: str = "overall_score") -> str:
-        """Plain-language summary of the change of ``score``."""
+        """Plain-language summary of the change of ``score``.
+
+        Parameters
+        ----------
+        score : str, optional
+            A main score id (default ``"overall_score"``).
+
+        Returns
+        -------
+        str
+            One sentence: the change, then each group's contribution of at least 0.005
+            points with what changed in it.
+        """
         label = SCORE_INFO.get(score, {}).get("label", score)
         a, b = self.scores.loc[score, "a"], self.scores.loc[score, "b"]
         total = self.scores.loc[score, "change"]
@@ -400,7 +469,17 @@ class Explanation:
 
     # ---- pictures
     def waterfall(self, score: str = "overall_score") -> Any:
-        """Waterfall chart (matplotlib Figure): A's score, each contribution, B's score."""
+        """Waterfall chart (matplotlib Figure): A's score, each contribution, B's score.
+
+        Parameters
+        ----------
+        score : str, optional
+            A main score id (default ``"overall_score"``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         from pna_helpers.charts import _plt
 
         plt = _plt()
@@ -430,7 +509,13 @@ class Explanation:
 
     def map(self) -> Any:
         """Offline map: blocks coloured by their overall score change, changed segments
-        coloured by cause (tooltips: way, name, cause, tag changes, stress before/after)."""
+        coloured by cause (tooltips: way, name, cause, tag changes, stress before/after).
+
+        Returns
+        -------
+        pna_helpers.maps.OfflineMap
+            A folium map (B's boundary when there are no blocks or segments).
+        """
         import folium
 
         from pna_helpers import maps
@@ -472,7 +557,13 @@ class Explanation:
 
     def html_section(self) -> str:
         """The explanation as an HTML section (tables, waterfall as inline SVG, summary);
-        every name from the data is escaped."""
+        every name from the data is escaped.
+
+        Returns
+        -------
+        str
+            A ``<section class='pna-explain'>`` element (the first 50 changed segments).
+        """
         import io
 
         buf = io.StringIO()
@@ -521,7 +612,18 @@ class Explanation:
         return "\n".join(parts)
 
     def report(self, out_html: str | Path) -> Path:
-        """A standalone HTML report: the :meth:`html_section` and the :meth:`map` (offline)."""
+        """A standalone HTML report: the :meth:`html_section` and the :meth:`map` (offline).
+
+        Parameters
+        ----------
+        out_html : str or Path
+            The HTML file to write (atomically).
+
+        Returns
+        -------
+        Path
+            ``out_html``.
+        """
         from pna_engine.atomic import write_text
         from pna_helpers import maps
 
@@ -631,7 +733,25 @@ def segment_changes(a: Results, b: Results, pa: dict | None = None, pb: dict | N
     speed, lanes, parking, one-way, functional class, width; ``new way`` / ``removed way``;
     ``crossing`` when only the crossing stress moved; ``geometry`` when the way was re-drawn;
     ``other`` = none of these, e.g. a methodology switch) and the OSM tag diff
-    (``tag_diff``, when both OSM files are available). GeoDataFrame in EPSG:4326."""
+    (``tag_diff``, when both OSM files are available). GeoDataFrame in EPSG:4326.
+
+    A way that appears or disappears but is in both OSM files is ``clipped (boundary)``.
+
+    Parameters
+    ----------
+    a, b : Results
+        The result sets before and after.
+    pa, pb : dict or None, optional
+        Their parameters (:func:`side_inputs`), for the OSM files and tag edits of the tag
+        diff; None: no tag diff (``tag_diff`` is ``""``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        Columns ``osm_id``, ``name``, ``functional_class``, ``cause``, ``stress_a``,
+        ``stress_b``, ``low_a``, ``low_b``, ``length_m``, ``tag_diff``, ordered by cause;
+        None when either result set has no ways.
+    """
     import geopandas as gpd
     import pandas as pd
     import shapely
@@ -750,7 +870,19 @@ def _neq(x: Any, y: Any) -> bool:
 
 def block_changes(a: Results, b: Results) -> Any:
     """Blocks of B with overall score and low-stress reach (blocks and people reachable on
-    the low-stress network) in A and B; ``access`` = gained / lost / mixed / unchanged."""
+    the low-stress network) in A and B; ``access`` = gained / lost / mixed / unchanged.
+
+    Parameters
+    ----------
+    a, b : Results
+        The result sets before and after.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        As :func:`pna_helpers.scenario.block_access_changes`, with ``overall_a``,
+        ``overall_b`` and ``overall_delta`` for the overall score columns.
+    """
     import pandas as pd
 
     from pna_helpers.scenario import block_access_changes
@@ -763,7 +895,22 @@ def block_changes(a: Results, b: Results) -> Any:
 
 def destination_changes(a: Results, b: Results) -> Any:
     """Per category: destinations in A and B, added and removed (matched by OSM id, else by
-    position)."""
+    position).
+
+    Position is a representative point rounded to 5 decimals of degrees; it is used for a
+    set whose ``osm_id`` is missing or incomplete.
+
+    Parameters
+    ----------
+    a, b : Results
+        The result sets before and after.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``category``, ``a``, ``b``, ``added``, ``removed``; categories with no
+        destinations layer in either set are left out.
+    """
     import pandas as pd
 
     from pna_engine.destinations import CATEGORIES
@@ -1081,7 +1228,13 @@ def _leave_one_out(ex: Explanation, pa: dict, pb: dict, n: int, workers: int | N
 
 # --------------------------------------------------------------------------- CLI
 def register(subparsers: Any) -> None:
-    """Add ``pna explain A B [--json] [-o REPORT.html]`` to the ``pna`` command."""
+    """Add ``pna explain A B [--json] [-o REPORT.html]`` to the ``pna`` command.
+
+    Parameters
+    ----------
+    subparsers : Any
+        The ``add_subparsers()`` object of the ``pna`` parser.
+    """
     p = subparsers.add_parser(
         "explain", help="why did the scores change between two result sets of one place",
         description="Split the change of the overall and category scores from result set A "
@@ -1107,7 +1260,23 @@ def register(subparsers: Any) -> None:
 
 
 def run_cli(args: Any) -> int:
-    """Entry of ``pna explain``."""
+    """Entry of ``pna explain``.
+
+    Parameters
+    ----------
+    args : Any
+        The parsed ``pna explain`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        A negative ``--top-ways``, or a result set that cannot be loaded.
+    """
     import sys
 
     if args.top_ways < 0:

@@ -36,7 +36,25 @@ def _way_nodes(pbf: Path, way_ids: set[int]) -> dict[int, list[int]]:
 
 def edit_network_and_destinations(src: Path, dst: Path, network: bool = True,
                                   destinations: bool = True) -> Any:
-    """The next year's OSM file: network edits and/or the new school."""
+    """The next year's OSM file: network edits and/or the new school.
+
+    Parameters
+    ----------
+    src : Path
+        The demo's OSM file (``.osm.pbf``).
+    dst : Path
+        The edited copy to write.
+    network : bool, optional
+        Apply :data:`TAG_EDITS`, remove :data:`REMOVED_WAYS` and add the new cycleway
+        :data:`NEW_WAY_NAME` (default True).
+    destinations : bool, optional
+        Add the new school :data:`SCHOOL` (default True).
+
+    Returns
+    -------
+    EditSummary
+        What :func:`pna_helpers.osmedit.edit_osm` changed.
+    """
     from pna_helpers.osmedit import edit_osm
 
     kw: dict[str, Any] = {}
@@ -53,7 +71,27 @@ def edit_network_and_destinations(src: Path, dst: Path, network: bool = True,
 def next_year_inputs(base: dict[str, Any], folder: Path, *, network: bool = True,
                      destinations: bool = True, population: bool = True,
                      boundary: bool = True) -> dict[str, Any]:
-    """Inputs of the demo's next year in ``folder`` (each change can be left out)."""
+    """Inputs of the demo's next year in ``folder`` (each change can be left out).
+
+    Parameters
+    ----------
+    base : dict
+        The demo's run arguments (:func:`pna_engine.demo.prepare_demo_inputs`): ``osm``,
+        ``population`` and ``boundary`` paths, and the rest, copied as is.
+    folder : Path
+        Where the changed files are written (created if needed).
+    network, destinations : bool, optional
+        Edit the OSM file (see :func:`edit_network_and_destinations`); default True.
+    population : bool, optional
+        Change a fixed random fifth of the population cells (``POP20`` x 2 + 30); default True.
+    boundary : bool, optional
+        Move the boundary 120 m east and 60 m south; default True.
+
+    Returns
+    -------
+    dict
+        ``base`` with the changed inputs' paths.
+    """
     import geopandas as gpd
     import numpy as np
 
@@ -84,7 +122,25 @@ def next_year_inputs(base: dict[str, Any], folder: Path, *, network: bool = True
 
 
 def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
-    """One engine run (export + run.json) of ``inputs`` into ``output``."""
+    """One engine run (export + run.json) of ``inputs`` into ``output``.
+
+    Offline, one worker.
+
+    Parameters
+    ----------
+    inputs : dict
+        Run arguments, e.g. from :func:`next_year_inputs`; keys that are not
+        :class:`~pna_engine.params.Params` fields are ignored.
+    output : Path
+        The output folder.
+    **params : Any
+        More ``Params`` fields (e.g. ``place``), overriding ``inputs``.
+
+    Returns
+    -------
+    Path
+        ``output``.
+    """
     from pna_engine import pipeline
     from pna_engine.params import Params
 
@@ -94,7 +150,22 @@ def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
 
 
 def next_year_results(name: str = "Helsinki demo, next year") -> Any:
-    """Results of the demo's next year (computed once under ``outputs/demo-results``)."""
+    """Results of the demo's next year (computed once under ``outputs/demo-results``).
+
+    A finished run in ``outputs/demo-results/helsinki-demo-next-year`` is reused; otherwise
+    the inputs are made (:func:`next_year_inputs`, under ``outputs/demo-inputs/next-year``)
+    and the engine is run (seconds to minutes).
+
+    Parameters
+    ----------
+    name : str, optional
+        The place name (of the run, and shown).
+
+    Returns
+    -------
+    Results
+        As :func:`pna_helpers.results.load_results`.
+    """
     import contextlib
 
     from pna_engine import demo

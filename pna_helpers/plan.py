@@ -65,7 +65,23 @@ TARGETS: dict[str, str] = {
 
 
 def target_id(target: str) -> str:
-    """The score_id of a target name (``overall``, ``people``, ... or any score_id)."""
+    """The score_id of a target name (``overall``, ``people``, ... or any score_id).
+
+    Parameters
+    ----------
+    target : str
+        A name of :data:`TARGETS` or a score_id of the overall score's parts (any case).
+
+    Returns
+    -------
+    str
+        The score_id, e.g. ``overall_score`` for ``overall``.
+
+    Raises
+    ------
+    InputError
+        An unknown target.
+    """
     from pna_engine.scores import OVERALL_SUBSCORES
 
     t = str(target).strip().lower()
@@ -79,7 +95,26 @@ def target_id(target: str) -> str:
 
 def baseline_for(results: Any, workers: int | None = None) -> tuple[Any, Baseline]:
     """(Results, in-memory :class:`Baseline`) of a PNA result (re-run without export from
-    its ``run.json`` inputs)."""
+    its ``run.json`` inputs).
+
+    Parameters
+    ----------
+    results : Any
+        A results folder, ``.zip``, ``s3://`` prefix, job id or
+        :class:`~pna_helpers.results.Results` (see :func:`~pna_helpers.results.load_results`).
+    workers : int or None, optional
+        Engine worker processes; None keeps the run's setting.
+
+    Returns
+    -------
+    tuple of (Results, Baseline)
+        The loaded results and the baseline computed from their inputs.
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or their run's inputs are unusable.
+    """
     from pna_engine.params import Params, Quirks
     from pna_helpers.results import load_results
     from pna_helpers.scenario import _baseline_params
@@ -95,7 +130,20 @@ def baseline_for(results: Any, workers: int | None = None) -> tuple[Any, Baselin
 
 
 def score_of(r: Rescore | Baseline, sid: str) -> float:
-    """A target score (normalised, NULL = 0) of a baseline or a rescore."""
+    """A target score (normalised, NULL = 0) of a baseline or a rescore.
+
+    Parameters
+    ----------
+    r : Rescore or Baseline
+        The scored network.
+    sid : str
+        A score_id (see :func:`target_id`).
+
+    Returns
+    -------
+    float
+        The score; 0.0 when it is missing or NULL.
+    """
     if sid == "overall_score":
         v = r.overall_score
     else:
@@ -106,7 +154,18 @@ def score_of(r: Rescore | Baseline, sid: str) -> float:
 
 
 def low_pairs_gained(r: Rescore) -> int:
-    """Connected pairs that became low-stress minus those that stopped being."""
+    """Connected pairs that became low-stress minus those that stopped being.
+
+    Parameters
+    ----------
+    r : Rescore
+        A re-score against its baseline (``r.base``).
+
+    Returns
+    -------
+    int
+        The net change; 0 when the re-score did not recompute connectivity.
+    """
     if r._pair_pos is None:
         return 0
     old = r.base.conn.low_stress[r._pair_pos]
@@ -162,6 +221,30 @@ def candidates(base: Baseline, spec: str = "all-high-stress", costs: dict[str, f
     'secondary'"``), or a GeoJSON file of proposed projects: one feature per project with
     property ``osm_id`` (a way id, a list or a comma-separated string) and optionally
     ``treatment``, ``cost`` and ``name``.
+
+    Parameters
+    ----------
+    base : Baseline
+        The network (see :func:`baseline_for`).
+    spec : str, optional
+        As above; default ``"all-high-stress"``.
+    costs : dict or None, optional
+        Cost per km by treatment, merged over :data:`COST_PER_KM` (keys are lower-cased).
+    treatments : dict or str or None, optional
+        Treatment by functional class, merged over :data:`TREATMENTS`, or one treatment for
+        every class of :data:`TREATMENTS`. A project file's ``treatment`` property wins.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate (``id`` 0, 1, ...); ``edits`` is way id -> tags of the
+        treatment; candidates whose cost is not positive are left out.
+
+    Raises
+    ------
+    InputError
+        A bad filter or project file, a way id not in the network, or a treatment that is
+        unknown or has no cost per km.
     """
     from pna_helpers.scenario import change_tags
 
@@ -266,11 +349,25 @@ class Plan:
 
     @property
     def final_score(self) -> float:
+        """The target score after the last step.
+
+        Returns
+        -------
+        float
+            The last step's score; :attr:`baseline_score` for an empty plan.
+        """
         return float(self.table["score"].iloc[-1]) if len(self.table) else self.baseline_score
 
     @property
     def edits(self) -> dict[int, dict[str, str | None]]:
-        """Every OSM tag edit of the plan (way id -> tags), as ``Params.way_tag_edits``."""
+        """Every OSM tag edit of the plan (way id -> tags), as ``Params.way_tag_edits``.
+
+        Returns
+        -------
+        dict
+            Way id -> ``{tag: value}`` (None deletes the tag); a way in several steps has
+            their tags merged, later steps winning.
+        """
         out: dict[int, dict[str, str | None]] = {}
         for e in self.table["edits"]:
             for w, t in e.items():
@@ -278,7 +375,14 @@ class Plan:
         return out
 
     def curve(self) -> pd.DataFrame:
-        """Score after each step against the money and kilometres spent (step 0 = today)."""
+        """Score after each step against the money and kilometres spent (step 0 = today).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``step``, ``cost`` and ``km`` (cumulative), ``score``; one row more
+            than the plan.
+        """
         t = self.table
         return pd.DataFrame({
             "step": np.arange(len(t) + 1),
@@ -288,7 +392,18 @@ class Plan:
         })
 
     def chart(self, by: str = "cost") -> Any:
-        """The curve "score vs money" (``by="cost"``) or "vs km" (``by="km"``)."""
+        """The curve "score vs money" (``by="cost"``) or "vs km" (``by="km"``).
+
+        Parameters
+        ----------
+        by : str, optional
+            ``"cost"`` (default) or ``"km"``: the x axis.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            A step chart of :meth:`curve`, points numbered by step.
+        """
         from pna_helpers.charts import _plt
 
         plt = _plt()
@@ -308,7 +423,14 @@ class Plan:
 
     def frame(self) -> Any:
         """GeoDataFrame (EPSG:4326): one row per planned way, with its step and the step's
-        treatment, cost, gain and cumulative score."""
+        treatment, cost, gain and cumulative score.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            Columns ``osm_id``, ``step``, ``name``, ``treatment``, ``length_km``, ``cost``,
+            ``gain``, ``score``, ``url`` and the geometry (empty for an empty plan).
+        """
         import geopandas as gpd
 
         if self.geometries is None or not len(self.table):
@@ -325,7 +447,18 @@ class Plan:
         return gpd.GeoDataFrame(df, geometry=g.to_numpy(), crs=self.geometries.crs).to_crs(4326)
 
     def to_geojson(self, path: str | Path) -> Path:
-        """Write the plan as GeoJSON (one feature per way) atomically."""
+        """Write the plan as GeoJSON (one feature per way) atomically.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (see :meth:`frame` for the properties).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         from pna_engine.atomic import write_text
 
         path = Path(path)
@@ -333,7 +466,15 @@ class Plan:
         return path
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (``pna plan --json``)."""
+        """JSON-ready summary (``pna plan --json``).
+
+        Returns
+        -------
+        dict
+            ``results``, ``target``, ``baseline_score``, ``final_score``, ``budget``,
+            ``candidates_evaluated``, ``seconds``, ``skipped`` and ``steps`` (the table's rows
+            without ``edits``).
+        """
         steps = self.table.drop(columns=["edits"]).to_dict(orient="records")
         return {"results": str(self.results), "target": self.target,
                 "baseline_score": self.baseline_score, "final_score": self.final_score,
@@ -341,7 +482,15 @@ class Plan:
                 "seconds": round(self.seconds, 2), "skipped": self.skipped, "steps": steps}
 
     def map(self) -> Any:
-        """The plan on a map: planned ways in green, numbered by step (offline map)."""
+        """The plan on a map: planned ways in green, numbered by step (offline map).
+
+        The baseline network's stress layers are drawn under the plan.
+
+        Returns
+        -------
+        pna_helpers.maps.OfflineMap
+            A folium map.
+        """
         import folium
 
         from pna_helpers import maps
@@ -382,7 +531,13 @@ class Plan:
         return m
 
     def report_section(self) -> str:
-        """An HTML section: summary, the ordered plan (escaped), the curve and the map."""
+        """An HTML section: summary, the ordered plan (escaped), the curve and the map.
+
+        Returns
+        -------
+        str
+            A ``<section class="pna-plan">`` element (chart as an inline PNG).
+        """
         import base64
         import io
 
@@ -404,7 +559,18 @@ class Plan:
         return f'<section class="pna-plan">{head}{tab}{img}{self.map()._repr_html_()}</section>'
 
     def save_report(self, path: str | Path) -> Path:
-        """A standalone HTML page with :meth:`report_section`."""
+        """A standalone HTML page with :meth:`report_section`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The HTML file to write (atomically).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         from pna_engine.atomic import write_text
 
         title = _html.escape(f"Improvement plan: {self.results}")
@@ -416,7 +582,26 @@ class Plan:
 
     def verify(self, workers: int | None = None) -> dict[str, Any]:
         """Apply every edit of the plan in one full engine run (no export); its target score
-        must be the plan's final score."""
+        must be the plan's final score.
+
+        The run stops after the scores, in a temporary folder that is removed afterwards.
+
+        Parameters
+        ----------
+        workers : int or None, optional
+            Engine worker processes; None keeps the baseline's setting.
+
+        Returns
+        -------
+        dict
+            ``plan`` (:attr:`final_score`), ``full_run`` (the full run's target score) and
+            ``match`` (whether they are exactly equal).
+
+        Raises
+        ------
+        InputError
+            The plan has no baseline parameters (:attr:`params` is None).
+        """
         from pna_engine import pipeline
         from pna_engine.incremental import scores_series
 
@@ -462,12 +647,26 @@ def make_plan(results: Any, budget_km: float | None = None, budget_cost: float |
         Cost per km by treatment, merged over :data:`COST_PER_KM`.
     treatments : dict or str, optional
         Treatment by functional class (merged over :data:`TREATMENTS`) or one for all.
+    workers : int, optional
+        Engine worker processes for the baseline run (default: the run's setting).
     baseline : Baseline, optional
         An in-memory baseline to reuse (it is changed: the plan's edits are committed).
+    max_steps : int
+        At most this many steps (default 200).
+    progress : bool
+        Show a tqdm bar while the candidates are first evaluated (default False).
 
     Returns
     -------
     Plan
+        The steps in order; it stops when the budget is spent, no candidate fits, or the
+        best candidate gains neither score nor low-stress pairs.
+
+    Raises
+    ------
+    InputError
+        Both budgets given, a budget that is not positive, an unknown target, or bad
+        candidates (see :func:`candidates`).
     """
     t0 = time.perf_counter()
     if budget_km is not None and budget_cost is not None:
@@ -580,7 +779,13 @@ def _way_geometries(base: Baseline, osm_ids: list[int]) -> Any:
 
 # --------------------------------------------------------------------------- CLI
 def register(subparsers: Any) -> None:
-    """Add ``pna plan`` to the ``pna`` command's subparsers."""
+    """Add ``pna plan`` to the ``pna`` command's subparsers.
+
+    Parameters
+    ----------
+    subparsers : Any
+        The ``add_subparsers()`` object of the ``pna`` parser.
+    """
     p = subparsers.add_parser(
         "plan", help="which street upgrades raise the score most under a budget",
         description="Lazy-greedy improvement plan on a PNA result (incremental re-scoring).")
@@ -618,7 +823,23 @@ def _parse_costs(items: list[str]) -> dict[str, float]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry of ``pna plan``."""
+    """Entry of ``pna plan``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``pna plan`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code: 1 when ``--verify`` finds a different score, else 0.
+
+    Raises
+    ------
+    InputError
+        A bad ``--cost``, budget, target or candidate argument, or unusable results.
+    """
     plan = make_plan(args.results, budget_km=args.budget_km, budget_cost=args.budget_cost,
                      target=args.target, candidates_spec=args.candidates,
                      costs=_parse_costs(args.cost), workers=args.workers,

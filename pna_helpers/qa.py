@@ -59,7 +59,14 @@ class QA:
     ways: Any = field(default=None, repr=False)
 
     def frame(self) -> Any:
-        """GeoDataFrame (EPSG:4326) of :attr:`table` with each way's geometry."""
+        """GeoDataFrame (EPSG:4326) of :attr:`table` with each way's geometry.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            The table's columns (``alternatives`` and ``scores`` joined as text) and the
+            geometry; one row per way and tag.
+        """
         import geopandas as gpd
 
         if self.geometries is None or not len(self.table):
@@ -72,14 +79,36 @@ class QA:
         return gpd.GeoDataFrame(t, geometry=g.to_numpy(), crs=self.geometries.crs).to_crs(4326)
 
     def to_geojson(self, path: str | Path) -> Path:
-        """Write the ranked list as GeoJSON (mapping tools load it) atomically."""
+        """Write the ranked list as GeoJSON (mapping tools load it) atomically.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (properties as :meth:`frame`).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         from pna_engine.atomic import write_text
 
         write_text(Path(path), self.frame().to_json(na="null", drop_id=True))
         return Path(path)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the ranked list as CSV atomically."""
+        """Write the ranked list as CSV atomically.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write; ``alternatives`` and ``scores`` are ``;``-separated.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         from pna_engine.atomic import write_text
 
         t = self.table.copy()
@@ -89,7 +118,19 @@ class QA:
         return Path(path)
 
     def to_dict(self, top: int | None = None) -> dict[str, Any]:
-        """JSON-ready view (``pna qa --json``)."""
+        """JSON-ready view (``pna qa --json``).
+
+        Parameters
+        ----------
+        top : int or None, optional
+            Only the first ``top`` rows of the ranked list; None (default): all.
+
+        Returns
+        -------
+        dict
+            ``results``, ``baseline_score``, ``summary``, ``evaluated``, ``seconds`` and
+            ``tags_to_check`` (the table's rows as records).
+        """
         t = self.table if top is None else self.table.head(top)
         return {"results": str(self.results), "baseline_score": self.baseline_score,
                 "summary": self.summary, "evaluated": self.evaluated,
@@ -97,7 +138,20 @@ class QA:
                 "tags_to_check": json.loads(t.to_json(orient="records"))}
 
     def map(self, top: int = 200) -> Any:
-        """The ways to check, coloured by score range (offline map, escaped tooltips)."""
+        """The ways to check, coloured by score range (offline map, escaped tooltips).
+
+        The network's stress layers are added hidden.
+
+        Parameters
+        ----------
+        top : int, optional
+            Draw the first ``top`` rows of the ranked list (default 200).
+
+        Returns
+        -------
+        pna_helpers.maps.OfflineMap
+            A folium map.
+        """
         import folium
 
         from pna_helpers import maps
@@ -142,7 +196,18 @@ class QA:
         return m
 
     def report_section(self, top: int = 25) -> str:
-        """HTML section: the summary and the top tags to check (escaped), with links."""
+        """HTML section: the summary and the top tags to check (escaped), with links.
+
+        Parameters
+        ----------
+        top : int, optional
+            Rows of the table (default 25); the map shows up to 200 (:meth:`map`).
+
+        Returns
+        -------
+        str
+            A ``<section class="pna-qa">`` element with the table and the map.
+        """
         s = self.summary
         head = ("<h2>OSM tags to check</h2><p>" + _html.escape(
             f"{s['segments_on_defaults_share']:.0%} of the segments "
@@ -167,7 +232,18 @@ class QA:
         return f'<section class="pna-qa">{head}{tab}{self.map()._repr_html_()}</section>'
 
     def save_report(self, path: str | Path) -> Path:
-        """A standalone HTML page with :meth:`report_section`."""
+        """A standalone HTML page with :meth:`report_section`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The HTML file to write (atomically).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         from pna_engine.atomic import write_text
 
         title = _html.escape(f"OSM tags to check: {self.results}")
@@ -216,14 +292,24 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
     ----------
     results : str, Path or Results
         A PNA result with ``run.json``.
+    workers : int, optional
+        Engine worker processes for the baseline run (default: the run's setting).
     baseline : pna_engine.incremental.Baseline, optional
         An in-memory baseline to reuse (unchanged).
     alternatives : dict, optional
         Replaces :data:`ALTERNATIVES` entries (``{"speed": ("maxspeed", ("30", "50"))}``).
+    progress : bool
+        Show a tqdm bar over the re-scorings (default False).
 
     Returns
     -------
     QA
+        Its ``table`` has one row per way and missing tag, largest score range first.
+
+    Raises
+    ------
+    InputError
+        The results cannot be loaded, or their run's inputs are unusable.
     """
     from pna_engine.defaults import stress_defaults
     from pna_helpers.plan import _way_geometries, baseline_for
@@ -328,7 +414,13 @@ def osm_qa(results: Any, workers: int | None = None, baseline: Any = None,
 
 # --------------------------------------------------------------------------- CLI
 def register(subparsers: Any) -> None:
-    """Add ``pna qa`` to the ``pna`` command's subparsers."""
+    """Add ``pna qa`` to the ``pna`` command's subparsers.
+
+    Parameters
+    ----------
+    subparsers : Any
+        The ``add_subparsers()`` object of the ``pna`` parser.
+    """
     p = subparsers.add_parser(
         "qa", help="OSM tags to check first, ranked by how far they could move the score",
         description="Re-score every way whose stress rests on a default with plausible tag "
@@ -344,7 +436,23 @@ def register(subparsers: Any) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry of ``pna qa``."""
+    """Entry of ``pna qa``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``pna qa`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        A negative ``--top``, or unusable results.
+    """
     if args.top is not None and args.top < 0:
         raise InputError(f"--top must be >= 0, got {args.top}")
     q = osm_qa(args.results, workers=args.workers, progress=sys.stderr.isatty())

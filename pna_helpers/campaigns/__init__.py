@@ -49,7 +49,30 @@ from pna_helpers.campaigns._yoy import (
 
 def demo_campaign(name: str, client=None, changed: bool = False) -> Campaign:
     """Create and submit the offline demo campaign (:func:`demo_places`) on the local backend
-    (or ``client``); ``changed=True`` is the same places with changed inputs."""
+    (or ``client``); ``changed=True`` is the same places with changed inputs.
+
+    The inputs are made under ``outputs/demo-inputs/campaign``; the places include the one
+    that fails on purpose (see :func:`demo_places`).
+
+    Parameters
+    ----------
+    name : str
+        A new campaign name (letters, digits, ``.``, ``_``, ``-``).
+    client : JobBackend or None, optional
+        The job client; default a local one.
+    changed : bool, optional
+        The same places with changed inputs, as a later year (default False).
+
+    Returns
+    -------
+    Campaign
+        The submitted campaign.
+
+    Raises
+    ------
+    JobError
+        A bad name, or a campaign of that name exists already.
+    """
     from pna_helpers import jobs
     from pna_helpers.paths import outputs_dir
 
@@ -61,7 +84,33 @@ def demo_campaign(name: str, client=None, changed: bool = False) -> Campaign:
 def open_or_create(name: str, places: str | None = None, client=None,
                    changed: bool = False) -> Campaign:
     """The campaign ``name`` if it exists, else a new one from the places file ``places``
-    (the demo campaign when ``places`` is empty; ``changed`` as in :func:`demo_places`)."""
+    (the demo campaign when ``places`` is empty; ``changed`` as in :func:`demo_places`).
+
+    Parameters
+    ----------
+    name : str
+        The campaign name.
+    places : str or None, optional
+        A places CSV or GeoPackage (:func:`places_from_file`), used only to create; None or
+        ``""``: the demo campaign (:func:`demo_campaign`).
+    client : JobBackend or None, optional
+        The job client; default :func:`pna_helpers.jobs.get_client` (backend from the
+        settings).
+    changed : bool, optional
+        For the demo campaign: the places with changed inputs (default False).
+
+    Returns
+    -------
+    Campaign
+        The existing campaign, or the new one, submitted.
+
+    Raises
+    ------
+    JobError
+        A bad name, or the campaign store could not be read.
+    InputError
+        A bad places file.
+    """
     from pna_helpers import jobs
     from pna_helpers.jobs.base import JobError
 

@@ -51,7 +51,25 @@ MAX_ATTEMPTS = 8
 def aws_error(exc: Exception, what: str, *, connect_timeout: float | None = None,
               read_timeout: float | None = None, max_attempts: int | None = None) -> InputError:
     """A one-line, actionable error for a failed AWS call (any exception: one without an HTTP
-    response, like a timeout, too). The limits are those of the client that failed."""
+    response, like a timeout, too). The limits are those of the client that failed.
+
+    Parameters
+    ----------
+    exc : Exception
+        The exception raised by boto3 / botocore.
+    what : str
+        What was being done, e.g. ``"listing jobs"``; starts the message.
+    connect_timeout, read_timeout : float or None, optional
+        The failing client's timeouts in seconds, quoted in a timeout message.
+    max_attempts : int or None, optional
+        The failing client's attempts, quoted in a timeout message.
+
+    Returns
+    -------
+    InputError
+        The error to raise (it is not raised here): missing credentials, timeout, unreachable
+        endpoint, access denied, missing bucket, or ``what: code: message``.
+    """
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
         return InputError(f"{what}: no AWS credentials found - set AWS_PROFILE or "
@@ -88,7 +106,18 @@ class Aws:
     def client(self, service: str) -> Any:
         """The boto3 client of ``service`` (:func:`pna_engine.remote.aws_client`: the settings'
         timeouts and bounded retries, a read timeout not retried; :meth:`call` adds its own
-        backoff on throttling)."""
+        backoff on throttling).
+
+        Parameters
+        ----------
+        service : str
+            The boto3 service name, e.g. ``"batch"``, ``"s3"``, ``"logs"``.
+
+        Returns
+        -------
+        Any
+            The client, made once per service and reused.
+        """
         if service not in self._clients:
             s = self.settings
             self._clients[service] = aws_client(
@@ -98,13 +127,54 @@ class Aws:
         return self._clients[service]
 
     def error(self, exc: Exception, what: str) -> InputError:
-        """:func:`aws_error` with this client's limits."""
+        """:func:`aws_error` with this client's limits.
+
+        Parameters
+        ----------
+        exc : Exception
+            The exception of the failed call.
+        what : str
+            What was being done.
+
+        Returns
+        -------
+        InputError
+            The error to raise.
+        """
         s = self.settings
         return aws_error(exc, what, connect_timeout=s.aws_connect_timeout,
                          read_timeout=s.aws_read_timeout, max_attempts=s.aws_max_attempts)
 
     def call(self, service: str, op: str, what: str | None = None, **kw: Any) -> Any:
-        """``client(service).op(**kw)`` retried with exponential backoff on throttling / 5xx."""
+        """``client(service).op(**kw)`` retried with exponential backoff on throttling / 5xx.
+
+        Up to :data:`MAX_ATTEMPTS` attempts, sleeping 0.5 s doubling (at most 20 s, with
+        jitter) between them.
+
+        Parameters
+        ----------
+        service : str
+            The boto3 service name.
+        op : str
+            The client method, e.g. ``"describe_jobs"``.
+        what : str or None, optional
+            What is being done, for the error message (default ``"<service> <op>"``).
+        **kw : Any
+            The operation's arguments.
+
+        Returns
+        -------
+        Any
+            The operation's response.
+
+        Raises
+        ------
+        InputError
+            A botocore error without an HTTP response (no credentials, timeout, unreachable
+            endpoint), as :meth:`error`.
+        botocore.exceptions.ClientError
+            An error response that is not retried, or the last attempt's; it is not converted.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         fn = getattr(self.client(service), op)
@@ -123,7 +193,33 @@ class Aws:
         raise AssertionError("unreachable")
 
     def paginate(self, service: str, op: str, key: str, **kw: Any) -> list[Any]:
-        """Every item under ``key`` of every page of ``op``."""
+        """Every item under ``key`` of every page of ``op``.
+
+        No backoff of its own (the client's retries only).
+
+        Parameters
+        ----------
+        service : str
+            The boto3 service name.
+        op : str
+            A paginated operation, e.g. ``"list_jobs"``.
+        key : str
+            The list in each page, e.g. ``"jobSummaryList"``.
+        **kw : Any
+            The operation's arguments.
+
+        Returns
+        -------
+        list
+            The items of all pages, in order.
+
+        Raises
+        ------
+        InputError
+            A botocore error without an HTTP response, as :meth:`error`.
+        botocore.exceptions.ClientError
+            An error response (not converted).
+        """
         from botocore.exceptions import BotoCoreError
 
         out: list[Any] = []
@@ -136,6 +232,17 @@ class Aws:
 
     @property
     def account(self) -> str:
+        """The AWS account id of the credentials (``sts get-caller-identity``, asked once).
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        InputError
+            The call failed (e.g. no credentials), as :meth:`error`.
+        """
         if self._account is None:
             try:
                 self._account = self.call("sts", "get_caller_identity")["Account"]
@@ -145,7 +252,18 @@ class Aws:
 
     @property
     def bucket(self) -> str:
-        """The results bucket (default ``pna-<account>-<region>``)."""
+        """The results bucket (default ``pna-<account>-<region>``).
+
+        Returns
+        -------
+        str
+            ``settings.results_bucket`` if set, else ``pna-<account>-<region>``.
+
+        Raises
+        ------
+        InputError
+            No bucket is set and the account cannot be found.
+        """
         return self.settings.results_bucket or f"pna-{self.account}-{self.settings.aws_region}"
 
 
@@ -173,7 +291,17 @@ class AwsBackend(JobBackend):
             raise self.aws.error(exc, what) from exc
 
     def check_ready(self) -> None:
-        """The queue and job definition exist (else: run ``pna stack up``)."""
+        """The queue and job definition exist (else: run ``pna stack up``).
+
+        Checked once per client; later calls return at once.
+
+        Raises
+        ------
+        JobError
+            The job queue is missing or not ENABLED, or there is no ACTIVE job definition.
+        InputError
+            The AWS calls failed (credentials, permissions, network).
+        """
         if self._checked:
             return
         s = self.settings
@@ -195,6 +323,18 @@ class AwsBackend(JobBackend):
 
     # ------------------------------------------------------------------ submit
     def results_prefix(self) -> str:
+        """The S3 prefix under which every job's results folder is.
+
+        Returns
+        -------
+        str
+            ``s3://BUCKET/results/``.
+
+        Raises
+        ------
+        InputError
+            No bucket is set and the account cannot be found.
+        """
         return f"s3://{self.aws.bucket}/results/"
 
     def _submit_kwargs(self, name: str, env: dict[str, str]) -> dict[str, Any]:
@@ -233,7 +373,29 @@ class AwsBackend(JobBackend):
         return out
 
     def submit(self, request: AnalysisRequest) -> Job:
-        """Submit one request as one Batch job."""
+        """Submit one request as one Batch job.
+
+        Local inputs are uploaded first (see :func:`~pna_helpers.jobs.storage.stage_request`).
+        See :meth:`JobBackend.submit`.
+
+        Parameters
+        ----------
+        request : AnalysisRequest
+            What to analyse.
+
+        Returns
+        -------
+        Job
+            The new job, as Batch describes it right after submission.
+
+        Raises
+        ------
+        JobError
+            ``request`` is not an :class:`AnalysisRequest`, or the queue or job definition is
+            missing (see :meth:`check_ready`).
+        InputError
+            An upload or AWS call failed.
+        """
         if not isinstance(request, AnalysisRequest):
             raise JobError(f"expected an AnalysisRequest, got {type(request).__name__}")
         self.check_ready()
@@ -247,7 +409,30 @@ class AwsBackend(JobBackend):
         return self.get(resp["jobId"])
 
     def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
-        """Submit many requests as ONE array job; returns its children, in request order."""
+        """Submit many requests as ONE array job; returns its children, in request order.
+
+        A single request is submitted as a plain job (:meth:`submit`). The manifest goes to
+        ``s3://BUCKET/manifests/<uuid>.json`` and ``s3://BUCKET/results/<parent>/manifest.json``.
+        See :meth:`JobBackend.submit_many`.
+
+        Parameters
+        ----------
+        requests : Iterable of AnalysisRequest
+            The requests, e.g. from :func:`~pna_helpers.jobs.read_places`.
+
+        Returns
+        -------
+        list of Job
+            The children ``<parent>:0`` ... ``<parent>:<n-1>``, one per request (for a
+            single request: its plain job).
+
+        Raises
+        ------
+        JobError
+            No requests, or the queue or job definition is missing.
+        InputError
+            An upload or AWS call failed.
+        """
         reqs = list(requests)
         if not reqs:
             raise JobError("no requests to submit")
@@ -285,9 +470,49 @@ class AwsBackend(JobBackend):
         return out
 
     def get(self, job_id: str) -> Job:
+        """The job's current state (Batch status, engine phase from ``status.json``).
+
+        See :meth:`JobBackend.get`.
+
+        Parameters
+        ----------
+        job_id : str
+            A Batch job id (``<parent>:<index>`` for an array child).
+
+        Returns
+        -------
+        Job
+
+        Raises
+        ------
+        JobError
+            Batch does not know the id.
+        InputError
+            An AWS call failed.
+        """
         return self.get_many([str(job_id)])[0]
 
     def get_many(self, job_ids: list[str]) -> list[Job]:
+        """Jobs by id, in order (``describe_jobs`` in chunks of 100).
+
+        See :meth:`JobBackend.get_many`.
+
+        Parameters
+        ----------
+        job_ids : list of str
+            Batch job ids.
+
+        Returns
+        -------
+        list of Job
+
+        Raises
+        ------
+        JobError
+            Batch does not know one of the ids (all unknown ones are named).
+        InputError
+            An AWS call failed.
+        """
         ids = [str(j) for j in job_ids]
         found = self._describe(ids)
         missing = [j for j in ids if j not in found]
@@ -365,7 +590,29 @@ class AwsBackend(JobBackend):
         ``list_jobs`` is paginated for every Batch status (an array parent's status lags its
         children's, so the status filter is applied to the described jobs); array parents are
         replaced by their children (``<parent>:<index>``, one per place); ``describe_jobs``
-        runs in chunks of 100.
+        runs in chunks of 100. See :meth:`JobBackend.list`.
+
+        Parameters
+        ----------
+        status : str or Iterable of str or None, optional
+            One status or several (``ACTIVE`` = not finished); None (default): all.
+        place : str or None, optional
+            Only jobs of this place (compared as file-safe names, :func:`slugify`).
+        since : datetime.datetime or str or None, optional
+            Only jobs created since (of an array job: when the parent was created): a
+            datetime, ISO text, or e.g. ``2h`` / ``3d``.
+
+        Returns
+        -------
+        list of Job
+            Newest first (equal creation times: descending array index).
+
+        Raises
+        ------
+        JobError
+            An unknown status, a bad ``since``, or the job queue does not exist.
+        InputError
+            An AWS call failed.
         """
         wanted = status_filter(status)
         t = since_filter(since)
@@ -411,7 +658,29 @@ class AwsBackend(JobBackend):
                     reason=reason)
 
     def logs(self, job_id: str, tail: int | None = None) -> str:
-        """The job's CloudWatch log (``/aws/batch/job``); last ``tail`` lines if given."""
+        """The job's CloudWatch log (``/aws/batch/job``); last ``tail`` lines if given.
+
+        See :meth:`JobBackend.logs`.
+
+        Parameters
+        ----------
+        job_id : str
+            A Batch job id; of an array job, a child's (``<parent>:<index>``).
+        tail : int or None, optional
+            Only the last ``tail`` log events (lines); None (default): the whole stream.
+
+        Returns
+        -------
+        str
+            The log messages, one per line.
+
+        Raises
+        ------
+        JobError
+            Unknown id, an array parent, or no log stream yet (the job has not run).
+        InputError
+            An AWS call failed.
+        """
         job = self.get(job_id)
         stream = job.extra.get("log_stream")
         if not stream:
@@ -447,10 +716,45 @@ class AwsBackend(JobBackend):
         return "".join(m if m.endswith("\n") else m + "\n" for m in events)
 
     def results_location(self, job_id: str) -> str:
+        """The job's results prefix. See :meth:`JobBackend.results_location`.
+
+        Parameters
+        ----------
+        job_id : str
+            A Batch job id.
+
+        Returns
+        -------
+        str
+            ``s3://BUCKET/results/<job_id>/`` (as given to the container).
+
+        Raises
+        ------
+        JobError
+            Batch does not know the id.
+        """
         return self.get(job_id).results_uri or ""
 
     def container_environment(self, job_id: str) -> tuple[list[str], dict[str, str]]:
-        """(command, environment) of a submitted job, as ``describe_jobs`` reports them."""
+        """(command, environment) of a submitted job, as ``describe_jobs`` reports them.
+
+        Parameters
+        ----------
+        job_id : str
+            A Batch job id.
+
+        Returns
+        -------
+        tuple of (list of str, dict)
+            The container command and its environment variables (name -> value).
+
+        Raises
+        ------
+        JobError
+            Batch does not know the id.
+        InputError
+            The AWS call failed.
+        """
         d = self._describe([job_id]).get(job_id)
         if d is None:
             raise JobError(f"unknown job id {job_id!r}")

@@ -33,7 +33,13 @@ class JobBackend(abc.ABC):
 
     @property
     def backend(self) -> str:
-        """The backend's registered name (``local`` or ``aws``)."""
+        """The backend's registered name (``local`` or ``aws``).
+
+        Returns
+        -------
+        str
+            The class's :attr:`name`.
+        """
         return self.name
 
     # ------------------------------------------------------------------ operations
@@ -409,7 +415,19 @@ def get_client(backend: str | None = None, settings: Settings | None = None,
     settings
         Settings to use (default: :meth:`Settings.load`).
     **overrides
-        Settings fields, e.g. ``concurrency=2`` or ``job_queue="other"``.
+        Settings fields, e.g. ``concurrency=2`` or ``job_queue="other"``; None values
+        are ignored.
+
+    Returns
+    -------
+    JobBackend
+        A new client of the chosen backend (e.g. :class:`~pna_helpers.jobs.local.LocalBackend`).
+
+    Raises
+    ------
+    InputError
+        The backend name is not registered (see :func:`available_backends`), or a bad
+        settings value or config file.
     """
     _load_builtin()
     if settings is None:

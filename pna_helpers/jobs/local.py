@@ -107,7 +107,13 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 
 
 def container_command() -> list[str]:
-    """The job container's command, run locally: ``python -m pna_engine run-job``."""
+    """The job container's command, run locally: ``python -m pna_engine run-job``.
+
+    Returns
+    -------
+    list of str
+        The argv, with this interpreter (``sys.executable``) as the Python.
+    """
     return [sys.executable, "-m", "pna_engine", "run-job"]
 
 
@@ -189,6 +195,21 @@ class Store:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the store (autocommit, WAL, busy timeout), closed on exit.
+
+        Yields
+        ------
+        sqlite3.Connection
+            Rows as :class:`sqlite3.Row`.
+
+        Raises
+        ------
+        JobError
+            The store is damaged or stayed locked for :data:`BUSY_TIMEOUT_S` seconds (the
+            message says how to recover).
+        StorageError
+            The store's folder is not writable or its disk is full.
+        """
         try:
             con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
@@ -206,7 +227,20 @@ class Store:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, no lost updates)."""
+        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, no lost updates).
+
+        Committed when the block ends, rolled back if it raises.
+
+        Yields
+        ------
+        sqlite3.Connection
+            The connection, inside the transaction.
+
+        Raises
+        ------
+        JobError, StorageError
+            As :meth:`connect`.
+        """
         with self.connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -218,13 +252,49 @@ class Store:
                 raise
 
     def row(self, job_id: str) -> sqlite3.Row | None:
+        """The stored row of one job.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        sqlite3.Row or None
+            Every column of ``jobs``; None for an unknown id.
+        """
         with self.connect() as con:
             return con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
 
     def log_path(self, job_id: str) -> Path:
+        """Where the job's log is (or will be) written.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        Path
+            ``<outputs>/logs/<job_id>.log`` (it need not exist).
+        """
         return self.logs_dir / f"{job_id}.log"
 
     def results_path(self, job_id: str) -> Path:
+        """The job's results folder.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        Path
+            ``<outputs>/results/<job_id>`` (it need not exist).
+        """
         return self.results_dir / job_id
 
 
@@ -278,7 +348,22 @@ def _group_alive(pgid: int | None) -> bool:
 
 
 def kill_group(pgid: int | None, grace: float = CANCEL_GRACE_S) -> bool:
-    """SIGTERM the process group, SIGKILL it after ``grace`` seconds; True if it is gone."""
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds; True if it is gone.
+
+    Parameters
+    ----------
+    pgid : int or None
+        The process group id. None, 0, 1 or this process's own group: nothing is signalled
+        (and True is returned).
+    grace : float, optional
+        Seconds between SIGTERM and SIGKILL (default :data:`CANCEL_GRACE_S`); after SIGKILL
+        it waits up to 5 s more.
+
+    Returns
+    -------
+    bool
+        True when no live (non-zombie) process is left in the group.
+    """
     if not pgid or pgid <= 1 or pgid == os.getpgrp():
         return True
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -313,7 +398,13 @@ class LocalBackend(JobBackend):
 
     @property
     def concurrency(self) -> int:
-        """Jobs this client lets run at once (recorded with each job it submits)."""
+        """Jobs this client lets run at once (recorded with each job it submits).
+
+        Returns
+        -------
+        int
+            ``settings.concurrency``.
+        """
         return self.settings.concurrency
 
     # ------------------------------------------------------------------ helpers
@@ -372,11 +463,47 @@ class LocalBackend(JobBackend):
 
     # ------------------------------------------------------------------ API
     def submit(self, request: AnalysisRequest) -> Job:
-        """Queue ``request``; it starts when a slot is free (see ``concurrency``)."""
+        """Queue ``request``; it starts when a slot is free (see ``concurrency``).
+
+        See :meth:`JobBackend.submit`.
+
+        Parameters
+        ----------
+        request : AnalysisRequest
+            What to analyse.
+
+        Returns
+        -------
+        Job
+            The new job: RUNNABLE, or STARTING / RUNNING if a slot was free.
+
+        Raises
+        ------
+        JobError
+            ``request`` is not an :class:`AnalysisRequest`.
+        """
         return self._insert([request])[0]
 
     def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
-        """Queue many requests, one job each (same API as the AWS array job)."""
+        """Queue many requests, one job each (same API as the AWS array job).
+
+        See :meth:`JobBackend.submit_many`.
+
+        Parameters
+        ----------
+        requests : Iterable of AnalysisRequest
+            The requests, e.g. from :func:`~pna_helpers.jobs.read_places`.
+
+        Returns
+        -------
+        list of Job
+            One job per request, in order.
+
+        Raises
+        ------
+        JobError
+            No requests, or an item that is not an :class:`AnalysisRequest`.
+        """
         reqs = list(requests)
         if not reqs:
             raise JobError("no requests to submit")
@@ -401,15 +528,72 @@ class LocalBackend(JobBackend):
         return [self._job(self._row_or_fail(i)) for i in ids]
 
     def get(self, job_id: str) -> Job:
+        """The job's current state (after marking dead jobs FAILED and starting queued ones).
+
+        See :meth:`JobBackend.get`.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        Job
+            With the live engine phase while it is STARTING or RUNNING.
+
+        Raises
+        ------
+        JobError
+            The id is not in the local job store.
+        """
         self._reconcile()
         return self._job(self._row_or_fail(str(job_id)))
 
     def get_many(self, job_ids: list[str]) -> list[Job]:
+        """Jobs by id, in order. See :meth:`JobBackend.get_many`.
+
+        Parameters
+        ----------
+        job_ids : list of str
+            The ids.
+
+        Returns
+        -------
+        list of Job
+
+        Raises
+        ------
+        JobError
+            An id is not in the local job store.
+        """
         self._reconcile()
         return [self._job(self._row_or_fail(str(j))) for j in job_ids]
 
     def list(self, status: str | Iterable[str] | None = None, place: str | None = None,
              since: _dt.datetime | str | None = None) -> list[Job]:
+        """Jobs in the local store, newest first, optionally filtered.
+
+        See :meth:`JobBackend.list`.
+
+        Parameters
+        ----------
+        status : str or Iterable of str or None, optional
+            One status or several (``ACTIVE`` = not finished); None (default): all.
+        place : str or None, optional
+            Only jobs of this place name (case-insensitive exact match).
+        since : datetime.datetime or str or None, optional
+            Only jobs created since: a datetime, ISO text, or e.g. ``2h`` / ``3d``.
+
+        Returns
+        -------
+        list of Job
+
+        Raises
+        ------
+        JobError
+            An unknown status or a bad ``since``.
+        """
         self._reconcile()
         where, args = [], []
         wanted = status_filter(status)
@@ -441,11 +625,53 @@ class LocalBackend(JobBackend):
         _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
+        """Cancel jobs, then start queued jobs in the freed slots.
+
+        See :meth:`JobBackend.cancel`.
+
+        Parameters
+        ----------
+        job_ids : Any
+            One id, a :class:`Job`, or a list of either.
+        reason : str, optional
+            Recorded as the jobs' reason.
+
+        Returns
+        -------
+        list of Job
+            The jobs after cancelling (CANCELLED).
+
+        Raises
+        ------
+        JobError
+            An id is unknown, or a job has finished.
+        """
         out = super().cancel(job_ids, reason)
         dispatch(self.store)
         return out
 
     def logs(self, job_id: str, tail: int | None = None) -> str:
+        """The job's log file (engine output and the supervisor's ``[pna-local]`` lines).
+
+        See :meth:`JobBackend.logs`.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+        tail : int or None, optional
+            Only the last ``tail`` lines; None (default): the whole log.
+
+        Returns
+        -------
+        str
+            ``""`` when the job has no log yet.
+
+        Raises
+        ------
+        JobError
+            The id is not in the local job store.
+        """
         self._row_or_fail(str(job_id))
         p = self.store.log_path(str(job_id))
         if not p.exists():
@@ -457,6 +683,23 @@ class LocalBackend(JobBackend):
         return text
 
     def results_location(self, job_id: str) -> str:
+        """The job's local results folder. See :meth:`JobBackend.results_location`.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        str
+            ``<outputs>/results/<job_id>``.
+
+        Raises
+        ------
+        JobError
+            The id is not in the local job store.
+        """
         return self._row_or_fail(str(job_id))["results_uri"]
 
 
@@ -468,7 +711,21 @@ def _append_log(path: Path, line: str) -> None:
 # --------------------------------------------------------------------------- dispatch
 def dispatch(store: Store) -> list[str]:
     """Start queued jobs, oldest first, while fewer jobs run than the next one's
-    ``concurrency``; return the started ids."""
+    ``concurrency``; return the started ids.
+
+    Started jobs become STARTING and get a detached supervisor; the other queued ones become
+    RUNNABLE.
+
+    Parameters
+    ----------
+    store : Store
+        The job store.
+
+    Returns
+    -------
+    list of str
+        The ids of the jobs started, oldest first.
+    """
     with store.tx() as con:
         busy = con.execute("SELECT count(*) FROM jobs WHERE status IN (?, ?)",
                            (STARTING, RUNNING)).fetchone()[0]
@@ -513,7 +770,25 @@ def _launch(store: Store, job_id: str, chain: int = 1) -> None:
 
 def supervise(job_id: str, outputs: str, chain: int = 1) -> int:
     """Body of the supervisor process: run the container command for ``job_id``; with
-    ``chain`` > 1, then claim and run queued jobs itself, up to ``chain`` jobs in all."""
+    ``chain`` > 1, then claim and run queued jobs itself, up to ``chain`` jobs in all.
+
+    Run as ``python -m pna_helpers.jobs.local supervise JOB_ID OUTPUTS [--chain N]``; it forks
+    at once (the parent exits 0) so the supervisor is re-parented to init.
+
+    Parameters
+    ----------
+    job_id : str
+        A STARTING job; anything else (e.g. cancelled meanwhile) returns at once.
+    outputs : str
+        The outputs folder holding the job store.
+    chain : int, optional
+        Jobs to run in this process, default 1; with more, each runs in a forked child.
+
+    Returns
+    -------
+    int
+        0 (the exit code of the supervisor; a job's outcome is recorded in the store).
+    """
     if hasattr(os, "fork") and os.fork() > 0:  # daemonise: re-parent to init, no zombie
         os._exit(0)
     signal.signal(signal.SIGTERM, lambda *_: None)  # cancel stops the engine; we record it

@@ -40,7 +40,24 @@ def utcnow() -> _dt.datetime:
 
 
 def parse_time(value: Any) -> _dt.datetime | None:
-    """ISO text, epoch milliseconds (Batch) or datetime -> aware UTC datetime (or None)."""
+    """ISO text, epoch milliseconds (Batch) or datetime -> aware UTC datetime (or None).
+
+    Parameters
+    ----------
+    value : Any
+        A datetime (naive ones are taken as UTC), ISO text (without offset: UTC), a number of
+        epoch milliseconds, or None / ``""``.
+
+    Returns
+    -------
+    datetime.datetime or None
+        Timezone-aware; None for None or ``""``.
+
+    Raises
+    ------
+    ValueError
+        Text that is not ISO time.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, _dt.datetime):
@@ -98,33 +115,68 @@ class Job:
 
     @property
     def active(self) -> bool:
-        """Not finished yet."""
+        """Not finished yet.
+
+        Returns
+        -------
+        bool
+            True while the status is one of :data:`ACTIVE`.
+        """
         return self.status in ACTIVE
 
     @property
     def done(self) -> bool:
-        """Finished for good: succeeded, failed or cancelled."""
+        """Finished for good: succeeded, failed or cancelled.
+
+        Returns
+        -------
+        bool
+            True when the status is one of :data:`TERMINAL`.
+        """
         return self.status in TERMINAL
 
     @property
     def succeeded(self) -> bool:
-        """Finished and succeeded."""
+        """Finished and succeeded.
+
+        Returns
+        -------
+        bool
+        """
         return self.status == SUCCEEDED
 
     @property
     def duration_s(self) -> float | None:
-        """Run time in seconds (so far, if still running)."""
+        """Run time in seconds (so far, if still running).
+
+        Returns
+        -------
+        float or None
+            Rounded to 0.1 s; None before the job started.
+        """
         if self.started_at is None:
             return None
         end = self.stopped_at or utcnow()
         return round((end - self.started_at).total_seconds(), 1)
 
     def label(self) -> str:
-        """Short status text: ``RUNNING · connectivity``."""
+        """Short status text: ``RUNNING · connectivity``.
+
+        Returns
+        -------
+        str
+            The status, followed by the engine phase while the job is active and has one.
+        """
         return f"{self.status} · {self.phase}" if self.phase and self.status in ACTIVE else self.status
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (times as ISO text)."""
+        """JSON-ready dict (times as ISO text).
+
+        Returns
+        -------
+        dict
+            The job's fields (not ``extra``), datetimes as ISO text to the second.
+        """
         out: dict[str, Any] = {}
         for k in ("job_id", "place", "status", "phase", "reason", "created_at", "started_at",
                   "stopped_at", "results_uri", "backend", "array_parent", "array_index",
@@ -135,7 +187,20 @@ class Job:
 
 
 def jobs_table(jobs: list[Job]) -> Any:
-    """A pandas DataFrame of jobs for notebooks: id, place, status, phase, times, reason."""
+    """A pandas DataFrame of jobs for notebooks: id, place, status, phase, times, reason.
+
+    Parameters
+    ----------
+    jobs : list of Job
+        The jobs, e.g. from :meth:`JobBackend.list`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per job, in order: ``job_id``, ``place``, ``status``, ``phase``,
+        ``created_at``, ``started_at``, ``stopped_at`` (UTC datetimes), ``duration_s``,
+        ``reason``, ``results_uri``, ``backend``.
+    """
     import pandas as pd
 
     cols = ["job_id", "place", "status", "phase", "created_at", "started_at", "stopped_at",

@@ -24,7 +24,18 @@ class WaitTimeout(InputError):
 
 
 def describe(jobs: list[Job]) -> str:
-    """Bar text: ``RUNNING · connectivity`` for one job, ``2 RUNNING, 1 SUCCEEDED`` for many."""
+    """Bar text: ``RUNNING · connectivity`` for one job, ``2 RUNNING, 1 SUCCEEDED`` for many.
+
+    Parameters
+    ----------
+    jobs : list of Job
+        The jobs being waited for.
+
+    Returns
+    -------
+    str
+        One job: its :meth:`Job.label`; several: counts per status, statuses sorted by name.
+    """
     if len(jobs) == 1:
         return jobs[0].label()
     counts = Counter(j.status for j in jobs)
@@ -42,6 +53,26 @@ def _phase_steps(job: Job) -> int:
 def wait_jobs(client: JobBackend, job_ids: list[str], timeout: float | None = None,
               progress: bool = True, poll: float = 1.0) -> list[Job]:
     """Poll ``client`` until every job in ``job_ids`` is finished; return the jobs.
+
+    The implementation of :meth:`JobBackend.wait`.
+
+    Parameters
+    ----------
+    client : JobBackend
+        The backend to poll (its ``get_many``; ``max_poll`` caps the back-off).
+    job_ids : list of str
+        The ids to wait for.
+    timeout : float or None, optional
+        Give up after this many seconds; None (default) waits for ever.
+    progress : bool, optional
+        Show the tqdm bar (default True).
+    poll : float, optional
+        First polling interval in seconds (default 1.0); it grows x1.5 per poll.
+
+    Returns
+    -------
+    list of Job
+        The finished jobs, in the order of ``job_ids``.
 
     Raises
     ------

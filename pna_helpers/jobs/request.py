@@ -241,6 +241,17 @@ def read_places(path: str | Path) -> list[AnalysisRequest]:
     boundary (written to ``outputs/places/``), its attributes give the other columns (``place``
     or ``name`` for the name).
 
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` (or ``.txt``) file, or a ``.gpkg``, ``.geojson``, ``.json``, ``.shp`` or
+        ``.zip`` vector file with a CRS and polygon geometries.
+
+    Returns
+    -------
+    list of AnalysisRequest
+        One validated request per row or feature, in file order.
+
     Raises
     ------
     InputError
@@ -342,7 +353,18 @@ DEMO_PLACE = "Helsinki demo"
 
 
 def demo_request() -> AnalysisRequest:
-    """The bundled demo place (central Helsinki, offline); inputs under ``outputs/demo-inputs/``."""
+    """The bundled demo place (central Helsinki, offline); inputs under ``outputs/demo-inputs/``.
+
+    Returns
+    -------
+    AnalysisRequest
+        An ``offline`` request whose inputs are prepared (written) on first use.
+
+    Raises
+    ------
+    InputError
+        The demo inputs are not installed (``pna_engine.demo`` missing: the ``demo`` extra).
+    """
     try:
         from pna_engine.demo import prepare_demo_inputs
     except ImportError as exc:

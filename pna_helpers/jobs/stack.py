@@ -57,7 +57,18 @@ def _trust(service: str) -> str:
 
 
 def job_role_policy(bucket: str) -> dict[str, Any]:
-    """What the container may do: read any input object, write under the results bucket."""
+    """What the container may do: read any input object, write under the results bucket.
+
+    Parameters
+    ----------
+    bucket : str
+        The results bucket.
+
+    Returns
+    -------
+    dict
+        An IAM policy document (the job role's inline policy ``pna-results``).
+    """
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"},
         {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
@@ -87,16 +98,47 @@ class Stack:
 
     @property
     def fargate(self) -> bool:
+        """Whether the compute type is ``FARGATE`` or ``FARGATE_SPOT``.
+
+        Returns
+        -------
+        bool
+            True for Fargate: no instance role, profile or launch template then.
+        """
         return self.settings.compute_type.startswith("FARGATE")
 
     @property
     def image(self) -> str:
-        """The job image: settings, else this account's ECR repository."""
+        """The job image: settings, else this account's ECR repository.
+
+        Returns
+        -------
+        str
+            ``settings.image``, else
+            ``<account>.dkr.ecr.<region>.amazonaws.com/pna-engine:<pna_engine version>``.
+
+        Raises
+        ------
+        InputError
+            No image is set and the account cannot be found.
+        """
         return self.settings.image or (f"{self.aws.account}.dkr.ecr.{self.settings.aws_region}."
                                        f"amazonaws.com/{ECR_REPOSITORY}:{__version__}")
 
     # ------------------------------------------------------------------ pieces
     def ensure_bucket(self) -> str:
+        """Create the results bucket if it does not exist.
+
+        Returns
+        -------
+        str
+            ``"created"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         from botocore.exceptions import ClientError
 
         bucket = self.aws.bucket
@@ -113,6 +155,18 @@ class Stack:
         return "created"
 
     def ensure_repository(self) -> str:
+        """Create the ECR repository ``pna-engine`` (scan on push) if it does not exist.
+
+        Returns
+        -------
+        str
+            ``"created"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         from botocore.exceptions import ClientError
 
         try:
@@ -126,7 +180,27 @@ class Stack:
         return "created"
 
     def ensure_role(self, name: str) -> tuple[str, str]:
-        """(arn, action) of one role with its trust and policies."""
+        """(arn, action) of one role with its trust and policies.
+
+        Creates the role if missing and attaches its managed policies; the job role also gets
+        (or has updated) the inline policy :func:`job_role_policy`. An existing role's trust
+        policy is not changed.
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`ROLES` (e.g. :data:`JOB_ROLE`).
+
+        Returns
+        -------
+        tuple of (str, str)
+            The role's ARN and ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         from botocore.exceptions import ClientError
 
         service, policies = ROLES[name]
@@ -162,6 +236,18 @@ class Stack:
         return arn, action
 
     def ensure_instance_profile(self) -> tuple[str, str]:
+        """Create the EC2 instance profile if missing and add the instance role to it.
+
+        Returns
+        -------
+        tuple of (str, str)
+            The profile's ARN and ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         from botocore.exceptions import ClientError
 
         action = "unchanged"
@@ -181,7 +267,22 @@ class Stack:
         return prof["Arn"], action
 
     def network(self) -> tuple[list[str], list[str]]:
-        """Subnets and security groups: the settings', else the default VPC's."""
+        """Subnets and security groups: the settings', else the default VPC's.
+
+        Each list not set in the settings is taken from the default VPC: all its subnets, and
+        its ``default`` security group.
+
+        Returns
+        -------
+        tuple of (list of str, list of str)
+            Subnet ids and security group ids.
+
+        Raises
+        ------
+        InputError
+            No default VPC, or it has no subnets / default group (set ``PNA_SUBNETS`` and
+            ``PNA_SECURITY_GROUPS``), or an AWS call failed.
+        """
         subnets, groups = list(self.settings.subnets), list(self.settings.security_groups)
         if subnets and groups:
             return subnets, groups
@@ -205,6 +306,20 @@ class Stack:
         return subnets, groups
 
     def ensure_launch_template(self) -> str:
+        """Create the launch template (gp3 root volume of ``volume_gib`` GiB) if missing.
+
+        An existing template is kept as it is.
+
+        Returns
+        -------
+        str
+            ``"created"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         from botocore.exceptions import ClientError
 
         try:
@@ -230,6 +345,29 @@ class Stack:
         return qs["jobQueues"][0] if qs["jobQueues"] else None
 
     def ensure_compute_environment(self, service_role: str, instance_profile: str | None) -> str:
+        """Create the managed compute environment, or enable it and update its vCPU limits.
+
+        An existing environment gets only ``min_vcpus`` / ``max_vcpus`` (Fargate: ``max_vcpus``)
+        from the settings and ``ENABLED``; a new one is waited for until VALID (up to 5 min).
+
+        Parameters
+        ----------
+        service_role : str
+            ARN of the AWS Batch service role.
+        instance_profile : str or None
+            ARN of the EC2 instance profile; None for Fargate.
+
+        Returns
+        -------
+        str
+            ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            The new environment is INVALID, no network could be found (see :meth:`network`),
+            or an AWS call failed.
+        """
         s = self.settings
         ce = self._describe_ce()
         if ce is not None:
@@ -275,6 +413,18 @@ class Stack:
             self._sleep(3)
 
     def ensure_queue(self) -> str:
+        """Create the job queue, or enable it and point it at the compute environment.
+
+        Returns
+        -------
+        str
+            ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            The new queue is INVALID, or an AWS call failed.
+        """
         s = self.settings
         q = self._describe_queue()
         order = [{"order": 1, "computeEnvironment": s.compute_environment}]
@@ -292,7 +442,28 @@ class Stack:
         return "created"
 
     def job_definition_spec(self, job_role: str, execution_role: str) -> dict[str, Any]:
-        """The ``register_job_definition`` arguments (without the content hash)."""
+        """The ``register_job_definition`` arguments (without the content hash).
+
+        On Fargate the memory is rounded down to whole GiB and clamped to 2-8 GiB per vCPU,
+        and the ephemeral storage is ``volume_gib`` clamped to 21-200 GiB.
+
+        Parameters
+        ----------
+        job_role : str
+            ARN of the job role (the container's permissions).
+        execution_role : str
+            ARN of the execution role (pull the image, write logs).
+
+        Returns
+        -------
+        dict
+            Keyword arguments for ``batch.register_job_definition``.
+
+        Raises
+        ------
+        InputError
+            No image is set and the account cannot be found.
+        """
         s = self.settings
         memory = s.job_memory_mib
         if self.fargate:  # Fargate takes 2-8 GiB per vCPU, in 1 GiB steps
@@ -321,7 +492,26 @@ class Stack:
         }
 
     def ensure_job_definition(self, job_role: str, execution_role: str) -> tuple[str, str]:
-        """(arn, action): a new revision only when the content hash changed."""
+        """(arn, action): a new revision only when the content hash changed.
+
+        Parameters
+        ----------
+        job_role : str
+            ARN of the job role.
+        execution_role : str
+            ARN of the execution role.
+
+        Returns
+        -------
+        tuple of (str, str)
+            The ARN of the matching (or new) revision and ``"created"`` (no active revision
+            before), ``"updated"`` or ``"unchanged"``.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         spec = self.job_definition_spec(job_role, execution_role)
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         current = self._call("batch", "describe_job_definitions",
@@ -338,7 +528,21 @@ class Stack:
 
     # ------------------------------------------------------------------ API
     def up(self) -> dict[str, str]:
-        """Create or update every resource; return ``{resource: created|updated|unchanged}``."""
+        """Create or update every resource; return ``{resource: created|updated|unchanged}``.
+
+        On Fargate the instance role, instance profile and launch template are skipped.
+
+        Returns
+        -------
+        dict
+            Resource (e.g. ``s3://BUCKET``, ``iam-role:pna-batch-job-role``,
+            ``job-queue:<name>``) -> ``created``, ``updated`` or ``unchanged``.
+
+        Raises
+        ------
+        InputError
+            A resource could not be made (the message names it), or an AWS call failed.
+        """
         done: dict[str, str] = {}
         done[f"s3://{self.aws.bucket}"] = self.ensure_bucket()
         done[f"ecr:{ECR_REPOSITORY}"] = self.ensure_repository()
@@ -359,7 +563,21 @@ class Stack:
         return done
 
     def status(self) -> dict[str, Any]:
-        """State of the compute environment, queue, job definition and bucket."""
+        """State of the compute environment, queue, job definition and bucket.
+
+        Returns
+        -------
+        dict
+            ``region``, ``bucket``, and ``compute_environment`` (name, state, status, type,
+            vCPUs, instance types), ``job_queue`` (name, state, status) and ``job_definition``
+            (latest active revision: name, revision, image, content hash), each None when
+            missing.
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         ce = self._describe_ce()
         q = self._describe_queue()
         defs = self._call("batch", "describe_job_definitions",
@@ -385,7 +603,30 @@ class Stack:
 
     def scale(self, min_vcpus: int | None = None, desired_vcpus: int | None = None,
               max_vcpus: int | None = None) -> dict[str, Any]:
-        """Resize the compute environment (e.g. before the yearly re-run of every place)."""
+        """Resize the compute environment (e.g. before the yearly re-run of every place).
+
+        On Fargate only ``max_vcpus`` is applied.
+
+        Parameters
+        ----------
+        min_vcpus : int or None, optional
+            New minimum; None keeps the current one.
+        desired_vcpus : int or None, optional
+            New desired count; None keeps the current one (raised to ``min_vcpus`` if lower).
+        max_vcpus : int or None, optional
+            New maximum; None keeps the current one.
+
+        Returns
+        -------
+        dict
+            The compute environment's entry of :meth:`status` after the update.
+
+        Raises
+        ------
+        InputError
+            The compute environment does not exist (run ``pna stack up``), the values break
+            ``0 <= min <= desired <= max``, or an AWS call failed.
+        """
         ce = self._describe_ce()
         if ce is None:
             raise InputError(f"compute environment {self.settings.compute_environment!r} does not "
@@ -404,7 +645,26 @@ class Stack:
 
     def down(self, delete: bool = False) -> dict[str, str]:
         """Scale the compute environment to zero; with ``delete`` remove queue, compute
-        environment and job definitions too (the bucket, roles and images stay)."""
+        environment and job definitions too (the bucket, roles and images stay).
+
+        Parameters
+        ----------
+        delete : bool, optional
+            False (default): set min and desired vCPUs to 0 and keep the maximum. True: disable
+            and delete the queue and compute environment, deregister every active job
+            definition revision.
+
+        Returns
+        -------
+        dict
+            Resource -> ``scaled to 0``, ``deleted``, ``deregistered``, or ``absent`` when
+            there is no compute environment (nothing is done then).
+
+        Raises
+        ------
+        InputError
+            An AWS call failed (credentials, permissions, network).
+        """
         done: dict[str, str] = {}
         ce = self._describe_ce()
         if ce is None:

@@ -48,7 +48,26 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 def upload_input(s3: Any, bucket: str, path: str | Path) -> str:
-    """Upload one local input (with its shapefile sidecars); return its ``s3://`` URI."""
+    """Upload one local input (with its shapefile sidecars); return its ``s3://`` URI.
+
+    The key is ``inputs/<sha256 of the file>/<file name>``; files already in the bucket are
+    not uploaded again.
+
+    Parameters
+    ----------
+    s3 : Any
+        A boto3 S3 client.
+    bucket : str
+        The bucket name.
+    path : str or Path
+        The local file; for a ``.shp`` its ``.shx``, ``.dbf``, ``.prj`` and ``.cpg`` files
+        next to it go to the same prefix.
+
+    Returns
+    -------
+    str
+        ``s3://BUCKET/inputs/<sha256>/<name>``.
+    """
     p = Path(path)
     prefix = f"inputs/{sha256_file(p)}/"
     files = [p]
@@ -63,7 +82,22 @@ def upload_input(s3: Any, bucket: str, path: str | Path) -> str:
 
 
 def stage_request(request: AnalysisRequest, s3: Any, bucket: str) -> AnalysisRequest:
-    """A copy of ``request`` whose local inputs are uploaded and replaced by ``s3://`` URIs."""
+    """A copy of ``request`` whose local inputs are uploaded and replaced by ``s3://`` URIs.
+
+    Parameters
+    ----------
+    request : AnalysisRequest
+        The request; URL inputs (``http(s)://``, ``s3://``) are kept as they are.
+    s3 : Any
+        A boto3 S3 client.
+    bucket : str
+        The bucket to upload to (see :func:`upload_input`).
+
+    Returns
+    -------
+    AnalysisRequest
+        A new request (``request`` is not changed), not validated again.
+    """
     d = request.to_dict()
     for role in input_roles():
         if d.get(role) and not is_url(d[role]):
