@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from pna_engine import remote
 from pna_engine.errors import InputError
 from pna_engine.params import QUIRK_CODES
 from pna_helpers.results import MAIN_SCORES, SCORE_INFO, Results, load_results
@@ -133,7 +134,7 @@ def _sha(path: str | None) -> str | None:
 
 
 def _available(v: str | None) -> bool:
-    return bool(v) and (str(v).startswith(("http://", "https://", "s3://")) or Path(v).exists())
+    return bool(v) and (remote.is_remote(str(v)) or Path(v).exists())
 
 
 def side_inputs(res: Results) -> tuple[dict[str, Any] | None, list[str]]:

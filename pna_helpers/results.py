@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pna_engine import remote
 from pna_engine.errors import InputError
 from pna_engine.status import effective as effective_status
 from pna_helpers.paths import outputs_dir
@@ -172,8 +173,6 @@ def _extract_zip(path: Path) -> Path:
 
 def _download_s3(uri: str) -> Path:
     """Download every object under ``s3://bucket/prefix`` into ``outputs/cache/s3/``."""
-    from pna_engine import remote
-
     bucket, prefix = remote.split_s3(uri)
     prefix = prefix.strip("/")
     dest = outputs_dir() / "cache" / "s3" / bucket / (prefix or "_root")
@@ -609,7 +608,7 @@ def load_results(location: str | Path, name: str | None = None) -> Results:
     if isinstance(location, Results):
         return location
     loc = str(location)
-    if loc.startswith("s3://"):
+    if remote.scheme_of(loc) == "s3":
         folder = _download_s3(loc)
     else:
         p = Path(loc).expanduser()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pna_engine import remote
 from pna_engine.errors import InputError
 from pna_helpers.paths import outputs_dir, slugify
 from pna_helpers.results import SCORE_INFO, Results, load_results
@@ -246,7 +247,7 @@ def _baseline_params(base: Results, inputs: dict[str, str] | None = None) -> dic
     params.update(inputs or {})
     for key in ("boundary", "osm", "population"):
         v = params.get(key)
-        if not v or str(v).startswith(("http://", "https://", "s3://")) or Path(v).exists():
+        if not v or remote.is_remote(str(v)) or Path(v).exists():
             continue
         role = used.get(key) or {}
         if role.get("path") and Path(role["path"]).exists():

@@ -36,9 +36,9 @@ def score_columns() -> list[str]:
 
 def _read(location: str, name: str, client: Any) -> bytes | None:
     """One file of a results location (local folder or ``s3://`` prefix), or None."""
-    if location.startswith("s3://"):
-        from pna_engine.remote import split_s3
+    from pna_engine.remote import scheme_of, split_s3
 
+    if scheme_of(location) == "s3":
         bucket, prefix = split_s3(location)
         try:
             return client.aws.call("s3", "get_object", Bucket=bucket,
