@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from pna_engine import PHASES, __version__
-from pna_engine.errors import InputError, check_writable_folder
+from pna_engine.errors import InputError, OneLineArgumentParser, check_writable_folder
 from pna_engine.params import Params, add_arguments, values_from_args
 from pna_engine.stopping import EXIT_STOPPED, Stopped, stop_on_signals
 
@@ -21,7 +21,7 @@ def params_from_args(a: argparse.Namespace) -> Params:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="pna-engine",
         description="Bicycle Network Analysis (BNA) engine: reproduces brokenspoke-analyzer 3.2.4.",
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 
 class InputError(Exception):
@@ -19,6 +21,27 @@ class OfflineError(InputError):
 
 class StorageError(InputError):
     """A folder or disk the run writes to is unusable: not a folder, read-only, full."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose usage errors are one line, like every other user error.
+
+    ``pna wait --timeout abc`` prints
+    ``pna: error: argument --timeout: invalid float value: 'abc' (see 'pna wait --help')``
+    and exits 2, instead of the usage block followed by the error. Sub-command parsers made by
+    ``add_subparsers`` are of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<program>: error: <message> (see '<command> --help')`` and exit 2.
+
+        Parameters
+        ----------
+        message : str
+            What argparse found wrong.
+        """
+        root = self.prog.split()[0]
+        self.exit(2, f"{root}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _size(n: float) -> str:

@@ -26,7 +26,7 @@ import json
 import sys
 from typing import Any
 
-from pna_engine.errors import InputError
+from pna_engine.errors import InputError, OneLineArgumentParser
 from pna_engine.params import add_arguments, request_fields, values_from_args
 
 
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     wt.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="pna", parents=[top],
         description="PNA jobs: run the Bicycle Network Analysis locally or on AWS Batch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -174,3 +174,24 @@ def test_small_run_completes(tmp_path):
     assert set(ways["ft_seg_stress"].dropna().astype(int)) <= {1, 3}
     primary = ways[ways["functional_class"] == "primary"]
     assert (primary["ft_seg_stress"] == 3).all()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["pna", "wait", "j1", "--timeout", "abc"], "argument --timeout: invalid float value: 'abc'"),
+    (["pna", "--backend", "gcp", "list"], "invalid choice: 'gcp'"),
+    (["pna", "campaign", "frob"], "invalid choice: 'frob'"),
+    (["pna"], "the following arguments are required: COMMAND"),
+    (["pna-engine", "run", "--boundary"], "argument --boundary: expected one argument"),
+])
+def test_command_line_mistakes_are_one_line_exit_2(argv, needle, capsys):
+    """A mistyped command line is one line naming the problem and where help is (no usage
+    block), exit 2, from both CLIs and their sub-commands."""
+    from pna_engine.cli import main as engine_main
+    from pna_helpers.cli import main as pna_main
+
+    with pytest.raises(SystemExit) as exc:
+        (pna_main if argv[0] == "pna" else engine_main)(argv[1:])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert err.startswith(f"{argv[0]}: error: ") and "--help')" in err
