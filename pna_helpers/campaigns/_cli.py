@@ -247,7 +247,8 @@ def register(sub: Any, common: argparse.ArgumentParser, js: argparse.ArgumentPar
 
     q = cs.add_parser("estimate", parents=[common, js],
                       help="estimated time and cost of a places file (nothing is submitted)")
-    q.add_argument("places")
+    q.add_argument("places", help="places .csv / .gpkg (as submit-many), or a boundaries layer "
+                                  "with --osm")
     places_args(q)
     q.set_defaults(func=cmd_estimate)
 
