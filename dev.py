@@ -67,17 +67,24 @@ def _compile() -> None:
                    check=False, stdout=subprocess.DEVNULL)
 
 
-def ensure_chromium() -> None:
-    """Install Debian's chromium for the browser tests when we can (root + apt)."""
-    if shutil.which("chromium") or shutil.which("chromium-browser"):
+# Debian packages the suite uses: the browser tests' chromium, and the osmium command that
+# the job image carries (the engine's pre-clip of large extracts is tested with it).
+DEBIAN_TOOLS = {"chromium": ("chromium", "chromium-browser"), "osmium-tool": ("osmium",)}
+
+
+def ensure_debian_tools() -> None:
+    """Install Debian's chromium and osmium-tool for the tests when we can (root + apt)."""
+    missing = [pkg for pkg, exes in DEBIAN_TOOLS.items()
+               if not any(shutil.which(exe) for exe in exes)]
+    if not missing:
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("chromium not found and cannot be installed here: browser tests will skip "
-              "(install Debian's 'chromium' package to run them).", flush=True)
+        print(f"{', '.join(missing)} not found and cannot be installed here: the tests that need "
+              f"them will skip (install Debian's {', '.join(missing)} to run them).", flush=True)
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if _run(["apt-get", "update", "-qq"], env=env) == 0:
-        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
 
 
 def demo(extra: list[str]) -> int:
@@ -95,7 +102,7 @@ def _image():
 
 def test(extra: list[str]) -> int:
     setup()
-    ensure_chromium()
+    ensure_debian_tools()
     _image().ensure_tools()  # buildah + debootstrap: the container tests build and run the image
     rc = _run([BIN / "ruff", "check", "."], cwd=ROOT)
     if rc != 0:
