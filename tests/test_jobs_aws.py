@@ -28,6 +28,7 @@ from pna_helpers import jobs  # noqa: E402
 from pna_helpers.config import Settings  # noqa: E402
 from pna_helpers.jobs.aws import AwsBackend  # noqa: E402
 from pna_helpers.jobs.stack import Stack  # noqa: E402
+from pna_helpers.jobs.storage import input_digest, upload_input  # noqa: E402
 
 pytestmark = pytest.mark.aws
 REGION = "eu-west-1"
@@ -151,13 +152,38 @@ def test_submit_uploads_inputs_and_sets_the_container_contract(client, boundary,
     sha = hashlib.sha256(boundary.read_bytes()).hexdigest()
     assert sent["boundary"] == f"s3://pna-test/inputs/{sha}/city.geojson"
     assert _s3_get(client, sent["boundary"]) == boundary.read_bytes()
-    shp_sha = hashlib.sha256(shp.read_bytes()).hexdigest()
+    shp_sha = input_digest(shp)  # of the .shp and all its sidecars
     assert sent["population"] == f"s3://pna-test/inputs/{shp_sha}/blocks.shp"
     for ext in (".shx", ".dbf", ".prj"):  # sidecars travel with the shapefile
         assert _s3_get(client, f"s3://pna-test/inputs/{shp_sha}/blocks{ext}") == ext.encode() * 10
     assert env["PNA_RESULTS_URI"] == "s3://pna-test/results/{job_id}/"
     assert job.request == sent
     assert client.results_location(job.job_id) == job.results_uri
+
+
+def test_shapefile_prefix_hashes_every_sidecar(client, tmp_path):
+    """A changed .dbf (or a new .cpg) is a new upload prefix: the container never fetches a
+    .shp with a sidecar of another version (the engine caches by location)."""
+    shp = tmp_path / "blocks.shp"
+    for ext in (".shp", ".shx", ".dbf", ".prj"):
+        (tmp_path / f"blocks{ext}").write_bytes(ext.encode() * 10)
+    (tmp_path / "blocks-other.dbf").write_bytes(b"not part of the set")
+    s3 = client.aws.client("s3")
+    first = upload_input(s3, "pna-test", shp)
+    assert first == f"s3://pna-test/inputs/{input_digest(shp)}/blocks.shp"
+    assert input_digest(shp) != hashlib.sha256(shp.read_bytes()).hexdigest()
+    (tmp_path / "blocks.dbf").write_bytes(b"new attributes")
+    second = upload_input(s3, "pna-test", shp)
+    assert second != first
+    assert _s3_get(client, second[:-4] + ".dbf") == b"new attributes"
+    assert _s3_get(client, first[:-4] + ".dbf") == b".dbf" * 10  # the old set is untouched
+    (tmp_path / "blocks.cpg").write_text("UTF-8")
+    third = upload_input(s3, "pna-test", shp)
+    assert third not in (first, second) and _s3_get(client, third[:-4] + ".cpg") == b"UTF-8"
+    # a single file's prefix is its own SHA-256 (unchanged by sidecar rules)
+    geo = tmp_path / "city.geojson"
+    geo.write_text("{}")
+    assert input_digest(geo) == hashlib.sha256(b"{}").hexdigest()
 
 
 def test_array_submit_one_job_with_a_manifest(client, boundary):

@@ -1,6 +1,7 @@
 """The AWS Batch backend (boto3).
 
-* ``submit``: local inputs are uploaded to ``s3://BUCKET/inputs/<sha256>/<name>``, then
+* ``submit``: local inputs are uploaded to ``s3://BUCKET/inputs/<digest>/<name>`` (the digest
+  of the file, or of a shapefile's whole set: :func:`~pna_helpers.jobs.storage.input_digest`), then
   ``submit_job`` on the queue with the job definition, container overrides (command
   ``run-job`` and the environment of the container contract, see :mod:`pna_engine.jobrunner`),
   a ``retryStrategy`` and a timeout.
