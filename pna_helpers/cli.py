@@ -230,7 +230,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    """``pna logs``: a job's log (its last lines with ``--tail``).
+    """``pna logs``: a job's log (its last lines with ``--tail``; ``--tail 0``: none).
 
     Parameters
     ----------
@@ -241,7 +241,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     -------
     int
         Exit status: 0 on success.
+
+    Raises
+    ------
+    InputError
+        A negative ``--tail``, or an unknown job.
     """
+    if args.tail is not None and args.tail < 0:
+        raise InputError(f"--tail must be 0 or more lines, got {args.tail}: give the number of "
+                         "last lines to show (or leave --tail out for the whole log)")
     sys.stdout.write(_client(args).logs(args.job_id, tail=args.tail))
     return 0
 
@@ -432,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common, js], help="list jobs, newest first")
     p.add_argument("--status", action="append", default=[],
                    help="filter by status (repeatable; ACTIVE = not finished)")
-    p.add_argument("--place", default=None, help="filter by place name")
+    p.add_argument("--place", default=None,
+                   help="filter by place name (as a file-safe name: 'Helsinki demo' = "
+                        "'helsinki-demo')")
     p.add_argument("--since", default=None, help="created since (ISO time, or 2h / 3d)")
     p.add_argument("--limit", type=int, default=None, help="at most this many")
     p.set_defaults(func=cmd_list)
@@ -457,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", parents=[common], help="a job's log")
     p.add_argument("job_id", metavar="JOB")
-    p.add_argument("--tail", type=int, default=None, help="last N lines only")
+    p.add_argument("--tail", type=int, default=None, help="last N lines only (0: none)")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("results", parents=[common], help="print where a job's results are")

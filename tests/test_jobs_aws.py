@@ -320,6 +320,127 @@ def test_logs_from_cloudwatch(client, boundary):
                                    for i, m in enumerate(lines)])
     assert client.logs(job.job_id) == "\n".join(lines) + "\n"
     assert client.logs(job.job_id, tail=1) == lines[-1] + "\n"
+    assert client.logs(job.job_id, tail=0) == ""  # no lines, not the whole log
+    for bad in (-1, "3", 1.5):
+        with pytest.raises(jobs.JobError, match="^tail must be") as ei:
+            client.logs(job.job_id, tail=bad)
+        assert "\n" not in str(ei.value)
+
+
+def test_log_tail_reads_back_page_by_page(client, boundary, monkeypatch):
+    """A tail longer than one page of get_log_events goes back page by page (CloudWatch
+    gives at most 10,000 events a page); the whole log goes forward the same way."""
+    import pna_helpers.jobs.aws as aws_mod
+
+    job = client.submit(jobs.AnalysisRequest(place="Long log", boundary=str(boundary)))
+    stream = job.extra["log_stream"]
+    logs = client.aws.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName="/aws/batch/job")
+    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    lines = [f"line {i}" for i in range(7)]
+    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": m}
+                                   for i, m in enumerate(lines)])
+    seen = []
+    logs.meta.events.register("provide-client-params.logs.GetLogEvents",
+                              lambda params, **kw: seen.append(dict(params)))
+    monkeypatch.setattr(aws_mod, "LOG_PAGE", 2)
+    assert client.logs(job.job_id, tail=5) == "".join(m + "\n" for m in lines[-5:])
+    assert len(seen) == 3 and all(s["limit"] == 2 for s in seen)
+    assert "nextToken" in seen[1] and seen[2]["nextToken"] != seen[1]["nextToken"]
+    assert client.logs(job.job_id, tail=50) == "".join(m + "\n" for m in lines)
+
+
+def test_token_pages_stops_on_the_last_token_a_repeat_or_an_empty_page():
+    from pna_helpers.jobs.aws import token_pages
+
+    def pages(answers):
+        calls = []
+
+        def fetch(**kw):
+            calls.append(kw)
+            return answers[len(calls) - 1]
+        return calls, fetch
+
+    calls, fetch = pages([{"items": [1], "nextToken": "a"}, {"items": [2], "nextToken": "b"},
+                          {"items": [3]}])
+    got = [p["items"] for p in token_pages(fetch, jobQueue="q")]
+    assert got == [[1], [2], [3]]
+    assert calls == [{"jobQueue": "q"}, {"jobQueue": "q", "nextToken": "a"},
+                     {"jobQueue": "q", "nextToken": "b"}]
+    # CloudWatch Logs: the end of a stream answers with the token it was given
+    calls, fetch = pages([{"events": [1], "nextForwardToken": "f1"},
+                          {"events": [2], "nextForwardToken": "f1"}])
+    assert len(list(token_pages(fetch, token_field="nextForwardToken", items="events"))) == 2
+    calls, fetch = pages([{"events": [1], "nextForwardToken": "f1"},
+                          {"events": [], "nextForwardToken": "f2"}])
+    assert len(list(token_pages(fetch, token_field="nextForwardToken", items="events"))) == 2
+    calls, fetch = pages([{"Contents": [1], "NextContinuationToken": "c"}, {"Contents": [2]}])
+    list(token_pages(fetch, token_arg="ContinuationToken", token_field="NextContinuationToken"))
+    assert calls[1] == {"ContinuationToken": "c"}
+
+
+def test_submit_many_of_nothing_calls_no_aws(moto_url):
+    # an endpoint nobody answers: any call would fail
+    c = AwsBackend(_settings("http://127.0.0.1:9", aws_max_attempts=1), sleep=lambda s: None)
+    assert c.submit_many([]) == []
+    assert c.submit_many(iter([])) == []
+    with pytest.raises(jobs.JobError, match="expected an AnalysisRequest"):
+        c.submit_many(["not a request", "x"])
+
+
+def test_array_children_are_made_without_describing_them(client, boundary):
+    described = _capture(client.aws.client("batch"), "DescribeJobs")
+    reqs = [jobs.AnalysisRequest(place=f"Unborn {i}", boundary=str(boundary)) for i in range(3)]
+    children = client.submit_many(reqs)
+    assert described == []  # Batch creates the children later: nothing to describe yet
+    parent = children[0].array_parent
+    assert [c.job_id for c in children] == [f"{parent}:{i}" for i in range(3)]
+    assert [c.status for c in children] == ["SUBMITTED"] * 3
+    assert [c.place for c in children] == ["Unborn 0", "Unborn 1", "Unborn 2"]
+    assert children[1].request["place"] == "Unborn 1"
+    assert children[1].results_uri == f"s3://pna-test/results/{parent}:1/"
+    assert children[0].created_at is not None
+    # the records are what Batch reports once the children exist (moto: at once)
+    got = client.get(children[2].job_id)
+    assert (got.place, got.array_index, got.results_uri, got.request) == (
+        children[2].place, 2, children[2].results_uri, children[2].request)
+
+
+def test_a_child_batch_has_not_created_yet_reads_as_its_parent(client):
+    manifest = [{"place": f"Kid {i}", "boundary": "s3://b/x.geojson"} for i in range(3)]
+    client.aws.client("s3").put_object(Bucket="pna-test", Key="manifests/unborn.json",
+                                       Body=json.dumps(manifest).encode())
+
+    def parent(status, **kw):
+        return _desc("par", status, arrayProperties={"size": 3}, container={"environment": [
+            {"name": "PNA_MANIFEST", "value": "s3://pna-test/manifests/unborn.json"},
+            {"name": "PNA_RESULTS_URI", "value": "s3://pna-test/results/{job_id}/"}]}, **kw)
+
+    with Stubber(client.aws.client("batch")) as stub:
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": ["par:1"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("PENDING")]}, {"jobs": ["par"]})
+        kid = client.get("par:1")
+        # wait: not created yet (the parent's RUNNABLE), then the child itself
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": ["par:1"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("RUNNABLE")]}, {"jobs": ["par"]})
+        stub.add_response("describe_jobs", {"jobs": [_desc("par:1", "SUCCEEDED", arrayProperties={
+            "index": 1}, stoppedAt=1_700_000_100_000)]}, {"jobs": ["par:1"]})
+        [done] = client.wait(["par:1"], timeout=30, progress=False, poll=0.01)
+        # an index past the array's size is unknown
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": ["par:7"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("PENDING")]}, {"jobs": ["par"]})
+        with pytest.raises(jobs.JobError, match="unknown job id.*par:7"):
+            client.get("par:7")
+        stub.assert_no_pending_responses()
+    assert (kid.job_id, kid.status, kid.array_parent, kid.array_index) == ("par:1", "PENDING",
+                                                                           "par", 1)
+    assert kid.place == "Kid 1" and kid.request == manifest[1]
+    assert kid.results_uri == "s3://pna-test/results/par:1/"
+    assert kid.extra["log_stream"] is None and kid.extra["status_from_parent"]
+    assert done.status == "SUCCEEDED"
 
 
 def test_user_errors_are_one_line_messages(moto_url, stack_up, monkeypatch, tmp_path, boundary):

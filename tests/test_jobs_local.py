@@ -243,6 +243,28 @@ def test_user_errors_are_one_line(client, slow):
     assert list(table.columns[:4]) == ["job_id", "place", "status", "phase"] and len(table) == 2
 
 
+def test_place_filter_and_log_tail_follow_the_rules_of_every_backend(client, slow):
+    """list(place=...) compares file-safe names (slugify), as the AWS backend does; a tail of
+    0 is no lines, a negative one a one-line error; submit_many([]) is [] as on AWS."""
+    job = client.submit(_req(f"{slow.url}/fast/0/b.geojson", place="Helsinki  Demo!"))
+    other = client.submit(_req(f"{slow.url}/fast/0/b.geojson", place="Helsinki demo 2"))
+    client.wait([job.job_id, other.job_id], timeout=60, progress=False)
+    for name in ("Helsinki  Demo!", "helsinki-demo", "HELSINKI DEMO", "helsinki_demo"):
+        assert [j.job_id for j in client.list(place=name)] == [job.job_id], name
+    assert [j.job_id for j in client.list(place="Helsinki demo 2")] == [other.job_id]
+    assert client.list(place="Helsinki") == []
+    log = client.logs(job.job_id)
+    assert log.count("\n") >= 2
+    assert client.logs(job.job_id, tail=0) == ""
+    assert client.logs(job.job_id, tail=2) == "".join(ln + "\n" for ln in log.splitlines()[-2:])
+    assert client.logs(job.job_id, tail=10_000) == log
+    for bad in (-1, "2", 2.5):
+        with pytest.raises(jobs.JobError, match="^tail must be") as ei:
+            client.logs(job.job_id, tail=bad)
+        assert "\n" not in str(ei.value)
+    assert client.submit_many([]) == []
+
+
 def test_wait_times_out_with_a_clear_message(client, slow):
     job = client.submit(_req(f"{slow.url}/slow/120/b.geojson"))
     with pytest.raises(jobs.WaitTimeout, match="timed out after 1 s"):
@@ -270,6 +292,12 @@ def test_cli_submit_wait_status_results(tmp_path, slow):
     assert r.stdout.strip() == str(tmp_path / "cli" / "results" / job_id)
     r = _pna(["logs", job_id, "--tail", "2"], env)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    r = _pna(["logs", job_id, "--tail", "0"], env)
+    assert r.returncode == 0 and r.stdout == ""
+    r = _pna(["logs", job_id, "--tail", "-3"], env)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("pna: error: --tail must be 0 or more lines, got -3")
+    assert len(r.stderr.strip().splitlines()) == 1
     for args, needle in ((["status", "nope"], "unknown job id"),
                          (["cancel", job_id], "cannot cancel finished"),
                          (["submit", "--place", "X", "--boundary", "/no/such.shp"],

@@ -109,20 +109,12 @@ class AwsOps:
         return out
 
     def list_children(self, parent: str, status: str) -> list[dict[str, Any]]:
-        """Children of an array in one status (``list_jobs`` pages of 1,000)."""
+        """Children of an array in one status (``list_jobs`` pages of 1,000, through the
+        shared paginator :func:`~pna_helpers.jobs.aws.token_pages`)."""
         self._c("batch")
-        out: list[dict[str, Any]] = []
-        token = None
-        while True:
-            kw: dict[str, Any] = {"arrayJobId": parent, "jobStatus": status,
-                                  "maxResults": LIST_PAGE}
-            if token:
-                kw["nextToken"] = token
-            resp = self._call("batch", "list_jobs", "listing array children", **kw)
-            out += resp.get("jobSummaryList", [])
-            token = resp.get("nextToken")
-            if not token:
-                return out
+        return self.client._guard("listing array children", self.client.aws.paginate, "batch",
+                                  "list_jobs", "jobSummaryList", arrayJobId=parent,
+                                  jobStatus=status, maxResults=LIST_PAGE)
 
     def _results_uri(self, job_id: str) -> str:
         return self.client.results_prefix() + f"{job_id}/"

@@ -23,7 +23,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pna_engine.errors import InputError
@@ -35,12 +35,30 @@ from pna_helpers.jobs.base import (
     register_backend,
     since_filter,
     status_filter,
+    tail_lines,
 )
-from pna_helpers.jobs.model import BATCH_STATUSES, FAILED, RUNNING, STARTING, Job, parse_time
-from pna_helpers.jobs.request import AnalysisRequest, slugify
+from pna_helpers.jobs.model import (
+    BATCH_STATUSES,
+    FAILED,
+    RUNNING,
+    STARTING,
+    SUBMITTED,
+    Job,
+    parse_time,
+    utcnow,
+)
+from pna_helpers.jobs.request import AnalysisRequest
+from pna_helpers.paths import slugify
 
 LOG_GROUP = "/aws/batch/job"
 DESCRIBE_CHUNK = 100
+#: Most events ``get_log_events`` returns in one page (CloudWatch's own limit).
+LOG_PAGE = 10_000
+#: Token names of token-paginated operations that do not use ``nextToken`` both ways
+#: (argument, response field).
+TOKENS: dict[tuple[str, str], tuple[str, str]] = {
+    ("s3", "list_objects_v2"): ("ContinuationToken", "NextContinuationToken"),
+}
 RETRY_CODES = frozenset({
     "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
     "SlowDown", "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
@@ -93,6 +111,49 @@ def aws_error(exc: Exception, what: str, *, connect_timeout: float | None = None
         return InputError(f"{what}: the S3 bucket does not exist - run 'pna stack up' or set "
                           "PNA_RESULTS_BUCKET")
     return InputError(f"{what}: {code}: {msg}")
+
+
+def token_pages(fetch: Callable[..., dict[str, Any]], *, token_arg: str = "nextToken",
+                token_field: str = "nextToken", items: str | None = None,
+                **kw: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a token-paginated AWS operation: the one loop of PNA over ``nextToken``.
+
+    ``fetch(**kw)`` gives the first page; each next page is asked with the previous page's
+    ``token_field`` passed as ``token_arg``. It stops after a page without a token, a token
+    seen before (CloudWatch Logs answers the end of a stream with the token it was given), or,
+    when ``items`` is given, a page whose ``items`` list is empty.
+
+    Parameters
+    ----------
+    fetch : callable
+        One call of the operation (e.g. ``functools.partial(aws.call, "batch", "list_jobs")``),
+        taking the keyword arguments and returning the response dict.
+    token_arg : str, optional
+        The argument carrying the token (default ``nextToken``).
+    token_field : str, optional
+        The response field with the next token (default ``nextToken``; ``nextForwardToken``
+        / ``nextBackwardToken`` for ``get_log_events``).
+    items : str or None, optional
+        The list in each page; an empty one ends the pages (default: not checked).
+    **kw : Any
+        The operation's arguments, the same for every page.
+
+    Yields
+    ------
+    dict
+        Each response, in order.
+    """
+    seen: set[str] = set()
+    token: str | None = None
+    while True:
+        page = fetch(**kw, **({token_arg: token} if token else {}))
+        yield page
+        nxt = page.get(token_field)
+        if not nxt or nxt in seen or nxt == token or (items is not None and not page.get(items)):
+            return
+        if token:
+            seen.add(token)
+        token = nxt
 
 
 class Aws:
@@ -193,10 +254,39 @@ class Aws:
             self._sleep(min(20.0, 0.5 * 2 ** attempt) * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")
 
-    def paginate(self, service: str, op: str, key: str, **kw: Any) -> list[Any]:
-        """Every item under ``key`` of every page of ``op``.
+    def pages(self, service: str, op: str, *, items: str | None = None,
+              token: tuple[str, str] | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a token-paginated operation (:func:`token_pages` over :meth:`call`:
+        each page backs off on throttling and 5xx).
 
-        No backoff of its own (the client's retries only).
+        Parameters
+        ----------
+        service : str
+            The boto3 service name.
+        op : str
+            The operation, e.g. ``"list_jobs"``.
+        items : str or None, optional
+            The list in each page; an empty one ends the pages.
+        token : tuple of (str, str) or None, optional
+            (argument, response field) of the token; default :data:`TOKENS` for the
+            operation, else ``nextToken`` both ways.
+        **kw : Any
+            The operation's arguments.
+
+        Yields
+        ------
+        dict
+            Each response.
+        """
+        arg, fld = token or TOKENS.get((service, op), ("nextToken", "nextToken"))
+
+        def fetch(**args: Any) -> dict[str, Any]:
+            return self.call(service, op, **args)
+
+        yield from token_pages(fetch, token_arg=arg, token_field=fld, items=items, **kw)
+
+    def paginate(self, service: str, op: str, key: str, **kw: Any) -> list[Any]:
+        """Every item under ``key`` of every page of ``op`` (:meth:`pages`).
 
         Parameters
         ----------
@@ -221,15 +311,7 @@ class Aws:
         botocore.exceptions.ClientError
             An error response (not converted).
         """
-        from botocore.exceptions import BotoCoreError
-
-        out: list[Any] = []
-        try:
-            for page in self.client(service).get_paginator(op).paginate(**kw):
-                out.extend(page.get(key, []))
-        except BotoCoreError as exc:
-            raise self.error(exc, f"{service} {op}") from exc
-        return out
+        return [item for page in self.pages(service, op, **kw) for item in page.get(key, [])]
 
     @property
     def account(self) -> str:
@@ -412,8 +494,11 @@ class AwsBackend(JobBackend):
     def submit_many(self, requests: Iterable[AnalysisRequest]) -> list[Job]:
         """Submit many requests as ONE array job; returns its children, in request order.
 
-        A single request is submitted as a plain job (:meth:`submit`). The manifest goes to
-        ``s3://BUCKET/manifests/<uuid>.json`` and ``s3://BUCKET/results/<parent>/manifest.json``.
+        A single request is submitted as a plain job (:meth:`submit`); no requests: ``[]``,
+        without any AWS call. The manifest goes to ``s3://BUCKET/manifests/<uuid>.json`` and
+        ``s3://BUCKET/results/<parent>/manifest.json``. The children's records are made from
+        the submission itself (``SUBMITTED``, their requests, results locations): Batch creates
+        the children a while after the parent, so they are not described here.
         See :meth:`JobBackend.submit_many`.
 
         Parameters
@@ -425,18 +510,22 @@ class AwsBackend(JobBackend):
         -------
         list of Job
             The children ``<parent>:0`` ... ``<parent>:<n-1>``, one per request (for a
-            single request: its plain job).
+            single request: its plain job; none: ``[]``).
 
         Raises
         ------
         JobError
-            No requests, or the queue or job definition is missing.
+            An item that is not an :class:`AnalysisRequest`, or the queue or job definition
+            is missing.
         InputError
             An upload or AWS call failed.
         """
         reqs = list(requests)
+        for r in reqs:
+            if not isinstance(r, AnalysisRequest):
+                raise JobError(f"expected an AnalysisRequest, got {type(r).__name__}")
         if not reqs:
-            raise JobError("no requests to submit")
+            return []
         if len(reqs) == 1:  # Batch array jobs need at least 2 children
             return [self.submit(reqs[0])]
         self.check_ready()
@@ -452,13 +541,19 @@ class AwsBackend(JobBackend):
                "PNA_PLACE": f"{len(reqs)} places"}
         kw = self._submit_kwargs(f"pna-array-{len(reqs)}", env)
         kw["arrayProperties"] = {"size": len(reqs)}
+        created = utcnow()
         resp = self._guard("submitting the array job", self.aws.call, "batch", "submit_job", **kw)
         parent = resp["jobId"]
         self._guard("storing the manifest", self.aws.call, "s3", "put_object",
                     Bucket=self.aws.bucket, Key=f"results/{parent}/manifest.json", Body=body,
                     ContentType="application/json")
         self._manifests[env["PNA_MANIFEST"]] = manifest
-        return self.get_many([f"{parent}:{i}" for i in range(len(reqs))])
+        template = env["PNA_RESULTS_URI"]
+        return [Job(job_id=f"{parent}:{i}", place=req["place"], status=SUBMITTED,
+                    created_at=created, results_uri=template.replace("{job_id}", f"{parent}:{i}"),
+                    backend="aws", array_parent=parent, array_index=i, request=req,
+                    extra={"log_stream": None, "exit_code": None, "array_summary": None})
+                for i, req in enumerate(manifest)]
 
     # ------------------------------------------------------------------ read
     def _describe(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -516,11 +611,59 @@ class AwsBackend(JobBackend):
         """
         ids = [str(j) for j in job_ids]
         found = self._describe(ids)
+        found.update(self._unborn_children([j for j in ids if j not in found]))
         missing = [j for j in ids if j not in found]
         if missing:
             raise JobError(f"unknown job id(s) {', '.join(missing)} in AWS Batch "
                            f"({self.settings.aws_region}); see 'pna list --backend aws'")
         return [self._to_job(found[j]) for j in ids]
+
+    def _unborn_children(self, job_ids: list[str],
+                         parents: dict[str, dict[str, Any]] | None = None
+                         ) -> dict[str, dict[str, Any]]:
+        """Descriptions of array children Batch has not created yet, from their parent's.
+
+        Batch creates an array job's children a while after the parent; until then, a child
+        ``<parent>:<i>`` (``i`` < the array size) reads as its parent: the parent's status and
+        reason, the child's own id, index, request (from the manifest) and results location,
+        no log stream.
+
+        Parameters
+        ----------
+        job_ids : list of str
+            Ids ``describe_jobs`` did not know; those that are not ``<parent>:<index>`` of a
+            known array are left out.
+        parents : dict or None, optional
+            Parent descriptions already at hand (id -> description); the others are described.
+
+        Returns
+        -------
+        dict
+            Child id -> a description for :meth:`_to_job`.
+        """
+        wanted: dict[str, tuple[str, int]] = {}
+        for j in job_ids:
+            parent, sep, index = j.rpartition(":")
+            if sep and parent and index.isdigit():
+                wanted[j] = (parent, int(index))
+        if not wanted:
+            return {}
+        parents = dict(parents or {})
+        ask = sorted({p for p, _ in wanted.values() if p not in parents})
+        if ask:
+            parents.update(self._describe(ask))
+        out: dict[str, dict[str, Any]] = {}
+        for j, (parent, index) in wanted.items():
+            d = parents.get(parent)
+            size = ((d or {}).get("arrayProperties") or {}).get("size")
+            if d is None or size is None or index >= int(size):
+                continue
+            container = {k: v for k, v in (d.get("container") or {}).items()
+                         if k in ("environment", "command")}
+            out[j] = {**{k: v for k, v in d.items() if k not in ("startedAt", "stoppedAt")},
+                      "jobId": j, "arrayProperties": {"index": index},
+                      "container": container, "_unborn": True}
+        return out
 
     def _manifest(self, uri: str) -> list[dict[str, Any]]:
         if uri not in self._manifests:
@@ -567,7 +710,7 @@ class AwsBackend(JobBackend):
         reason = d.get("statusReason")
         phase = None
         is_parent = "size" in arr and index is None
-        if not is_parent and status in (STARTING, RUNNING, FAILED):
+        if not is_parent and not d.get("_unborn") and status in (STARTING, RUNNING, FAILED):
             st = self._engine_status(results_uri)
             phase = st.get("phase")
             if status == FAILED and st.get("error"):
@@ -580,7 +723,8 @@ class AwsBackend(JobBackend):
             array_size=arr.get("size") if is_parent else None,
             extra={"log_stream": container.get("logStreamName"),
                    "exit_code": container.get("exitCode"), "array_summary":
-                   arr.get("statusSummary") if is_parent else None},
+                   arr.get("statusSummary") if is_parent else None,
+                   **({"status_from_parent": True} if d.get("_unborn") else {})},
         )
         return job
 
@@ -642,6 +786,8 @@ class AwsBackend(JobBackend):
                     for i in range(int(d["arrayProperties"]["size"]))]
         missing = [c for c in children if c not in described]
         described.update(self._describe(missing))
+        described.update(self._unborn_children([c for c in children if c not in described],
+                                               parents=described))
         jobs = [self._to_job(d) for d in described.values()]
         jobs = [j for j in jobs if not j.array_size]  # parents: their children stand for them
         if wanted:
@@ -668,7 +814,8 @@ class AwsBackend(JobBackend):
         job_id : str
             A Batch job id; of an array job, a child's (``<parent>:<index>``).
         tail : int or None, optional
-            Only the last ``tail`` log events (lines); None (default): the whole stream.
+            Only the last ``tail`` log events (lines; 0: none); None (default): the whole
+            stream.
 
         Returns
         -------
@@ -678,10 +825,12 @@ class AwsBackend(JobBackend):
         Raises
         ------
         JobError
-            Unknown id, an array parent, or no log stream yet (the job has not run).
+            Unknown id, an array parent, no log stream yet (the job has not run), or
+            ``tail`` negative or not a whole number.
         InputError
             An AWS call failed.
         """
+        tail = tail_lines(tail)
         job = self.get(job_id)
         stream = job.extra.get("log_stream")
         if not stream:
@@ -690,25 +839,28 @@ class AwsBackend(JobBackend):
                                f"'pna logs {job_id}:0'")
             raise JobError(f"job {job_id} has no log yet (status {job.status}): logs appear "
                            "once it is RUNNING")
-        events: list[str] = []
+        if tail == 0:
+            return ""
+        where = {"logGroupName": LOG_GROUP, "logStreamName": stream}
         try:
-            if tail is not None:
-                resp = self.aws.call("logs", "get_log_events", logGroupName=LOG_GROUP,
-                                     logStreamName=stream, startFromHead=False, limit=int(tail))
-                events = [e["message"] for e in resp.get("events", [])]
-            else:
-                token = None
-                while True:
-                    kw: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream,
-                                          "startFromHead": True}
-                    if token:
-                        kw["nextToken"] = token
-                    resp = self.aws.call("logs", "get_log_events", **kw)
-                    events += [e["message"] for e in resp.get("events", [])]
-                    nxt = resp.get("nextForwardToken")
-                    if not resp.get("events") or nxt == token:
+            if tail is None:  # forward from the head, page by page
+                events = [e["message"] for page in self.aws.pages(
+                    "logs", "get_log_events", items="events",
+                    token=("nextToken", "nextForwardToken"), startFromHead=True, **where)
+                    for e in page.get("events", [])]
+            else:  # backward from the end until ``tail`` events are read
+                pages: list[list[str]] = []
+                got = 0
+                for page in self.aws.pages("logs", "get_log_events", items="events",
+                                           token=("nextToken", "nextBackwardToken"),
+                                           startFromHead=False, limit=min(tail, LOG_PAGE),
+                                           **where):
+                    msgs = [e["message"] for e in page.get("events", [])]
+                    pages.insert(0, msgs)
+                    got += len(msgs)
+                    if got >= tail:
                         break
-                    token = nxt
+                events = [m for msgs in pages for m in msgs][-tail:]
         except Exception as exc:
             if "ResourceNotFound" in str(exc):
                 raise JobError(f"no log stream {stream} in {LOG_GROUP} yet for job "

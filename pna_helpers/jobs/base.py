@@ -133,7 +133,8 @@ class JobBackend(abc.ABC):
         status
             One status or several (``ACTIVE`` = not finished).
         place
-            Only jobs of this place (compared as file-safe names).
+            Only jobs of this place, compared as file-safe names on every backend
+            (:func:`~pna_helpers.paths.slugify`: ``"Helsinki demo"`` matches ``"helsinki-demo"``).
         since
             Only jobs created since: a datetime, ISO text, or e.g. ``2h`` / ``3d``.
 
@@ -267,11 +268,17 @@ class JobBackend(abc.ABC):
         job_id
             The job's id.
         tail
-            Only the last ``tail`` lines.
+            Only the last ``tail`` lines (0: none, ``""``); None: the whole log.
 
         Returns
         -------
         str
+
+        Raises
+        ------
+        JobError
+            The id is unknown, or ``tail`` is negative or not a whole number
+            (:func:`tail_lines`).
         """
 
     @abc.abstractmethod
@@ -297,6 +304,40 @@ def _ids(job_ids: Any) -> list[str]:
     if not out:
         raise JobError("no job ids given")
     return out
+
+
+def tail_lines(tail: Any) -> int | None:
+    """Check the ``tail`` argument of :meth:`JobBackend.logs` (and ``pna logs --tail``).
+
+    Parameters
+    ----------
+    tail
+        None (the whole log) or a whole number of lines >= 0 (0: no lines).
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    JobError
+        A negative number or not a whole number (one line saying what to give).
+    """
+    import operator
+
+    if tail is None:
+        return None
+    try:
+        n = operator.index(tail)
+    except TypeError:
+        n = None
+    if n is None or isinstance(tail, bool):
+        raise JobError(f"tail must be a whole number of lines, got {tail!r}: give 0 or more "
+                       "(or none for the whole log)")
+    if n < 0:
+        raise JobError(f"tail must be 0 or more lines, got {n}: give the number of last lines "
+                       "to show (or none for the whole log)")
+    return n
 
 
 def since_filter(since: _dt.datetime | str | None) -> _dt.datetime | None:

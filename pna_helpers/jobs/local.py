@@ -52,6 +52,7 @@ from pna_helpers.jobs.base import (
     register_backend,
     since_filter,
     status_filter,
+    tail_lines,
 )
 from pna_helpers.jobs.model import (
     ACTIVE,
@@ -67,7 +68,7 @@ from pna_helpers.jobs.model import (
     utcnow,
 )
 from pna_helpers.jobs.request import AnalysisRequest
-from pna_helpers.paths import outputs_label
+from pna_helpers.paths import outputs_label, slugify
 
 HEARTBEAT_S = 2.0
 #: A running job whose heartbeat is older than this is presumed dead (other host, frozen pid).
@@ -497,16 +498,16 @@ class LocalBackend(JobBackend):
         Returns
         -------
         list of Job
-            One job per request, in order.
+            One job per request, in order (none: ``[]``, as on AWS).
 
         Raises
         ------
         JobError
-            No requests, or an item that is not an :class:`AnalysisRequest`.
+            An item that is not an :class:`AnalysisRequest`.
         """
         reqs = list(requests)
         if not reqs:
-            raise JobError("no requests to submit")
+            return []
         return self._insert(reqs)
 
     def _insert(self, requests: list[AnalysisRequest]) -> list[Job]:
@@ -581,7 +582,9 @@ class LocalBackend(JobBackend):
         status : str or Iterable of str or None, optional
             One status or several (``ACTIVE`` = not finished); None (default): all.
         place : str or None, optional
-            Only jobs of this place name (case-insensitive exact match).
+            Only jobs of this place (compared as file-safe names,
+            :func:`~pna_helpers.paths.slugify`, as the AWS backend does: ``"Helsinki demo"``,
+            ``"helsinki-demo"`` and ``"HELSINKI  DEMO!"`` are one place).
         since : datetime.datetime or str or None, optional
             Only jobs created since: a datetime, ISO text, or e.g. ``2h`` / ``3d``.
 
@@ -600,9 +603,6 @@ class LocalBackend(JobBackend):
         if wanted:
             where.append(f"status IN ({', '.join('?' * len(wanted))})")
             args += sorted(wanted)
-        if place:
-            where.append("lower(place) = lower(?)")
-            args.append(place)
         t = since_filter(since)
         if t is not None:
             where.append("created_at >= ?")
@@ -610,6 +610,9 @@ class LocalBackend(JobBackend):
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         with self.store.connect() as con:
             rows = con.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
+        if place:
+            want = slugify(place)
+            rows = [r for r in rows if r["place"] and slugify(r["place"]) == want]
         return [self._job(r) for r in rows]
 
     def _cancel_one(self, job: Job, reason: str) -> None:
@@ -660,18 +663,20 @@ class LocalBackend(JobBackend):
         job_id : str
             The job's id.
         tail : int or None, optional
-            Only the last ``tail`` lines; None (default): the whole log.
+            Only the last ``tail`` lines (0: none); None (default): the whole log.
 
         Returns
         -------
         str
-            ``""`` when the job has no log yet.
+            ``""`` when the job has no log yet or ``tail`` is 0.
 
         Raises
         ------
         JobError
-            The id is not in the local job store.
+            The id is not in the local job store, or ``tail`` is negative or not a whole
+            number.
         """
+        tail = tail_lines(tail)
         self._row_or_fail(str(job_id))
         p = self.store.log_path(str(job_id))
         if not p.exists():
@@ -679,7 +684,7 @@ class LocalBackend(JobBackend):
         text = p.read_text(encoding="utf-8", errors="replace")
         if tail is not None:
             lines = text.splitlines()
-            text = "\n".join(lines[-tail:]) + ("\n" if lines else "")
+            text = "".join(line + "\n" for line in lines[len(lines) - tail:]) if tail else ""
         return text
 
     def results_location(self, job_id: str) -> str:
