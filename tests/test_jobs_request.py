@@ -66,21 +66,72 @@ def test_read_places_csv(tmp_path, boundary):
 
 
 @pytest.mark.parametrize("text,needle", [
-    ("name,boundary\nA,city.geojson\n", "lacks column(s) place"),
-    ("place,boundary,colour\nA,city.geojson,red\n", "unknown column(s) colour"),
-    ("place,boundary\n", "has no rows"),
-    ("place,boundary\nA,city.geojson\nB,missing.geojson\n", "row 3: request field 'boundary'"),
-    ("place,boundary,city_speed_limit\nA,city.geojson,fast\n", "row 2: request field "
-                                                                "'city_speed_limit'"),
-    ('place,boundary\n"A,city.geojson\n', "malformed"),
+    ("name,boundary\nA,city.geojson\n", "{csv} lacks column(s) place: the header must name "),
+    ("place;boundary\nA;city.geojson\n", "{csv} lacks column(s) place, boundary: it looks "
+                                          "separated by ';': save it with commas"),
+    ("place,boundary,colour\nA,city.geojson,red\n", "{csv} has unknown column(s) colour: "
+                                                     "rename or remove them"),
+    ("place,boundary\n", "{csv} has no rows: add one row per place"),
+    ("", "{csv} is empty: give a header row"),
+    ("place,boundary\nA,city.geojson\nB,missing.geojson\n",
+     "places file {csv}, row 3, column 'boundary': file {dir}/missing.geojson does not exist; "
+     "fix the path in that cell (a relative path is relative to the folder of places.csv"),
+    ("place,boundary,city_speed_limit\nA,city.geojson,fast\n",
+     "places file {csv}, row 2, column 'city_speed_limit': must be a speed in mph (1-199), got "
+     "'fast'; fix that cell, or leave it empty for the default"),
+    ("place,boundary\nA,city.geojson\n ,city.geojson\n",
+     "places file {csv}, row 3, column 'place': the place name is empty; give every row a "
+     "place name"),
+    ("place,boundary,jobs\nA,city.geojson,s3://b/j.csv;nope.csv\n",
+     "places file {csv}, row 2, column 'jobs': file {dir}/nope.csv does not exist"),
+    ('place,boundary\n"A,city.geojson\n', "{csv} is malformed"),
 ])
 def test_malformed_places_csv_one_line(tmp_path, boundary, text, needle):
+    """Every message names the file, the row and the column, and says what to do."""
     csv = tmp_path / "places.csv"
     csv.write_text(text)
     with pytest.raises(InputError) as ei:
         jobs.read_places(csv)
     msg = str(ei.value)
-    assert needle in msg and "\n" not in msg
+    assert needle.format(csv=csv, dir=tmp_path) in msg and "\n" not in msg
+
+
+def test_places_file_that_is_not_utf8_or_not_a_places_file(tmp_path):
+    bad = tmp_path / "places.csv"
+    bad.write_bytes("place,boundary\nK\xf6ln,city.geojson\n".encode("latin-1"))
+    with pytest.raises(InputError, match=f"^places CSV {bad} is not UTF-8 text .*: save it as "
+                                         "CSV UTF-8$"):
+        jobs.read_places(bad)
+    with pytest.raises(InputError, match="expected a .csv .* not .xlsx"):
+        jobs.read_places(bad.rename(tmp_path / "places.xlsx"))
+    with pytest.raises(InputError, match="is a folder: give the .csv or .gpkg file in it"):
+        jobs.read_places(tmp_path)
+
+
+def test_bad_feature_of_a_places_geopackage_is_named(tmp_path):
+    gpd = pytest.importorskip("geopandas")
+    from shapely.geometry import Point, box
+
+    path = tmp_path / "places.gpkg"
+    gpd.GeoDataFrame({"name": ["North", "South"], "city_speed_limit": [30, 500]},
+                     geometry=[box(24.9, 60.15, 25.0, 60.2), box(24.9, 60.1, 25.0, 60.15)],
+                     crs=4326).to_file(path, driver="GPKG")
+    with pytest.raises(InputError) as ei:
+        jobs.read_places(path)
+    assert str(ei.value).startswith(f"places file {path}, feature 2 (South), column "
+                                    "'city_speed_limit': ")
+    assert str(ei.value).endswith("; fix that cell, or leave it empty for the default")
+    gpd.GeoDataFrame({"name": ["North", "Dot"]},
+                     geometry=[box(24.9, 60.15, 25.0, 60.2), Point(24.9, 60.1)],
+                     crs=4326).to_file(path, driver="GPKG")
+    with pytest.raises(InputError, match=r"feature 2 \(Dot\), column 'geometry': Point, not a "
+                                         "polygon; give every place a polygon boundary"):
+        jobs.read_places(path)
+    gpd.GeoDataFrame({"town": ["North"]}, geometry=[box(24.9, 60.15, 25.0, 60.2)],
+                     crs=4326).to_file(path, driver="GPKG")
+    with pytest.raises(InputError, match="has no column 'place' \\(or 'name'\\): add one with "
+                                         "each place's name; its columns are town"):
+        jobs.read_places(path)
 
 
 def test_read_places_geopackage_writes_boundaries(tmp_path):

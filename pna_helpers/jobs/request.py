@@ -259,13 +259,54 @@ def read_places(path: str | Path) -> list[AnalysisRequest]:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise InputError(f"places file {path} does not exist")
+        raise InputError(f"places file {path} does not exist: check the path (a CSV or a "
+                         "GeoPackage of places)")
+    if path.is_dir():
+        raise InputError(f"places file {path} is a folder: give the .csv or .gpkg file in it")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
         return _read_places_csv(path)
-    if suffix in (".gpkg", ".geojson", ".json", ".shp", ".zip"):
+    if suffix in VECTOR_SUFFIXES:
         return _read_places_vector(path)
-    raise InputError(f"places file {path}: expected a .csv or a .gpkg of places")
+    raise InputError(f"places file {path}: expected a .csv (columns place, boundary, ...) or a "
+                     f"vector file of polygons ({', '.join(VECTOR_SUFFIXES)}), not "
+                     f"{suffix or 'a file without an extension'}")
+
+
+#: Vector files of places :func:`read_places` reads (one polygon feature per place).
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".zip")
+
+
+def place_error(path: Path, where: str, exc: Exception) -> InputError:
+    """One line for a bad row of a places file: the file, the row, the column, what to do.
+
+    Parameters
+    ----------
+    path : Path
+        The places file.
+    where : str
+        The row, e.g. ``row 3`` or ``feature 2 (North)``.
+    exc : Exception
+        The request's error (``request field 'x': why``).
+
+    Returns
+    -------
+    InputError
+        ``places file F, row N, column 'x': why; what to do``.
+    """
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = re.match(r"request field '([^']+)': (.*)", msg)
+    if m is None:
+        return InputError(f"places file {path}, {where}: {msg}; fix that row")
+    col, why = m.groups()
+    if "does not exist" in why:
+        todo = (f"fix the path in that cell (a relative path is relative to the folder of "
+                f"{path.name}, {path.resolve().parent})")
+    elif col == "place":
+        why, todo = "the place name is empty", "give every row a place name"
+    else:
+        todo = "fix that cell, or leave it empty for the default"
+    return InputError(f"places file {path}, {where}, column {col!r}: {why}; {todo}")
 
 
 def _read_places_csv(path: Path) -> list[AnalysisRequest]:
@@ -273,26 +314,37 @@ def _read_places_csv(path: Path) -> list[AnalysisRequest]:
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except Exception as exc:  # pandas parser errors, encoding errors
-        raise InputError(f"places CSV {path} is malformed ({str(exc).splitlines()[0]})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"places CSV {path} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}): save it as CSV UTF-8") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"places CSV {path} is empty: give a header row (place,boundary,...) "
+                         "and one row per place") from exc
+    except Exception as exc:  # pandas parser errors
+        raise InputError(f"places CSV {path} is malformed ({str(exc).splitlines()[0]}): check "
+                         "its quotes and that every row has as many cells as the header") from exc
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in ("place", "boundary") if c not in df.columns]
     if missing:
-        raise InputError(f"places CSV {path} lacks column(s) {', '.join(missing)}; columns are "
-                         f"{', '.join(PLACE_COLUMNS)}")
+        sep = next((c for c in (";", "\t", "|") if len(df.columns) == 1
+                    and c in str(df.columns[0])), None)
+        hint = (f"it looks separated by {sep!r}: save it with commas" if sep else
+                f"the header must name them; columns are {', '.join(PLACE_COLUMNS)}")
+        raise InputError(f"places CSV {path} lacks column(s) {', '.join(missing)}: {hint}")
     unknown = [c for c in df.columns if c not in PLACE_COLUMNS]
     if unknown:
-        raise InputError(f"places CSV {path} has unknown column(s) {', '.join(unknown)}; allowed: "
-                         f"{', '.join(PLACE_COLUMNS)}")
+        raise InputError(f"places CSV {path} has unknown column(s) {', '.join(unknown)}: rename "
+                         f"or remove them; allowed: {', '.join(PLACE_COLUMNS)}")
     if df.empty:
-        raise InputError(f"places CSV {path} has no rows")
+        raise InputError(f"places CSV {path} has no rows: add one row per place under the "
+                         "header")
     return _rows_to_requests(df.to_dict("records"), path)
 
 
 def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRequest]:
     base = path.resolve().parent
     out = []
-    for i, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+    for i, row in enumerate(rows, start=2 if path.suffix.lower() in (".csv", ".txt") else 1):
         kw = {k: _cell(v) for k, v in row.items() if k in PLACE_COLUMNS}
         kw = {k: v for k, v in kw.items() if v is not None}
         for role in input_roles():
@@ -304,8 +356,9 @@ def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRe
         try:
             out.append(AnalysisRequest.from_dict(kw))
         except InputError as exc:
-            where = "row" if path.suffix.lower() == ".csv" else "feature"
-            raise InputError(f"{path.name} {where} {i}: {exc}") from exc
+            where = (f"row {i}" if path.suffix.lower() in (".csv", ".txt") else
+                     f"feature {i}" + (f" ({kw['place']})" if kw.get("place") else ""))
+            raise place_error(path, where, exc) from exc
     return out
 
 
@@ -315,20 +368,26 @@ def _read_places_vector(path: Path) -> list[AnalysisRequest]:
     try:
         gdf = gpd.read_file(path)
     except Exception as exc:
-        raise InputError(f"places file {path} is unreadable ({str(exc).splitlines()[0]})") from exc
+        raise InputError(f"places file {path} is unreadable ({str(exc).splitlines()[0]}): "
+                         "save it as a GeoPackage or GeoJSON of polygons") from exc
     if gdf.empty:
-        raise InputError(f"places file {path} has no features")
+        raise InputError(f"places file {path} has no features: add one polygon per place")
     gdf.columns = [str(c).lower() if c != gdf.geometry.name else c for c in gdf.columns]
     if "place" not in gdf.columns and "name" in gdf.columns:
         gdf = gdf.rename(columns={"name": "place"})
     if "place" not in gdf.columns:
-        raise InputError(f"places file {path} needs a 'place' (or 'name') attribute")
+        raise InputError(f"places file {path} has no column 'place' (or 'name'): add one with "
+                         f"each place's name; its columns are "
+                         f"{', '.join(str(c) for c in gdf.columns if c != gdf.geometry.name)}")
     if gdf.crs is None:
-        raise InputError(f"places file {path} has no CRS; save it with one (e.g. EPSG:4326)")
-    gtypes = set(gdf.geom_type.dropna())
-    if not gtypes or not gtypes <= {"Polygon", "MultiPolygon"}:
-        raise InputError(f"places file {path}: every place needs a polygon boundary, found "
-                         f"{', '.join(sorted(gtypes)) or 'no geometry'}")
+        raise InputError(f"places file {path} has no CRS: save it with one (e.g. EPSG:4326)")
+    for i, (geom, name) in enumerate(zip(gdf.geometry, gdf["place"]), start=1):
+        kind = "no geometry" if geom is None or geom.is_empty else geom.geom_type
+        if kind not in ("Polygon", "MultiPolygon"):
+            label = f" ({name})" if isinstance(name, str) and name.strip() else ""
+            raise InputError(f"places file {path}, feature {i}{label}, column "
+                             f"{gdf.geometry.name!r}: {kind}, not a polygon; give every place "
+                             "a polygon boundary")
     folder = outputs_dir() / "places"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
