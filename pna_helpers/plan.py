@@ -4,6 +4,7 @@
 >>> p.table                      # ordered plan: ways, treatment, km, cost, gain, score
 >>> p.curve(); p.chart(); p.map(); p.to_geojson("plan.geojson")
 >>> p.verify()                   # one full engine run with every edit: the same final score
+...                              # (within VERIFY_TOLERANCE: half of the 4th decimal)
 
 Candidates are whole OSM ways (``all-high-stress``: ways with a high-stress segment; or a
 pandas filter on the way attributes; or a GeoJSON of proposed projects). Each gets a
@@ -56,6 +57,11 @@ TREATMENTS: dict[str, str] = {
 }
 #: Candidates whose tag edits are turned into stress changes in one pass.
 CHUNK = 400
+#: :meth:`Plan.verify`: the full run's score matches the plan's when they differ by at most
+#: this much (half of the 4th decimal: equal when both are rounded to 4 decimals).
+VERIFY_TOLERANCE = 0.00005
+#: The x axes of :meth:`Plan.chart`.
+CHART_AXES = ("cost", "km")
 #: Targets: name -> score_id of ``neighborhood_overall_scores``.
 TARGETS: dict[str, str] = {
     "overall": "overall_score", "people": "people", "opportunity": "opportunity",
@@ -402,10 +408,19 @@ class Plan:
         Returns
         -------
         matplotlib.figure.Figure
-            A step chart of :meth:`curve`, points numbered by step.
+            A step chart of :meth:`curve`, points numbered by step. It is the caller's to
+            close (``matplotlib.pyplot.close(fig)``) when not shown in a notebook.
+
+        Raises
+        ------
+        InputError
+            ``by`` is not one of :data:`CHART_AXES`.
         """
         from pna_helpers.charts import _plt
 
+        if by not in CHART_AXES:
+            raise InputError(f"plan chart: by={by!r} is not an axis; use one of "
+                             f"{', '.join(repr(a) for a in CHART_AXES)}")
         plt = _plt()
         c = self.curve()
         fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -551,9 +566,14 @@ class Plan:
         show["osm_ids"] = [", ".join(str(i) for i in x) for x in show["osm_ids"]]
         show["name"] = [n if isinstance(n, str) else "" for n in show["name"]]
         tab = show.to_html(index=False, escape=True, float_format=lambda v: f"{v:,.2f}")
+        from pna_helpers.charts import _plt
+
         buf = io.BytesIO()
         fig = self.chart()
-        fig.savefig(buf, format="png", dpi=90)
+        try:
+            fig.savefig(buf, format="png", dpi=90)
+        finally:
+            _plt().close(fig)  # drawn into the page: no figure left open
         img = ('<img alt="score vs money" src="data:image/png;base64,'
                + base64.b64encode(buf.getvalue()).decode() + '">')
         return f'<section class="pna-plan">{head}{tab}{img}{self.map()._repr_html_()}</section>'
@@ -582,7 +602,8 @@ class Plan:
 
     def verify(self, workers: int | None = None) -> dict[str, Any]:
         """Apply every edit of the plan in one full engine run (no export); its target score
-        must be the plan's final score.
+        must be the plan's final score, within :data:`VERIFY_TOLERANCE` (half of the 4th
+        decimal).
 
         The run stops after the scores, in a temporary folder that is removed afterwards.
 
@@ -594,8 +615,9 @@ class Plan:
         Returns
         -------
         dict
-            ``plan`` (:attr:`final_score`), ``full_run`` (the full run's target score) and
-            ``match`` (whether they are exactly equal).
+            ``plan`` (:attr:`final_score`), ``full_run`` (the full run's target score),
+            ``difference`` (``full_run - plan``), ``tolerance`` (:data:`VERIFY_TOLERANCE`) and
+            ``match`` (``|difference| <= tolerance``).
 
         Raises
         ------
@@ -621,7 +643,31 @@ class Plan:
         full = s.scores.overall_score if sid == "overall_score" else \
             scores_series(s.scores.overall_scores).get(sid)
         full = 0.0 if full is None or full != full else float(full)
-        return {"plan": self.final_score, "full_run": full, "match": full == self.final_score}
+        return verify_result(self.final_score, full)
+
+
+def verify_result(plan_score: float, full_run: float,
+                  tolerance: float = VERIFY_TOLERANCE) -> dict[str, Any]:
+    """What :meth:`Plan.verify` reports for a plan's and a full run's score.
+
+    Parameters
+    ----------
+    plan_score : float
+        The plan's final score.
+    full_run : float
+        The full engine run's score with every edit.
+    tolerance : float, optional
+        The largest difference that still matches (default :data:`VERIFY_TOLERANCE`).
+
+    Returns
+    -------
+    dict
+        ``plan``, ``full_run``, ``difference`` (``full_run - plan``), ``tolerance`` and
+        ``match``.
+    """
+    diff = float(full_run) - float(plan_score)
+    return {"plan": float(plan_score), "full_run": float(full_run), "difference": diff,
+            "tolerance": tolerance, "match": bool(abs(diff) <= tolerance)}
 
 
 def make_plan(results: Any, budget_km: float | None = None, budget_cost: float | None = None,
@@ -805,7 +851,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", default=None, help="write the plan as GeoJSON")
     p.add_argument("--report", default=None, help="write an HTML report section page")
     p.add_argument("--verify", action="store_true",
-                   help="check the final score with one full engine run")
+                   help="check the final score with one full engine run (it must match "
+                        f"within {VERIFY_TOLERANCE:g}; exit 1 if not)")
     p.set_defaults(func=run_cli)
 
 
@@ -864,8 +911,9 @@ def run_cli(args: argparse.Namespace) -> int:
                   f"score {s['score']:.2f}")
         if "verify" in out:
             v = out["verify"]
-            print(f"full run with every edit: {v['full_run']:.2f} "
-                  f"({'matches' if v['match'] else 'DIFFERS'})")
+            print(f"full run with every edit: {v['full_run']:.4f} (difference "
+                  f"{v['difference']:+.2g}: {'matches' if v['match'] else 'DIFFERS'} within "
+                  f"{v['tolerance']:g})")
     if args.verify and not out["verify"]["match"]:
         return 1
     return 0
