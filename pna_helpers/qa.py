@@ -42,6 +42,8 @@ NOTES = {
 }
 #: Edits turned into stress changes in one pass.
 CHUNK = 500
+#: Rows ``pna qa`` prints without ``--top``.
+TOP_PRINTED = 20
 
 
 @dataclass
@@ -430,7 +432,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", default=None, help="write the list as GeoJSON")
     p.add_argument("--csv", default=None, help="write the list as CSV")
     p.add_argument("--report", default=None, help="write an HTML report section page")
-    p.add_argument("--top", type=int, default=20, help="rows to print (default 20)")
+    p.add_argument("--top", type=int, default=None,
+                   help=f"only the first N rows of the ranked list on stdout (printed list: "
+                        f"default {TOP_PRINTED}; --json: default all); files get every row")
     p.add_argument("--workers", type=int, default=None, help="engine worker processes")
     p.set_defaults(func=run_cli)
 
@@ -448,13 +452,18 @@ def run_cli(args: argparse.Namespace) -> int:
     int
         The exit code, 0.
 
+    ``--top N`` keeps the first N rows of the ranked list on stdout: the printed list and the
+    JSON (``tags_to_check``). Without it the printed list shows :data:`TOP_PRINTED` rows and
+    the JSON every row. The files (``--csv``, ``-o``, ``--report``) always hold the whole list.
+
     Raises
     ------
     InputError
         A negative ``--top``, or unusable results.
     """
     if args.top is not None and args.top < 0:
-        raise InputError(f"--top must be >= 0, got {args.top}")
+        raise InputError(f"--top must be 0 or more rows, got {args.top}: give how many of the "
+                         "ranked tags to keep (or leave --top out for all)")
     q = osm_qa(args.results, workers=args.workers, progress=sys.stderr.isatty())
     if args.output:
         q.to_geojson(args.output)
@@ -463,13 +472,13 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.report:
         q.save_report(args.report)
     if args.json:
-        print(json.dumps(q.to_dict(), indent=1, default=str))
+        print(json.dumps(q.to_dict(top=args.top), indent=1, default=str))
         return 0
     s = q.summary
     print(f"{s['segments_on_defaults_share']:.0%} of segments and "
           f"{s['mileage_on_defaults_share']:.0%} of stress mileage rest on a default; "
           f"overall score {q.baseline_score:.2f}; {q.evaluated} re-scorings, {q.seconds:.1f} s")
-    for k, r in q.table.head(args.top).iterrows():
+    for k, r in q.table.head(TOP_PRINTED if args.top is None else args.top).iterrows():
         rng = f"{r['score_range']:.2f}" if r["score_range"] == r["score_range"] else "-"
         print(f"{k + 1:>3}  {r['url']:45} {(_txt(r['name']) or '(unnamed)')[:25]:25} "
               f"{r['tag']:20} default {r['default_used']:16} range {rng}")
