@@ -97,6 +97,8 @@ CAUSE_COLORS: dict[str, str] = {
 
 #: Engine runs already made in this process: parameters key -> score vector.
 _RUNS: dict[str, np.ndarray] = {}
+#: Decimals of :meth:`Explanation.table` (score points).
+TABLE_DECIMALS = 3
 #: Imported tables of the last distinct imports (input and import parameters -> RunState).
 _IMPORTS: dict[str, Any] = {}
 _MAX_IMPORTS = 2
@@ -238,8 +240,8 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     -------
     numpy.ndarray
         One value per main score, in :data:`~pna_helpers.results.MAIN_SCORES` order
-        (normalised score, else the original; NaN when missing). The cached array itself is
-        returned: do not modify it.
+        (normalised score, else the original; NaN when missing): a copy of the cached array,
+        the caller's to change.
     """
     import copy
 
@@ -250,7 +252,7 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
     p = {k: v for k, v in p.items() if not k.startswith("_")}
     key = _run_key(p)
     if key in _RUNS:
-        return _RUNS[key]
+        return _RUNS[key].copy()
     known = set(Params.__dataclass_fields__)
     q = dict(p.get("quirks") or {})
     args = {k: v for k, v in p.items() if k in known}
@@ -274,7 +276,7 @@ def run_scores(p: dict[str, Any], workers: int | None = None) -> np.ndarray:
         pipeline.PHASE_FUNCTIONS[name](state)
     vec = _scores_vector(state)
     _RUNS[key] = vec
-    return vec
+    return vec.copy()
 
 
 # --------------------------------------------------------------------------- result
@@ -346,7 +348,7 @@ class Explanation:
         -------
         pandas.DataFrame
             Rows: group labels (:data:`GROUP_LABELS`) and ``Total change``; columns: score
-            labels. Rounded to 3 decimals only when ``score`` is None.
+            labels. Rounded to :data:`TABLE_DECIMALS` decimals (with or without ``score``).
         """
         import pandas as pd
 
@@ -356,8 +358,8 @@ class Explanation:
         df.columns = [SCORE_INFO.get(c, {}).get("label", c) for c in df.columns]
         df.index.name = "contribution"
         if score is not None:
-            return df[[SCORE_INFO.get(score, {}).get("label", score)]]
-        return pd.DataFrame(df).round(3)
+            df = df[[SCORE_INFO.get(score, {}).get("label", score)]]
+        return pd.DataFrame(df).round(TABLE_DECIMALS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``total_change``, ``contributions`` (overall), ``categories`` (the same
@@ -1285,9 +1287,9 @@ def run_cli(args: Any) -> int:
     say = (lambda _m: None) if args.quiet else (
         lambda m: print(f"[pna explain] {m}", file=sys.stderr, flush=True))
     ex = explain(args.a, args.b, top_ways=args.top_ways, workers=args.workers, progress=say)
-    if args.output:
-        out = ex.report(args.output)
-        say(f"report: {out}")
+    out = ex.report(args.output) if args.output else None
+    if out is not None and args.json:  # stdout is the JSON alone: the path goes to stderr
+        print(f"report: {out}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(ex.to_dict(), indent=1, default=str, ensure_ascii=False))
         return 0
@@ -1313,6 +1315,6 @@ def run_cli(args: Any) -> int:
             print(f"note: {u}")
         for n in ex.notes:
             print(f"note: {n}")
-    if args.output:
-        print(f"report: {args.output}")
+    if out is not None:
+        print(f"report: {out}")
     return 0

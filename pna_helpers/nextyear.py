@@ -124,7 +124,7 @@ def next_year_inputs(base: dict[str, Any], folder: Path, *, network: bool = True
 def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
     """One engine run (export + run.json) of ``inputs`` into ``output``.
 
-    Offline, one worker.
+    Offline, one worker, unless ``inputs`` or ``params`` say otherwise (``params`` win).
 
     Parameters
     ----------
@@ -145,7 +145,10 @@ def run(inputs: dict[str, Any], output: Path, **params: Any) -> Path:
     from pna_engine.params import Params
 
     args = {k: v for k, v in inputs.items() if k in Params.__dataclass_fields__}
-    pipeline.run(Params(output=str(output), offline=True, workers=1, **{**args, **params}))
+    # one dict: ``offline``/``workers`` in ``inputs`` or ``params`` override the defaults
+    # (never "got multiple values for keyword argument"); ``output`` is always the argument
+    pipeline.run(Params(**{"offline": True, "workers": 1, **args, **params,
+                           "output": str(output)}))
     return output
 
 
