@@ -8,9 +8,12 @@
 * ``submit_many``: one array job; its manifest (the JSON list of requests) is stored at
   ``s3://BUCKET/manifests/<id>.json`` and copied to ``s3://BUCKET/results/<parent id>/``; child
   ``i`` (id ``<parent>:<i>``) runs request ``i`` via ``AWS_BATCH_JOB_ARRAY_INDEX``.
-* ``list``: ``list_jobs`` through paginators, then ``describe_jobs`` in chunks of 100.
+* ``list``: ``list_jobs`` page by page, then ``describe_jobs`` in chunks of 100. Every
+  ``nextToken``-style pagination (``list_jobs``, CloudWatch log pages, S3 listings) goes
+  through :func:`token_pages`.
 * Every call backs off on throttling and 5xx errors (exponential with jitter).
-* ``logs``: CloudWatch Logs group ``/aws/batch/job``, the job's ``logStreamName``.
+* ``logs``: CloudWatch Logs group ``/aws/batch/job``, the job's ``logStreamName`` (``tail``:
+  read back from the end, page by page; ``tail=0``: ``""``).
 * Results: ``s3://BUCKET/results/<job_id>/`` (the engine's ``status.json`` there gives the phase).
 
 ``AWS_ENDPOINT_URL`` (or ``Settings.endpoint_url``) points everything at an emulator.
