@@ -135,9 +135,9 @@ def test_submit_refuses_short_fips_instead_of_padding(tmp_path, boundary):
 
 
 @pytest.mark.parametrize("row, needle", [
-    ("A,city.geojson,maybe", "row 2: request field 'offline': must be true or false"),
-    (",city.geojson,true", "row 2: request field 'place': give a non-empty place name"),
-    ("A,,", "row 2: request field 'boundary': is required"),
+    ("A,city.geojson,maybe", "row 2, column 'offline': must be true or false"),
+    (",city.geojson,true", "row 2, column 'place': the place name is empty; give every row"),
+    ("A,,", "row 2, column 'boundary': is required; fill that cell in"),
 ])
 def test_places_file_strict_values_and_missing_fields(tmp_path, boundary, row, needle):
     csv = tmp_path / "places.csv"

@@ -304,6 +304,8 @@ def place_error(path: Path, where: str, exc: Exception) -> InputError:
                 f"{path.name}, {path.resolve().parent})")
     elif col == "place":
         why, todo = "the place name is empty", "give every row a place name"
+    elif why.startswith("is required"):
+        why, todo = "is required", "fill that cell in"
     else:
         todo = "fix that cell, or leave it empty for the default"
     return InputError(f"places file {path}, {where}, column {col!r}: {why}; {todo}")
