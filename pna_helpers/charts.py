@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pna_helpers.results import BLOCK_SCORE_COLUMNS, MAIN_SCORES, SCORE_INFO, load_results
+from pna_helpers.results import (
+    BLOCK_SCORE_COLUMNS,
+    MAIN_SCORES,
+    SCORE_INFO,
+    load_results,
+    require_block_column,
+)
 
 LOW = "#1f78b4"
 HIGH = "#e31a1c"
@@ -138,7 +144,8 @@ def block_score_distribution(results: Any, column: str = "overall_score") -> Any
     Raises
     ------
     InputError
-        The results cannot be loaded, or has no census blocks.
+        The results cannot be loaded, have no census blocks, or the blocks have no
+        ``column``.
     """
     import numpy as np
     import pandas as pd
@@ -146,6 +153,7 @@ def block_score_distribution(results: Any, column: str = "overall_score") -> Any
     plt = _plt()
     res = load_results(results)
     b = res.blocks
+    require_block_column(res, column, "the block score distribution")
     v = pd.to_numeric(b[column], errors="coerce").to_numpy(dtype=float)
     pop = pd.to_numeric(b.get("pop20", pd.Series(1, index=b.index)), errors="coerce").fillna(0)
     ok = ~np.isnan(v)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pna_engine.errors import InputError
-from pna_helpers.results import MAIN_SCORES, SCORE_INFO, Results, load_results
+from pna_helpers.results import (
+    MAIN_SCORES,
+    SCORE_INFO,
+    Results,
+    load_results,
+    require_block_column,
+)
 
 
 def scores_table(results: list[Any], all_scores: bool = False) -> Any:
@@ -91,9 +97,9 @@ def block_differences(base: Results | Any, other: Results | Any,
 
     b, o = load_results(base), load_results(other)
     bb, ob = b.blocks, o.blocks
-    for name, gdf in ((b.name, bb), (o.name, ob)):
-        if column not in gdf.columns:
-            raise InputError(f"blocks of {name} have no column {column!r}")
+    for res in (b, o):
+        for col in ("geoid20", column):
+            require_block_column(res, col, "comparing blocks")
     left = ob[["geoid20", column, ob.geometry.name]].rename(columns={column: "other"})
     right = pd.DataFrame({"geoid20": bb["geoid20"].astype(str).to_numpy(),
                           "base": pd.to_numeric(bb[column], errors="coerce").to_numpy()})

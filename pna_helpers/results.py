@@ -116,6 +116,53 @@ _BLOCKS_COLUMNS = (
 )
 
 
+def require_block_column(blocks: Any, column: str, needed_for: str = "",
+                         hint: str | None = None) -> None:
+    """Raise one clear :class:`InputError` when the census blocks have no ``column``.
+
+    Official BNA exports come in variants whose ``neighborhood_census_blocks`` lack some
+    columns PNA writes; a function that needs one says which, instead of a ``KeyError``.
+
+    Parameters
+    ----------
+    blocks : Results or geopandas.GeoDataFrame
+        A result set (its :attr:`Results.blocks` are checked, and its name is in the message)
+        or a blocks table.
+    column : str
+        The column needed, e.g. ``geoid20`` or ``overall_score``.
+    needed_for : str, optional
+        What needs it (``"the block score map"``), named in the message.
+    hint : str, optional
+        What to do instead; default: for a score column or an unknown name (a typo), the
+        block score columns there to choose from; for another export column (``geoid20``,
+        ``pop20``, ...), use results whose blocks have it.
+
+    Raises
+    ------
+    InputError
+        ``column`` is missing; the one-line message names it, where it is missing, the
+        columns that are there (the first few) and what to do.
+    """
+    if isinstance(blocks, Results):
+        where, table = f"the census blocks of {blocks.name}", blocks.blocks
+    else:
+        where, table = "the census blocks", blocks
+    if column in table.columns:
+        return
+    geom = getattr(getattr(table, "geometry", None), "name", None)
+    have = [str(c) for c in table.columns if c != geom]
+    shown = ", ".join(have[:8]) + (f" and {len(have) - 8} more" if len(have) > 8 else "")
+    why = f" (needed for {needed_for})" if needed_for else ""
+    scores = [c for c in BLOCK_SCORE_COLUMNS if c in table.columns]
+    # a score column (or a name no export has, a typo) is a choice: list the ones there
+    choice = column in BLOCK_SCORE_COLUMNS or column not in _BLOCKS_COLUMNS
+    todo = hint or (f"choose one of {', '.join(scores)}" if choice and scores else
+                    f"use results whose neighborhood_census_blocks has {column!r} (a PNA run "
+                    "has every block column)")
+    raise InputError(f"{where} have no column {column!r}{why}; they have "
+                     f"{shown or 'no columns'}; {todo}")
+
+
 def _shapefile_names(full: tuple[str, ...]) -> dict[str, str]:
     """Map GDAL's truncated shapefile field names back to full names (keys upper case).
 

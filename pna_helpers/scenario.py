@@ -26,7 +26,7 @@ from typing import Any
 from pna_engine import remote
 from pna_engine.errors import InputError
 from pna_helpers.paths import outputs_dir, slugify
-from pna_helpers.results import SCORE_INFO, Results, load_results
+from pna_helpers.results import SCORE_INFO, Results, load_results, require_block_column
 
 _CLEAR_BIKE = {"cycleway": None, "cycleway:both": None, "cycleway:left": None,
                "cycleway:right": None, "cycleway:buffer": None, "cycleway:both:buffer": None,
@@ -281,11 +281,18 @@ def block_access_changes(baseline: Results, result: Results) -> Any:
     Raises
     ------
     InputError
-        Either result set has no census blocks or no connected block pairs file.
+        Either result set has no census blocks, its blocks lack a column used here
+        (``geoid20``, ``pop20``, ``overall_score``, ``pop_low_stress``), or it has no
+        connected block pairs file.
     """
     import numpy as np
     import pandas as pd
 
+    for res in (baseline, result):
+        for col in ("geoid20", "pop20", "overall_score", "pop_low_stress"):
+            require_block_column(res, col, "block access changes",
+                                 hint=f"compare results whose blocks have {col!r} (PNA runs "
+                                      "have it)")
     nb, bb = result.blocks, baseline.blocks
 
     def low_reach(res: Results) -> Any:

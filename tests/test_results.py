@@ -127,6 +127,48 @@ def test_compare_two_sets(tmp_path: Path) -> None:
     assert pd.isna(d[GEOIDS[2]])  # no score in either
 
 
+def _drop_block_columns(folder: Path, *columns: str) -> Path:
+    """The export with ``columns`` left out of its census blocks (an official variant)."""
+    path = folder / "neighborhood_census_blocks.geojson"
+    gpd.read_file(path).drop(columns=list(columns)).to_file(path, driver="GeoJSON")
+    return folder
+
+
+def _one_line(exc: pytest.ExceptionInfo[InputError]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_block_columns_are_one_line_input_errors(tmp_path: Path) -> None:
+    from pna_helpers import charts
+    from pna_helpers.scenario import block_access_changes
+
+    full = load_results(write_export(tmp_path / "full"), name="Full")
+    # an export variant whose blocks have no id column (neither geoid20 nor blockid10)
+    no_id = load_results(_drop_block_columns(write_export(tmp_path / "no-id"), "geoid20"),
+                         name="No id")
+    with pytest.raises(InputError) as e:
+        compare.block_differences(full, no_id)
+    msg = _one_line(e)
+    assert "census blocks of No id have no column 'geoid20'" in msg
+    assert "neighborhood_census_blocks has 'geoid20'" in msg  # what to do
+    # one without the block scores PNA writes
+    no_scores = load_results(_drop_block_columns(write_export(tmp_path / "no-scores"),
+                                                 "overall_score", "pop_low_stress"))
+    with pytest.raises(InputError) as e:
+        charts.block_score_distribution(no_scores)
+    msg = _one_line(e)
+    assert "no column 'overall_score' (needed for the block score distribution)" in msg
+    assert "choose one of pop_score, opportunity_score" in msg
+    with pytest.raises(InputError) as e:
+        block_access_changes(full, no_scores)
+    assert "no column 'overall_score'" in _one_line(e)
+    with pytest.raises(InputError, match="no column 'pop_low_stress'"):
+        block_access_changes(load_results(_drop_block_columns(
+            write_export(tmp_path / "no-low"), "pop_low_stress")), full)
+
+
 @pytest.mark.aws
 def test_s3_prefix(official: Path, s3_server) -> None:
     import boto3
