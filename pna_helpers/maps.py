@@ -28,7 +28,6 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from pna_engine.atomic import write_text
-from pna_engine.errors import InputError
 from pna_helpers import _html as esc
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -771,6 +770,10 @@ def stress_map(results: Any) -> OfflineMap:
 def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
     """Choropleth of one block score column with its legend.
 
+    Scores are drawn and labelled 0-100 (a 0-1 ``*_score`` column x100, as the layer's name
+    says); the legend shows the same classes and colours as the blocks, and the grey of blocks
+    with no score.
+
     Parameters
     ----------
     results : Results or str or pathlib.Path
@@ -790,19 +793,15 @@ def blocks_map(results: Any, column: str = "overall_score") -> OfflineMap:
         The results cannot be loaded, have no census blocks, or the blocks have no
         ``column``.
     """
-    from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
+    from pna_helpers.results import load_results, require_block_column
 
     res = load_results(results)
+    require_block_column(res, column, "the block score map")
     m = new_map(res.blocks)
     add_boundary(m, res.boundary)
-    if column not in res.blocks.columns:
-        raise InputError(f"blocks have no column {column!r}; one of "
-                         f"{', '.join(c for c in BLOCK_SCORE_COLUMNS if c in res.blocks.columns)}")
-    add_blocks_layer(m, res.blocks, column)
-    vals = res.blocks[column].astype(float)
-    zero_one = column != "overall_score" and not (vals > 1.0001).any()
-    add_legend(m, f"Block score: {BLOCK_SCORE_COLUMNS.get(column, column)}",
-               score_legend_items(0.01 if zero_one else 1.0))
+    name = add_blocks_layer(m, res.blocks, column)
+    # the layer draws every score on 0-100 (0-1 columns x100): the legend reads the same
+    add_legend(m, f"Block score: {str(name).split(': ', 1)[1]}", score_legend_items())
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
@@ -887,6 +886,8 @@ DELTA_COLORS: tuple[str, ...] = ("#b2182b", "#ef8a62", "#fddbc7", "#f7f7f7", "#d
                                  "#67a9cf", "#2166ac")
 DELTA_LABELS: tuple[str, ...] = ("< -10", "-10 to -1", "-1 to 0", "no change", "0 to 1",
                                  "1 to 10", "> 10")
+#: Legend label of a block with no change value (e.g. a block only one result set has).
+NO_VALUE_LABEL = "no value"
 
 
 def _delta_color(v: float | None) -> str:
@@ -914,7 +915,8 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
         :meth:`~pna_helpers.scenario.ScenarioResult.block_changes`.
     column : str
         Column of changes to colour by (default ``delta``), classed by
-        :data:`DELTA_BINS`; missing values are grey.
+        :data:`DELTA_BINS`; blocks with no value are grey, with a legend entry
+        :data:`NO_VALUE_LABEL` when there are any.
     title : str
         Name of the block layer and the legend title.
     ways : geopandas.GeoDataFrame, optional
@@ -927,7 +929,17 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     Returns
     -------
     OfflineMap
+
+    Raises
+    ------
+    InputError
+        ``blocks`` has no ``column``.
     """
+    import pandas as pd
+
+    from pna_helpers.results import require_block_column
+
+    require_block_column(blocks, column, "the change map")
     m = new_map(blocks)
     fields = ["geoid20", column, *(extra_fields or [])]
     data = compact_geojson(blocks, fields, tolerance_m=0.5)
@@ -939,6 +951,9 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     gj.add_to(fg)
     fg.add_to(m)
     items = list(zip(DELTA_COLORS, DELTA_LABELS))
+    drawn = blocks[blocks.geometry.notna() & ~blocks.geometry.is_empty]
+    if pd.to_numeric(drawn[column], errors="coerce").isna().any():
+        items.append((_delta_color(None), NO_VALUE_LABEL))  # drawn grey, as _delta_color says
     if ways is not None:
         add_stress_layers(m, ways, show=True)
         items += [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")]

@@ -13,7 +13,8 @@ import pytest
 from resultsfactory import write_export
 from shapely.geometry import LineString
 
-from pna_helpers import charts, maps
+from pna_engine.errors import InputError
+from pna_helpers import charts, compare, maps
 from pna_helpers.results import load_results
 
 
@@ -66,6 +67,58 @@ def test_blocks_map_colours_and_legend(export: Path) -> None:
     for c in (maps.SCORE_COLORS[4], maps.SCORE_COLORS[2], maps.SCORE_COLORS[3], maps.NO_DATA_COLOR):
         assert c in html
     assert "pna-legend" in html and "Block score: Overall (0-100)" in html
+
+
+def _legend(html: str) -> tuple[str, list[tuple[str, str]]]:
+    """Title and (colour, label) rows of the map's legend box."""
+    box = html.split('class="pna-legend"', 1)[1].split("</div></div>", 1)[0]
+    title = re.search(r'class="pna-legend-title">([^<]*)</b>', box).group(1)
+    return title, re.findall(r"background:(#[0-9a-f]{6});[^>]*></span>([^<]*)</div>", box + "</div>")
+
+
+@pytest.mark.parametrize("column", ["overall_score", "transit_score", "pop_score"])
+def test_blocks_map_legend_reads_as_the_layer_draws(export: Path, column: str) -> None:
+    html = maps.blocks_map(export, column).to_html()
+    title, rows = _legend(html)
+    # the layer and the legend say the same scale (0-1 columns are drawn x100)
+    layer = re.search(r'"(Blocks: [^"]+)"', html).group(1)
+    assert title == "Block score: " + layer.split(": ", 1)[1] and title.endswith("(0-100)")
+    legend = dict(rows)
+    assert legend[maps.NO_DATA_COLOR] == "no data (nothing reachable)"
+    # every block's colour is the legend row whose 0-100 range holds the value it shows
+    [payload] = [json.loads(p) for p in re.findall(r", d = (\{.*?\});\n", html)]
+    assert len(payload["v"]) == 4
+    for v, code in zip(payload["v"], payload["c"]):
+        color = payload["k"][code]
+        if v is None:
+            assert color == maps.NO_DATA_COLOR
+            continue
+        lo, hi = (float(x) for x in legend[color].split(" - "))
+        assert lo <= v <= hi and hi <= 100, (v, color, legend[color])
+    assert [lbl for _, lbl in rows[:5]] == ["0 - 20", "20 - 40", "40 - 60", "60 - 80", "80 - 100"]
+
+
+def test_blocks_map_missing_column_is_one_line(export: Path) -> None:
+    with pytest.raises(InputError, match=r"have no column 'bike_score'.*choose one of "
+                                         r"overall_score, pop_score") as e:
+        maps.blocks_map(export, "bike_score")
+    assert "\n" not in str(e.value)
+
+
+def test_delta_map_legend_has_the_grey_of_blocks_with_no_value(export: Path,
+                                                                 tmp_path: Path) -> None:
+    other = write_export(tmp_path / "other", score_shift=0.05)
+    diff = compare.block_differences(export, other)
+    assert diff["delta"].isna().sum() == 1  # block 3 has no overall score in either set
+    html = maps.delta_map(diff).to_html()
+    _, rows = _legend(html)
+    assert (maps.NO_DATA_COLOR, "no value") in rows
+    assert f'"fillColor": "{maps.NO_DATA_COLOR}"' in html  # and it is drawn in that grey
+    # a map where every block has a value does not list it
+    _, rows = _legend(maps.delta_map(diff.fillna({"delta": 0.0})).to_html())
+    assert "no value" not in [lbl for _, lbl in rows]
+    with pytest.raises(InputError, match="have no column 'change'"):
+        maps.delta_map(diff, "change")
 
 
 def test_explore_map_layers(export: Path) -> None:
