@@ -726,18 +726,37 @@ def demo_results(name: str | None = None, **overrides: Any) -> Results:
     name : str, optional
         Place name to show (default: the demo place, followed by the overrides).
     **overrides : Any
-        Run parameters of :class:`pna_engine.params.Params`. Without overrides, the newest
-        succeeded local job of the demo place on the same demo inputs (``pna demo``) is
-        reused when there is one. Keys that are not ``Params`` fields are ignored by the run.
+        Run parameters of :class:`pna_engine.params.Params` (not ``output`` or
+        ``offline``: the demo sets them). Without overrides, the newest succeeded local job
+        of the demo place on the same demo inputs (``pna demo``) is reused when there is one.
 
     Returns
     -------
     Results
         The demo result set (computed on the first call for each variant).
+
+    Raises
+    ------
+    InputError
+        An override is not a run parameter (a typo such as ``city_speed_limt``), is one the
+        demo sets itself, or has a bad value.
     """
+    import difflib
+
     from pna_engine import demo, pipeline
     from pna_engine.params import Params
 
+    known = set(Params.__dataclass_fields__)
+    for key in sorted(overrides):
+        if key in ("output", "offline"):
+            raise InputError(f"demo_results() sets {key!r} itself: leave it out (the demo runs "
+                             "offline into outputs/demo-results/)")
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise InputError(f"demo_results() got an unknown run parameter {key!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + "; give fields of pna_engine.params.Params, e.g. "
+                               "city_speed_limit=20")
     inputs = demo.prepare_demo_inputs(outputs_dir() / "demo-inputs")
     inputs = dict(inputs)
     place = str(inputs.pop("place", "Helsinki demo"))
@@ -754,7 +773,6 @@ def demo_results(name: str | None = None, **overrides: Any) -> Results:
         res = load_results(folder, name=label)
         if res.run is not None:
             return res
-    known = set(Params.__dataclass_fields__)
     params = Params(output=str(folder), offline=True,
                     **{k: v for k, v in inputs.items() if k in known})
     pipeline.run(params)

@@ -169,6 +169,18 @@ def test_missing_block_columns_are_one_line_input_errors(tmp_path: Path) -> None
             write_export(tmp_path / "no-low"), "pop_low_stress")), full)
 
 
+def test_demo_results_refuses_unknown_keywords() -> None:
+    from pna_helpers.results import demo_results
+
+    with pytest.raises(InputError, match="unknown run parameter 'city_speed_limt' "
+                                         r"\(did you mean 'city_speed_limit'\?\)"):
+        demo_results(city_speed_limt=20)
+    with pytest.raises(InputError, match="unknown run parameter 'colour'"):
+        demo_results(name="x", colour="red")
+    with pytest.raises(InputError, match="sets 'output' itself"):
+        demo_results(output="/tmp/elsewhere")
+
+
 @pytest.mark.aws
 def test_s3_prefix(official: Path, s3_server) -> None:
     import boto3
