@@ -280,56 +280,110 @@ def score_changes(deltas: Any) -> Any:
     return fig
 
 
-def job_durations(table: Any) -> Any:
-    """Bars of job durations from a jobs table with ``place``/``duration_s`` (or
-    ``started_at``/``finished_at``) and ``status`` columns.
+#: Bar colour and legend label of each job status in :func:`job_durations` (the same status
+#: always has the same colour); statuses of jobs not finished yet share "running".
+STATUS_COLORS: dict[str, tuple[str, str]] = {
+    "SUCCEEDED": ("#55a868", "succeeded"),
+    "FAILED": ("#c44e52", "failed"),
+    "CANCELLED": ("#8c8c8c", "cancelled"),
+    "RUNNING": ("#4c72b0", "running (time so far)"),
+}
+OTHER_STATUS = ("#ccb974", "other status")
 
-    One bar per job labelled ``place (job id)``; green succeeded, red failed, grey any other
-    status. Jobs without a duration (not started) are left out. The unit is seconds, minutes
-    (longest job 3 minutes or more) or hours (3 hours or more).
+
+def _status_key(status: Any) -> str:
+    from pna_helpers.jobs.model import ACTIVE
+
+    s = str(status or "").strip().upper()
+    return "RUNNING" if s in ACTIVE else s if s in STATUS_COLORS else ""
+
+
+def job_durations(table: Any) -> Any:
+    """Bars of job run times, coloured by status with a key.
+
+    One bar per job that has started, labelled ``place (job id)``, in the table's order. A
+    finished job runs from ``started_at`` to ``stopped_at``; a job still running up to now
+    (the same "now" for every job of the chart); a finished job without ``stopped_at`` has no
+    known run time and is left out (the chart says how many). Without start times the
+    table's ``duration_s`` is used. Colours are :data:`STATUS_COLORS` (green succeeded, red
+    failed, grey cancelled, blue running); the unit is seconds, minutes (longest job 3
+    minutes or more) or hours (3 hours or more). No jobs, or none started yet, is said in
+    words on the chart.
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Jobs, e.g. :func:`pna_helpers.jobs.jobs_table` (its ``duration_s`` is the run time so
-        far for a running job).
+    table : pandas.DataFrame or list of Job
+        Jobs, e.g. :func:`pna_helpers.jobs.jobs_table` (``job_id``, ``place``, ``status``,
+        ``started_at``, ``stopped_at`` and/or ``duration_s``), or the
+        :class:`~pna_helpers.jobs.Job` list itself.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    import numpy as np
     import pandas as pd
+    from matplotlib.patches import Patch
+
+    from pna_helpers.jobs.model import Job, jobs_table, utcnow
 
     plt = _plt()
-    df = table.copy()
-    if "duration_s" not in df.columns:
-        if {"started_at", "finished_at"} <= set(df.columns):
-            df["duration_s"] = (pd.to_datetime(df["finished_at"], utc=True, errors="coerce")
-                                - pd.to_datetime(df["started_at"], utc=True, errors="coerce")
-                                ).dt.total_seconds()
-        else:
-            df["duration_s"] = float("nan")
-    df = df.dropna(subset=["duration_s"])
-    fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(df), 1) + 1.2))
+    if isinstance(table, list | tuple):
+        table = jobs_table(list(table)) if all(isinstance(j, Job) for j in table) \
+            else pd.DataFrame(list(table))
+    df = pd.DataFrame(table).reset_index(drop=True)
+    n_jobs = len(df)
+    key = (df["status"] if "status" in df.columns else pd.Series("", index=df.index)) \
+        .map(_status_key)
+
+    def times(*cols: str) -> Any:
+        for c in cols:
+            if c in df.columns:
+                return pd.to_datetime(df[c], utc=True, errors="coerce")
+        return pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
+
+    start, stop = times("started_at"), times("stopped_at", "finished_at")
+    now = utcnow()
+    end = stop.where(stop.notna() | (key != "RUNNING"), pd.Timestamp(now))
+    dur = (end - start).dt.total_seconds()
+    if "duration_s" in df.columns:  # no start time: what the table says
+        given = pd.to_numeric(df["duration_s"], errors="coerce")
+        dur = dur.where(start.notna(), given)
+    dur = dur.where(dur >= 0)  # a stop before the start (clock skew) is no run time
+    keep = dur.notna().to_numpy()
+    unknown = int((start.notna() & dur.isna()).sum())  # finished, but no stop time
+    df, dur, key = df[keep], dur[keep], key[keep]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(df), 1) + 1.4))
     unit, per = ("seconds", 1.0)
     if len(df):
         # one bar per job: "place (job id)", so jobs of the same place stay apart
         place = df["place"].astype(str) if "place" in df.columns else pd.Series("", df.index)
         ids = df["job_id"].astype(str) if "job_id" in df.columns else df.index.astype(str)
         label = [f"{p} ({i})" for p, i in zip(place, ids)]
-        status = df["status"].astype(str) if "status" in df.columns else pd.Series("", df.index)
-        colors = ["#55a868" if s.lower() == "succeeded" else "#c44e52" if s.lower() == "failed"
-                  else "#8c8c8c" for s in status]
-        longest = float(df["duration_s"].max())
+        style = [STATUS_COLORS.get(k, OTHER_STATUS) for k in key]
+        longest = float(dur.max())
         unit, per = (("hours", 3600.0) if longest >= 3 * 3600 else
                      ("minutes", 60.0) if longest >= 180 else ("seconds", 1.0))
-        ax.barh(range(len(df)), df["duration_s"].to_numpy() / per, color=colors)
-        ax.set_yticks(range(len(df)), label, fontsize=8)
+        ax.barh(np.arange(len(df)), dur.to_numpy() / per, color=[c for c, _ in style])
+        ax.set_yticks(np.arange(len(df)), label, fontsize=8)
         ax.invert_yaxis()
+        shown = [s for s in [*STATUS_COLORS.values(), OTHER_STATUS] if s in style]
+        ax.legend(handles=[Patch(color=c, label=lbl) for c, lbl in shown], fontsize=8,
+                  loc="lower right", title="status", title_fontsize=8)
+        ax.set_xlabel(f"run time ({unit})")
     else:
-        ax.text(0.5, 0.5, "no finished jobs yet", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set_xlabel(f"duration ({unit}); green succeeded, red failed, grey cancelled")
-    ax.set_title("Job durations")
+        ax.set_axis_off()
+        jobs_ = f"{n_jobs} job{'s' if n_jobs != 1 else ''}"
+        ax.text(0.5, 0.5, "no jobs" if not n_jobs else
+                f"no job has started yet ({jobs_})" if not unknown else
+                f"no run time known ({jobs_})",
+                ha="center", va="center", transform=ax.transAxes, fontsize=11)
+    running = " - running jobs up to " + now.astimezone().strftime("%H:%M:%S") \
+        if (key == "RUNNING").any() else ""
+    waiting = n_jobs - len(df) - unknown
+    notes = [f"{waiting} not started yet" if waiting and len(df) else "",
+             f"{unknown} finished without a stop time (left out)" if unknown else ""]
+    note = "\n" + "; ".join(n for n in notes if n) if any(notes) else ""
+    ax.set_title(f"Job run times{running}{note}", fontsize=10)
     fig.tight_layout()
     return fig

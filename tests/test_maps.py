@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -213,3 +214,71 @@ def test_block_layers_share_one_geometry(tmp_path: Path) -> None:
     assert html.count('G["blocks0"] = {') == 1  # one copy of the geometry for 7 layers
     size_mb = len(html) / 1e6
     assert size_mb < 6, f"{size_mb:.1f} MB for 20,000 blocks x 7 layers"
+
+
+def _jobs(now: dt.datetime) -> list:
+    from pna_helpers.jobs import Job
+
+    def job(i: str, status: str, start: float | None, stop: float | None) -> Job:
+        def at(s: float | None) -> dt.datetime | None:
+            return None if s is None else now - dt.timedelta(seconds=s)
+        return Job(job_id=i, place=f"Place {i}", status=status, started_at=at(start),
+                   stopped_at=at(stop))
+    return [job("a", "SUCCEEDED", 900, 780),   # 120 s
+            job("b", "FAILED", 900, 840),      # 60 s
+            job("c", "RUNNING", 300, None),    # 300 s so far
+            job("d", "CANCELLED", 900, 870),   # 30 s
+            job("e", "SUBMITTED", None, None),  # not started
+            job("f", "FAILED", 900, None)]     # finished, stop time unknown
+
+
+def _bars(fig) -> dict[str, tuple[float, str]]:
+    from matplotlib.colors import to_hex
+
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    return {lbl: (p.get_width(), to_hex(p.get_facecolor())) for lbl, p in zip(labels, ax.patches)}
+
+
+def test_job_durations_times_colours_and_key() -> None:
+    from pna_helpers.jobs import jobs_table
+
+    now = dt.datetime.now(dt.UTC)
+    listed = _jobs(now)
+    table = jobs_table(listed)
+    for given in (table, table.drop(columns=["duration_s"]), listed):
+        fig = charts.job_durations(given)
+        bars = _bars(fig)
+        assert list(bars) == ["Place a (a)", "Place b (b)", "Place c (c)", "Place d (d)"]
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == "run time (minutes)"  # longest: 300 s and more
+        assert [round(bars[k][0], 2) for k in ("Place a (a)", "Place b (b)", "Place d (d)")] \
+            == [2.0, 1.0, 0.5]
+        assert bars["Place c (c)"][0] >= 5.0  # running: from its start up to now
+        # one colour per status, named in the key
+        assert {k: c for k, (_, c) in bars.items()} == {
+            "Place a (a)": "#55a868", "Place b (b)": "#c44e52", "Place c (c)": "#4c72b0",
+            "Place d (d)": "#8c8c8c"}
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "succeeded", "failed", "cancelled", "running (time so far)"]
+        title = ax.get_title()
+        assert "running jobs up to" in title and "1 not started yet" in title
+        assert "1 finished without a stop time (left out)" in title
+    # the same status keeps its colour whatever else is in the table
+    only_running = _bars(charts.job_durations(table[table["status"] == "RUNNING"]))
+    assert only_running["Place c (c)"][1] == "#4c72b0"
+    # a table of start and stop times only (e.g. read from a CSV): still drawn
+    csv_like = table[["job_id", "place", "status", "started_at", "stopped_at"]].astype(str)
+    assert round(_bars(charts.job_durations(csv_like))["Place a (a)"][0], 2) == 2.0
+
+
+def test_job_durations_no_jobs_in_words() -> None:
+    from pna_helpers.jobs import jobs_table
+
+    for empty in ([], jobs_table([])):
+        fig = charts.job_durations(empty)
+        assert [t.get_text() for t in fig.axes[0].texts] == ["no jobs"]
+        assert not fig.axes[0].patches
+    waiting = [j for j in _jobs(dt.datetime.now(dt.UTC)) if j.status == "SUBMITTED"]
+    fig = charts.job_durations(jobs_table(waiting))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no job has started yet (1 job)"]
