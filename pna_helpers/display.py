@@ -39,7 +39,8 @@ def not_applicable(res: Any) -> set[str]:
 
     Destination counts come from ``run.json``; an official export (no counts) has its
     destination files counted instead. Employment does not apply to a PNA run outside the
-    United States (no jobs data).
+    United States (no jobs data), US mode decided as the engine does
+    (:attr:`~pna_helpers.results.Results.is_us`, i.e. ``Params.is_us``).
 
     Parameters
     ----------
@@ -57,8 +58,7 @@ def not_applicable(res: Any) -> set[str]:
         counts = {c: len(g) for c, g in res.all_destinations().items()}
     out = {sid for sid, cats in SCORE_DESTINATIONS.items()
            if all(int(counts.get(c, 0) or 0) == 0 for c in cats)}
-    country = str(((res.run or {}).get("parameters") or {}).get("country") or "")
-    if res.run and country.lower() not in ("united states", "us", "usa"):
+    if res.is_us is False:
         out.add("opportunity_employment")  # no jobs data outside the US (LODES)
     return out
 

@@ -534,6 +534,38 @@ class Results:
         return df
 
     @property
+    def iso3(self) -> str | None:
+        """ISO 3166-1 alpha-3 code of the run's country, by the engine's rule
+        (:func:`pna_engine.params.country_iso3`, as :attr:`Params.iso3`; a run.json without a
+        country ran with the default, the United States).
+
+        Returns
+        -------
+        str or None
+            ``"USA"``, ``"FIN"``, ...; None for an export without run.json parameters (an
+            official BNA export) or a country the engine does not know.
+        """
+        from pna_engine.params import DEFAULT_COUNTRY, country_iso3
+
+        params = (self.run or {}).get("parameters")
+        if not isinstance(params, dict):
+            return None
+        return country_iso3(str(params.get("country") or DEFAULT_COUNTRY))
+
+    @property
+    def is_us(self) -> bool | None:
+        """Whether the run was in US mode (census blocks, LODES jobs), as :attr:`Params.is_us`.
+
+        Returns
+        -------
+        bool or None
+            None when the results do not say (no run.json parameters: an official export).
+        """
+        if not isinstance((self.run or {}).get("parameters"), dict):
+            return None
+        return self.iso3 == "USA"
+
+    @property
     def methodology(self) -> str | None:
         """Methodology profile of a PNA run (``reference``, ``corrected`` or ``custom (...)``,
         from run.json); None for an export without run.json.
