@@ -26,6 +26,27 @@ SCORE_DESTINATIONS: dict[str, tuple[str, ...]] = {
 NA_NOTE = "n/a: the place has no destination of this kind, so there is nothing to score."
 
 
+def score_text(value: Any) -> str:
+    """A 0-100 score as every table and report header shows it: ``85.89 / 100``; ``n/a`` for
+    a missing score (None, NaN, not a number).
+
+    Parameters
+    ----------
+    value : float or None
+        The score, 0-100.
+
+    Returns
+    -------
+    str
+        Two decimals, then ``" / 100"``.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{v:.2f} / 100" if v == v else "n/a"
+
+
 def _style(df: Any, fmt: dict[str, str] | None = None) -> Any:
     return (df.style.format(fmt or {}, na_rep="n/a", escape="html")
             .hide(axis="index")
@@ -118,7 +139,7 @@ def scores(res: Any) -> Any:
 
     df = score_rows(res, main_only=True)[["Score", "Score (0-100)", "What it measures"]]
     df = df.rename(columns={"Score (0-100)": "Value"})
-    df["Value"] = [f"{v:.2f} / 100" if v == v else "n/a" for v in df["Value"]]
+    df["Value"] = [score_text(v) for v in df["Value"]]
     s = res.scores()
     miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
     extra = [("Population", f"{s.get('population_total', float('nan')):,.0f} people"

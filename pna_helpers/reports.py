@@ -268,9 +268,17 @@ def synthetic_inputs(res: Any) -> list[str]:
     return out
 
 
+#: A US census block id (GEOID20: state 2, county 3, tract 6, block 4 digits).
+_US_BLOCK_ID = re.compile(r"^\d{15}$")
+
+
 def block_word(res: Any) -> str:
     """What a block of this result set is: "grid cells" (synthetic population), "census
     blocks" (US), else "blocks".
+
+    US is the engine's rule for a PNA run (:attr:`~pna_helpers.results.Results.is_us`, i.e.
+    ``Params.is_us``; a run without a country ran as the default, US); an official export
+    (no run parameters) is US when every block id is a 15-digit census block GEOID.
 
     Parameters
     ----------
@@ -280,18 +288,30 @@ def block_word(res: Any) -> str:
     Returns
     -------
     str
-        ``"census blocks"`` also when the run names no country (and for official exports).
+        ``"grid cells"``, ``"census blocks"`` or ``"blocks"``.
     """
     if "population" in synthetic_inputs(res):
         return "grid cells"
-    country = str(((res.run or {}).get("parameters") or {}).get("country") or "")
-    return "census blocks" if country.lower() in ("united states", "us", "usa", "") else "blocks"
+    us = res.is_us
+    if us is None:  # an official export: its block ids say
+        try:
+            ids = res.blocks["geoid20"].astype(str) if "geoid20" in res.blocks.columns else None
+        except InputError:
+            ids = None
+        us = ids is not None and len(ids) > 0 and bool(ids.str.match(_US_BLOCK_ID).all())
+    return "census blocks" if us else "blocks"
+
+
+def _singular(word: str) -> str:
+    return {"census blocks": "census block", "grid cells": "grid cell"}.get(word, "block")
 
 
 def header_html(res: Any) -> str:
-    """The report's header (HTML, every value escaped): place, overall score, population,
-    centreline mileage, run date, engine version, methodology profile, input files by name,
-    and a note when the boundary or population is synthetic.
+    """The report's header (HTML, every value escaped): place, overall score (as the scores
+    table shows it, :func:`~pna_helpers.display.score_text`), population ("n/a" when the
+    results do not give it) in so many blocks (:func:`block_word`), centreline mileage, run
+    date, engine version, methodology profile, input files by name, and a note when the
+    boundary or population is synthetic.
 
     Run, engine, methodology and input files are shown for PNA runs; an official export is
     labelled as such.
@@ -311,12 +331,24 @@ def header_html(res: Any) -> str:
     InputError
         The results have no road segments (``neighborhood_ways``) to measure mileage from.
     """
+    from pna_helpers.display import score_text
+
     s = res.scores()
     run = res.run or {}
     miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
     overall = s.get("overall_score", float("nan"))
-    facts = [f"<b>Overall score: {overall:.0f} / 100</b>" if overall == overall else "",
-             f"population {s.get('population_total', float('nan')):,.0f}",
+    pop = s.get("population_total", float("nan"))
+    word = block_word(res)
+    try:
+        n_blocks = len(res.blocks)
+    except InputError:  # an export without blocks: no count
+        n_blocks = None
+    where = ("" if n_blocks is None else
+             f" in {n_blocks:,} {word if n_blocks != 1 else _singular(word)}")
+    # the score reads as in the scores table (one formatter); unknown population is n/a
+    facts = [f"<b>Overall score: {esc.text(score_text(overall))}</b>" if overall == overall
+             else "",
+             (f"population {pop:,.0f}" if pop == pop else "population n/a") + where,
              f"{miles.get('low', 0.0):.1f} miles of low-stress and "
              f"{miles.get('high', 0.0):.1f} miles of high-stress road (centreline miles: a "
              "two-way road counts once)"]

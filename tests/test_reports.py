@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,8 @@ import pytest
 from resultsfactory import write_export
 
 from pna_engine.errors import InputError
-from pna_helpers import reports
+from pna_helpers import display, reports
+from pna_helpers.results import load_results
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +41,62 @@ def test_incomplete_results_fail_before_running(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="incomplete"):
         reports.render_report(running, tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+
+
+def _town(folder: Path, country: str | None = None, population: bool = True) -> Path:
+    """A PNA export whose run.json names ``country`` (None: no country, the default)."""
+    export = write_export(folder, pna=True)
+    params = {"boundary": "b"} | ({"country": country} if country is not None else {})
+    run = json.loads((export / "run.json").read_text()) | {"parameters": params}
+    (export / "run.json").write_text(json.dumps(run))
+    if not population:
+        scores = export / "neighborhood_overall_scores.csv"
+        scores.write_text("".join(ln for ln in scores.read_text().splitlines(keepends=True)
+                                  if "population_total" not in ln))
+    return export
+
+
+def test_header_score_population_and_block_word(tmp_path: Path) -> None:
+    res = load_results(_town(tmp_path / "town"))
+    header = reports.header_html(res)
+    # the overall score reads exactly as in the scores table (one formatter)
+    table = display.scores(res).data.set_index("Score")["Value"]
+    assert table["Overall"] == display.score_text(85.89) == "85.89 / 100"
+    assert "<b>Overall score: 85.89 / 100</b>" in header
+    assert "population 230 in 4 census blocks" in header  # no country: the default, US
+    assert display.score_text(float("nan")) == display.score_text(None) == "n/a"
+    # population unknown: n/a, not nan or 0
+    header = reports.header_html(load_results(_town(tmp_path / "nopop", population=False)))
+    assert "population n/a in 4 census blocks" in header
+    assert "nan" not in header
+
+
+@pytest.mark.parametrize(("country", "word", "employment_na"), [
+    ("United States of America", "census blocks", False), ("USA", "census blocks", False),
+    ("us", "census blocks", False), ("Finland", "blocks", True), ("FI", "blocks", True)])
+def test_us_mode_follows_the_engine(tmp_path: Path, country: str, word: str,
+                                    employment_na: bool) -> None:
+    from pna_engine.params import Params
+
+    assert Params(boundary="b", output="o", country=country).is_us == (word == "census blocks")
+    res = load_results(_town(tmp_path / "town", country))
+    assert reports.block_word(res) == word
+    assert (f"in 4 {word}") in reports.header_html(res)
+    assert ("opportunity_employment" in display.not_applicable(res)) == employment_na
+
+
+def test_official_export_block_word_from_its_ids(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    us = load_results(write_export(tmp_path / "us"))  # 15-digit GEOID20s, no run.json
+    assert us.is_us is None and reports.block_word(us) == "census blocks"
+    assert "opportunity_employment" not in display.not_applicable(us)
+    other = write_export(tmp_path / "other")
+    path = other / "neighborhood_census_blocks.geojson"
+    blocks = gpd.read_file(path)
+    blocks["geoid20"] = ["FI-1", "FI-2", "FI-3", "FI-4"]
+    blocks.to_file(path, driver="GeoJSON")
+    assert reports.block_word(load_results(other)) == "blocks"
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
