@@ -157,10 +157,13 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
     """Ways whose upgrade to low stress would join separate low-stress islands.
 
     The low-stress network is the graph of segments usable at stress 1 (segment and crossing
-    stress) joined at their intersections. For each high-stress way touching two or more
-    islands, its segments whose crossings are low-stress are added and the gain is counted as
-    the number of newly connected pairs of low-stress segments. Only the first
-    ``max(5 * max_ways, 50)`` candidate ways, in the order of the ways table, are evaluated.
+    stress) joined at their intersections; an island is one of its connected parts. A
+    candidate is a way (with an OSM id) whose high-stress segments with low-stress crossings
+    touch two or more islands; those segments are added, and ``islands_joined`` counts the
+    islands that the addition actually merges with another (an island the way only touches,
+    or a crossing that stays high stress, does not count). The gain is the number of newly
+    connected pairs of low-stress segments. Only the first ``max(5 * max_ways, 50)``
+    candidate ways, in the order of the ways table, are evaluated.
 
     Parameters
     ----------
@@ -174,7 +177,8 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
     -------
     pandas.DataFrame
         Columns ``osm_id, name, functional_class, islands_joined, gain``, best gain first;
-        only ways joining two or more islands.
+        only ways merging two or more islands. Segments without an OSM way id are never
+        proposed.
 
     Raises
     ------
@@ -196,7 +200,7 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
     a, b = inv[: len(w)], inv[len(w):]
     n = len(nodes)
     low = _low_stress_edges(w)
-    osm = pd.to_numeric(w["osm_id"], errors="coerce").to_numpy()
+    osm = pd.to_numeric(w["osm_id"], errors="coerce").to_numpy(dtype=float)
     # crossings low in some direction: these segments become low-stress with a track
     up_ok = np.zeros(len(w), dtype=bool)
     for d in ("ft", "tf"):
@@ -208,29 +212,36 @@ def find_island_connectors(results: Any, max_ways: int = 10) -> Any:
         return connected_components(g, directed=False)[1]
 
     base_lab = comps(low)
-    # size of an island = its number of low-stress segments
-    seg_lab = base_lab[a[low]]
-    sizes = np.bincount(seg_lab, minlength=n)
+    # an island: a part of the low-stress network with at least one segment
+    on_island = np.bincount(base_lab[a[low]], minlength=n)[base_lab] > 0  # per node
 
     def pairs(lab: Any, mask: Any) -> float:
         s = np.bincount(lab[a[mask]], minlength=n).astype(float)
         return float((s * (s - 1) / 2).sum())
 
     base_pairs = pairs(base_lab, low)
-    cand = ~low & up_ok & (base_lab[a] != base_lab[b]) & (sizes[base_lab[a]] > 0) \
-        & (sizes[base_lab[b]] > 0)
+    up = ~low & up_ok & ~np.isnan(osm)  # segments to upgrade; no way id: nothing to propose
+    ends = pd.DataFrame({"way": np.r_[osm[up], osm[up]],
+                         "node": np.r_[a[up], b[up]]})
+    ends = ends[on_island[ends["node"].to_numpy()]]
+    touched = ends.assign(island=base_lab[ends["node"].to_numpy()]) \
+        .groupby("way")["island"].nunique()
+    cand = [way for way in pd.unique(osm[up]) if touched.get(way, 0) >= 2]
     rows = []
-    for way in pd.unique(osm[cand])[: max(5 * max_ways, 50)]:
+    for way in cand[: max(5 * max_ways, 50)]:
         add = (osm == way) & up_ok
         mask = low | add
         lab = comps(mask)
-        before = len(set(base_lab[np.r_[a[add], b[add]]]))
-        after = len(set(lab[np.r_[a[add], b[add]]]))
+        at = np.r_[a[add], b[add]]
+        at = at[on_island[at]]  # the way's ends on an island
+        # islands per new part: a part holding two or more islands merged them
+        merged = pd.Series(base_lab[at]).groupby(lab[at]).nunique()
+        joined = int(merged[merged >= 2].sum())
         gain = pairs(lab, mask) - base_pairs  # newly connected pairs of segments
         first = np.flatnonzero(osm == way)[0]
         rows.append({"osm_id": int(way), "name": w["name"].iloc[first],
                      "functional_class": w["functional_class"].iloc[first],
-                     "islands_joined": before if after < before else 1, "gain": gain})
+                     "islands_joined": joined, "gain": gain})
     df = pd.DataFrame(rows, columns=["osm_id", "name", "functional_class", "islands_joined",
                                      "gain"])
     df = df[df["islands_joined"] >= 2]
