@@ -317,9 +317,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the bundled demo place on the local backend and summarise it.
 
     ``pna demo``: submits the demo request, waits for it, prints the main scores and the
-    results and log locations, then writes ``outputs/reports/helsinki-demo.html`` (unless
-    ``--no-report``) and ``outputs/reports/helsinki-demo-map.html``. A report that fails is
-    reported on stderr and a map that fails is skipped; neither changes the exit status.
+    results and log locations, then writes ``outputs/reports/helsinki-demo.html`` and
+    ``outputs/reports/helsinki-demo-map.html`` (neither with ``--no-report``). A report or map
+    that cannot be written is one ``pna: error:`` line and exit 2 (the results stay).
 
     Parameters
     ----------
@@ -329,12 +329,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        Exit status: 0 the demo job succeeded, 1 it did not.
+        Exit status: 0 the demo job succeeded (and its report and map were written), 1 it
+        did not, or the report notebook failed.
 
     Raises
     ------
     InputError
-        The demo inputs are not available, or bad settings.
+        The demo inputs are not available, bad settings, or the report or map cannot be
+        written (``outputs/reports`` is a file, read-only, the disk is full, ...).
     WaitTimeout
         ``--timeout`` passed before the job finished (the job keeps running).
     """
@@ -355,25 +357,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_scores(loc)
     print(f"\nresults: {loc}")
     print(f"log:     {client.store.log_path(job.job_id)}")
-    try:
-        from pna_helpers import reports
-    except ImportError:
-        reports = None
-    if reports is not None and hasattr(reports, "render_report") and not args.no_report:
-        out = outputs_dir() / "reports" / "helsinki-demo.html"
-        try:
-            path = reports.render_report(loc, out)
-            print(f"report:  {path}")
-        except Exception as exc:  # the analysis succeeded; a report problem is not fatal
-            _err(f"the report could not be rendered ({exc}); results are in {loc}")
-    try:
-        from pna_helpers import maps
+    if args.no_report:
+        return 0
+    from pna_engine.errors import check_writable_folder, storage_error
+    from pna_helpers import maps, reports
 
-        if hasattr(maps, "save_map"):
-            m = maps.save_map(loc, outputs_dir() / "reports" / "helsinki-demo-map.html")
-            print(f"map:     {m}")
-    except Exception:
-        pass
+    folder = outputs_dir() / "reports"
+    try:  # before the minute of rendering: a folder that cannot be written says so at once
+        check_writable_folder(folder, "")
+    except InputError as exc:
+        raise InputError(f"the demo report and map cannot be written ({str(exc).split(';')[0]})"
+                         "; move that out of the way, set PNA_OUTPUTS to a writable folder, or "
+                         f"run 'pna demo --no-report'; the results are in {loc}") from None
+    try:
+        path = reports.render_report(loc, folder / "helsinki-demo.html")
+        print(f"report:  {path}")
+        m = maps.save_map(loc, folder / "helsinki-demo-map.html")
+        print(f"map:     {m}")
+    except OSError as exc:  # e.g. the disk filled while writing
+        raise storage_error(exc, "the demo report and map") from None
+    except RuntimeError as exc:  # a cell of the report notebook failed (names the cell)
+        _err(f"{exc}; the results are in {loc}")
+        return 1
     return 0
 
 
@@ -421,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", parents=[common, wt], help="run the Helsinki demo locally")
-    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--no-report", action="store_true",
+                   help="write neither the HTML report nor the map (outputs/reports/): only "
+                        "print the scores and where the results are")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("submit", parents=[common, wt], help="submit one place; prints the job id",

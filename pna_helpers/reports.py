@@ -103,6 +103,9 @@ def render_report(results_location: Any, out_html: str | Path | None = None,
     ------
     InputError
         The results cannot be loaded, or the report template notebook is missing.
+    OSError
+        The output cannot be written (raised before the notebook runs when its folder cannot
+        be created).
     RuntimeError
         A cell of the report notebook failed (the message names the cell and the error).
     """
@@ -111,6 +114,7 @@ def render_report(results_location: Any, out_html: str | Path | None = None,
     res = load_results(results_location, name=name)  # clear errors before starting a kernel
     out = Path(out_html) if out_html else outputs_dir() / "reports" / f"{slugify(res.name, 60)}.html"
     template = _report_template()
+    out.parent.mkdir(parents=True, exist_ok=True)  # a folder in the way fails before the kernel
     with tempfile.TemporaryDirectory(prefix="pna-report-") as tmp:
         executed = Path(tmp) / "report.ipynb"
         try:
