@@ -310,10 +310,28 @@ def _singular(word: str) -> str:
     return {"census blocks": "census block", "grid cells": "grid cell"}.get(word, "block")
 
 
+def _blocks_in_boundary(res: Any) -> int | None:
+    """Blocks touching the boundary: those whose people ``population_total`` counts (the
+    export also holds the blocks of the buffer around it); None without blocks or boundary."""
+    import numpy as np
+    import shapely
+
+    try:
+        blocks = res.blocks
+    except InputError:
+        return None
+    boundary = res.boundary
+    if boundary is None or not len(boundary):
+        return None
+    area = shapely.union_all(np.asarray(boundary.geometry.values))
+    return int(shapely.intersects(area, np.asarray(blocks.geometry.values)).sum())
+
+
 def header_html(res: Any) -> str:
     """The report's header (HTML, every value escaped): place, overall score (as the scores
     table shows it, :func:`~pna_helpers.display.score_text`), population ("n/a" when the
-    results do not give it) in so many blocks (:func:`block_word`), centreline mileage, run
+    results do not give it) in so many blocks of the boundary (:func:`block_word`),
+    centreline mileage, run
     date, engine version, methodology profile, input files by name, and a note when the
     boundary or population is synthetic.
 
@@ -342,16 +360,11 @@ def header_html(res: Any) -> str:
     miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
     overall = s.get("overall_score", float("nan"))
     pop = s.get("population_total", float("nan"))
-    word = block_word(res)
-    try:
-        n_blocks = len(res.blocks)
-    except InputError:  # an export without blocks: no count
-        n_blocks = None
+    word, n_blocks = block_word(res), _blocks_in_boundary(res)
     where = ("" if n_blocks is None else
              f" in {n_blocks:,} {word if n_blocks != 1 else _singular(word)}")
     # the score reads as in the scores table (one formatter); unknown population is n/a
-    facts = [f"<b>Overall score: {esc.text(score_text(overall))}</b>" if overall == overall
-             else "",
+    facts = [f"<b>Overall score: {esc.text(score_text(overall))}</b>",
              (f"population {pop:,.0f}" if pop == pop else "population n/a") + where,
              f"{miles.get('low', 0.0):.1f} miles of low-stress and "
              f"{miles.get('high', 0.0):.1f} miles of high-stress road (centreline miles: a "

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
-from resultsfactory import write_export
+from resultsfactory import DX, DY, X0, Y0, write_export
+from shapely.geometry import box
 
 from pna_engine.errors import InputError
 from pna_helpers import display, reports
@@ -69,6 +71,12 @@ def test_header_score_population_and_block_word(tmp_path: Path) -> None:
     header = reports.header_html(load_results(_town(tmp_path / "nopop", population=False)))
     assert "population n/a in 4 census blocks" in header
     assert "nan" not in header
+    # the blocks counted are the boundary's (the export also holds the buffer's)
+    small = _town(tmp_path / "small")
+    gpd.GeoDataFrame({"id": [1]}, geometry=[box(X0 + 0.001, Y0 + 0.001, X0 + 0.002,
+                                                Y0 + 2 * DY - 0.001)], crs=4326) \
+        .to_file(small / "neighborhood_boundary.geojson", driver="GeoJSON")
+    assert DX > 0.002 and "in 2 census blocks" in reports.header_html(load_results(small))
 
 
 @pytest.mark.parametrize(("country", "word", "employment_na"), [
@@ -86,8 +94,6 @@ def test_us_mode_follows_the_engine(tmp_path: Path, country: str, word: str,
 
 
 def test_official_export_block_word_from_its_ids(tmp_path: Path) -> None:
-    import geopandas as gpd
-
     us = load_results(write_export(tmp_path / "us"))  # 15-digit GEOID20s, no run.json
     assert us.is_us is None and reports.block_word(us) == "census blocks"
     assert "opportunity_employment" not in display.not_applicable(us)
