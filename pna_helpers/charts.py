@@ -73,9 +73,17 @@ def category_scores(results: Any, ax: Any = None) -> Any:
     return fig
 
 
+#: Sub-score bar colour per category (the key beside :func:`sub_scores`).
+SUB_SCORE_COLORS: dict[str, str] = {"opportunity": "#55a868", "core_services": "#c44e52",
+                                    "recreation": "#8172b2"}
+#: Colour of a sub-score that does not apply (no destination of its kind).
+NA_COLOR = "#bdbdbd"
+
+
 def sub_scores(results: Any) -> Any:
-    """Bars of every sub-score (doctors, parks, ...) coloured by category, with a colour key;
-    a score that does not apply (no destination of its kind) is written "n/a", not drawn as 0.
+    """Bars of every sub-score (doctors, parks, ...) coloured by category, with a key beside
+    the chart naming each colour's category and what "n/a" means; a score that does not apply
+    (no destination of its kind) is written "n/a" with a grey marker, not drawn as 0.
 
     Parameters
     ----------
@@ -86,6 +94,8 @@ def sub_scores(results: Any) -> Any:
     Returns
     -------
     matplotlib.figure.Figure
+        One axes of bars; the key is a legend titled "Category" placed outside the axes, on
+        the right.
 
     Raises
     ------
@@ -101,23 +111,30 @@ def sub_scores(results: Any) -> Any:
     s = res.scores()
     na = not_applicable(res)
     ids = [i for i, info in SCORE_INFO.items() if not info["main"] and i in s.index][::-1]
-    palette = {"opportunity": "#55a868", "core_services": "#c44e52", "recreation": "#8172b2"}
-    names = {"opportunity": "Opportunity", "core_services": "Core services",
-             "recreation": "Recreation"}
+    palette = SUB_SCORE_COLORS
     vals = [0.0 if i in na else float(s[i]) for i in ids]
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     bars = ax.barh([SCORE_INFO[i]["label"] for i in ids], vals,
                    color=[palette.get(SCORE_INFO[i]["group"], "#4c72b0") for i in ids])
     for b, i, v in zip(bars, ids, vals):
-        ax.text(min(v + 1, 90), b.get_y() + b.get_height() / 2,
-                "n/a" if i in na else f"{v:.0f}", va="center", fontsize=8,
-                color="#777" if i in na else "#222")
+        y = b.get_y() + b.get_height() / 2
+        if i in na:
+            ax.plot([1.5], [y], "s", color=NA_COLOR, ms=6, clip_on=False)
+            ax.text(3.5, y, "n/a", va="center", fontsize=8, color="#666")
+        elif v > 88:  # inside the end of a long bar, in white: never over the frame
+            ax.text(v - 1, y, f"{v:.0f}", va="center", ha="right", fontsize=8, color="white",
+                    fontweight="bold")
+        else:
+            ax.text(v + 1, y, f"{v:.0f}", va="center", fontsize=8, color="#222")
     ax.set_xlim(0, 100)
-    ax.set_xlabel("score (0-100); n/a: no destination of this kind in the place")
+    ax.set_xlabel("score (0-100)")
     ax.set_title("Sub-scores by category")
     groups = [g for g in palette if any(SCORE_INFO[i]["group"] == g for i in ids)]
-    ax.legend(handles=[Patch(color=palette[g], label=names[g]) for g in groups],
-              loc="lower right", fontsize=8, title="category", title_fontsize=8)
+    handles = [Patch(color=palette[g], label=SCORE_INFO[g]["label"]) for g in groups]
+    if any(i in na for i in ids):
+        handles.append(Patch(color=NA_COLOR, label="n/a: no destination\nof this kind in the place"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+              fontsize=9, title="Category", title_fontsize=9, frameon=False, alignment="left")
     fig.tight_layout()
     return fig
 
