@@ -8,7 +8,10 @@ the ``pna report --many`` index, notebook displays) goes through these helpers:
 * :func:`href` - a link target: relative or ``http(s)``/``file`` URLs only, escaped;
 * :func:`script_json` - data for a ``<script>`` block, which can never close it;
 * :data:`TEXT_NODE_JS` - the JavaScript that map tooltips use to show text as text (a DOM text
-  node, never ``innerHTML``).
+  node, never ``innerHTML``);
+* :func:`no_math` / :data:`NO_MATH_CLASS` - HTML that notebooks never typeset as LaTeX maths
+  (JupyterLab reads ``$12.30 and $4.00`` as the formula ``12.30 and``); :func:`dollar` - a
+  dollar amount that stays text in any renderer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import json
 import re
 from typing import Any
 
-__all__ = ["TEXT_NODE_JS", "href", "script_json", "text"]
+__all__ = ["NO_MATH_CLASS", "TEXT_NODE_JS", "dollar", "href", "no_math", "script_json",
+           "text"]
 
 
 def text(value: Any) -> str:
@@ -52,3 +56,21 @@ def script_json(obj: Any) -> str:
 #: DOM node as it is; it would parse a string as HTML).
 TEXT_NODE_JS = ("function pnaText(s) { var d = document.createElement('div');"
                 " d.style.whiteSpace = 'pre-line'; d.textContent = s; return d; }")
+
+
+#: Classes MathJax 3 (JupyterLab 4, Notebook 7) and MathJax 2 (classic Notebook, nbconvert)
+#: skip: nothing inside an element with them is typeset as maths.
+NO_MATH_CLASS = "tex2jax_ignore mathjax_ignore"
+
+
+def no_math(fragment: str, tag: str = "div") -> str:
+    """``fragment`` (HTML) inside a ``<tag>`` that notebooks never typeset as LaTeX maths:
+    dollar amounts and outside text with ``$`` stay as written."""
+    return f'<{tag} class="{NO_MATH_CLASS}">{fragment}</{tag}>'
+
+
+def dollar(amount: str) -> str:
+    """A dollar amount as HTML (``amount`` is already-formatted text such as ``"12.30"``): the
+    ``$`` in its own element, so no maths renderer can pair it with another ``$`` (MathJax and
+    KaTeX look for ``$...$`` within one run of text)."""
+    return f'<span class="pna-dollar">$</span>{text(amount)}'

@@ -1,12 +1,14 @@
 """The campaign dashboard for notebooks: one HTML block (counts by Batch status and engine
 phase, throughput, ETA, cost, failures by reason with a log excerpt), refreshed in place while
-the campaign runs. Every outside text (place names, reasons, logs) is escaped."""
+the campaign runs. Every outside text (place names, reasons, logs) is escaped, and nothing in
+the block is typeset as LaTeX maths (dollar amounts, ``$`` in logs)."""
 
 from __future__ import annotations
 
 import html as _html
 from typing import Any
 
+from pna_helpers import _html as _esc
 from pna_helpers.campaigns._core import CampaignStatus, _duration
 
 STATUS_COLORS = {"SUBMITTED": "#9e9e9e", "PENDING": "#bdbdbd", "RUNNABLE": "#90caf9",
@@ -28,18 +30,20 @@ def status_html(st: CampaignStatus) -> str:
     eta = "finished" if st.finished else f"{_duration(st.eta_s)} ({esc(st.eta_basis)})"
     est = ""
     if st.estimate:
+        cost = _esc.dollar(f"{st.estimate['cost']:,.4f}")
         est = (f"<br>estimated before submitting: {st.estimate['total_seconds']:,.0f} s of "
-               f"runs, ${st.estimate['cost']:,.4f}")
+               f"runs, {cost}")
     out = [
-        "<div class='pna-campaign' style='font:13px sans-serif;max-width:900px'>",
+        f"<div class='pna-campaign {_esc.NO_MATH_CLASS}' "
+        "style='font:13px sans-serif;max-width:900px'>",
         f"<h3 style='margin:4px 0'>Campaign {esc(st.name)} <small>({esc(st.backend)}, "
         f"{st.places} places, refreshed {esc(st.refreshed_at)})</small></h3>",
         "<div style='display:flex;height:14px;border:1px solid #999;margin:4px 0'>"
         f"{bar}</div>",
         f"<table style='text-align:center;border-collapse:collapse'><tr>{cells}</tr></table>",
         f"<p>running by phase: {phases}<br>throughput {thr} · ETA {eta}<br>"
-        f"used {st.vcpu_hours:,.4f} vCPU-h = <b>${st.cost:,.4f}</b> at "
-        f"${st.price_per_vcpu_hour}/vCPU-h{est}</p>",
+        f"used {st.vcpu_hours:,.4f} vCPU-h = <b>{_esc.dollar(f'{st.cost:,.4f}')}</b> at "
+        f"{_esc.dollar(str(st.price_per_vcpu_hour))}/vCPU-h{est}</p>",
     ]
     if st.note:
         out.append(f"<p><i>{esc(st.note)}</i></p>")

@@ -20,6 +20,7 @@ from typing import Any
 
 from pna_engine.atomic import write_text
 from pna_engine.errors import InputError
+from pna_helpers._html import NO_MATH_CLASS
 from pna_helpers.jobs.request import slugify
 
 #: (name, column, kind, threshold): kind "abs" = absolute points, "rel" = relative change.
@@ -146,6 +147,8 @@ def comparison_html(cmp: Any, title: str = "Year over year") -> str:
              "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}.up{color:#1a7f37}"
              ".down{color:#b42318}section{margin:18px 0}</style></head><body>",
+             # shown in a notebook the body tag is dropped: this div keeps $ in names as text
+             f"<div class='{NO_MATH_CLASS}'>",
              f"<h1>{esc(title)}</h1>",
              f"<p>{int(cmp['matched'].sum())} of {len(cmp)} places matched; "
              f"{len(flagged)} flagged as suspicious.</p>", "<h2>Suspicious changes</h2><ul>"]
@@ -171,7 +174,7 @@ def comparison_html(cmp: Any, title: str = "Year over year") -> str:
         if r["flags"]:
             parts.append(f"<p>⚠ {esc(r['flags'])}</p>")
         parts.append("</section>")
-    parts.append("</body></html>")
+    parts.append("</div></body></html>")
     return "\n".join(parts)
 
 
