@@ -959,16 +959,86 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
         items += [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")]
     if highlight is not None and len(highlight):
         pane = _pane(m, CHANGED_PANE)
+        changed = layer(f"Changed ways ({len(highlight)})")
         gj = folium.GeoJson(compact_geojson(highlight, ["osm_id", "name"], tolerance_m=0),
-                            name=esc.text(f"Changed ways ({len(highlight)})"),
                             style_function=lambda _f: {"color": CHANGED_COLOR, "weight": 9,
                                                        "opacity": 0.95, "pane": pane})
         TextTooltip(["name", "osm_id"], ["", "way"]).add_to(gj)
-        gj.add_to(m)
+        gj.add_to(changed)
+        add_changed_rings(changed, highlight, pane)
+        changed.add_to(m)
         items.append((CHANGED_COLOR, f"changed way{'s' if len(highlight) != 1 else ''}"))
     add_legend(m, title, items)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
+
+
+#: Radius in screen pixels of the ring drawn around each changed way: the same size at every
+#: zoom, so a changed segment a few metres long stays visible on a zoomed-out map.
+CHANGED_RING_PX = 14
+
+
+def changed_way_points(ways: Any) -> Any:
+    """One point per OSM way of ``ways``: the middle of the way (of its longest connected
+    part when its segments do not join), where :func:`add_changed_rings` draws its ring.
+
+    Parameters
+    ----------
+    ways : geopandas.GeoDataFrame
+        Road segments (lines, any CRS) with ``osm_id``; ``name`` is kept when present.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``osm_id``, ``name`` and the point geometry (EPSG:4326), one row per way.
+    """
+    import geopandas as gpd
+    import shapely
+
+    w = ways[ways.geometry.notna() & ~ways.geometry.is_empty]
+    w = w.set_crs(4326) if w.crs is None else w
+    rows, points = [], []
+    if len(w):
+        utm = w.to_crs(4326).estimate_utm_crs()
+        w = w.to_crs(utm)
+        names = w["name"] if "name" in w.columns else None
+        for _key, grp in w.groupby(w["osm_id"].astype(str), sort=False):
+            merged = shapely.line_merge(shapely.union_all(grp.geometry.to_numpy()))
+            parts = list(getattr(merged, "geoms", [merged]))
+            longest = max(parts, key=lambda g: g.length)
+            points.append(longest.interpolate(0.5, normalized=True) if longest.length
+                          else longest.centroid)
+            name = names.loc[grp.index].dropna() if names is not None else []
+            rows.append({"osm_id": grp["osm_id"].iloc[0],
+                         "name": name.iloc[0] if len(name) else None})
+        return gpd.GeoDataFrame(rows, geometry=points, crs=utm).to_crs(4326)
+    return gpd.GeoDataFrame({"osm_id": [], "name": []}, geometry=[], crs=4326)
+
+
+def add_changed_rings(target: Any, ways: Any, pane: str | None = None) -> None:
+    """Draw a ring of :data:`CHANGED_RING_PX` pixels (a Leaflet circle marker: fixed screen
+    size) around each changed OSM way of ``ways``, in :data:`CHANGED_COLOR`, with the way's
+    name and id as a text tooltip.
+
+    Parameters
+    ----------
+    target : folium.Map or folium.FeatureGroup
+        Where to add the rings.
+    ways : geopandas.GeoDataFrame
+        The changed segments (see :func:`changed_way_points`).
+    pane : str or None
+        The map pane to draw in (default: Leaflet's overlay pane).
+    """
+    data = compact_geojson(changed_way_points(ways), ["osm_id", "name"], tolerance_m=0)
+    if not data["features"]:
+        return
+    ring = {"radius": CHANGED_RING_PX, "color": CHANGED_COLOR, "weight": 3, "opacity": 0.95,
+            "fill": True, "fillColor": CHANGED_COLOR, "fillOpacity": 0.12}
+    gj = folium.GeoJson(data, marker=folium.CircleMarker(**ring, **({"pane": pane} if pane
+                                                                   else {})),
+                        style_function=lambda _f: dict(ring))
+    TextTooltip(["name", "osm_id"], ["", "way"]).add_to(gj)
+    gj.add_to(target)
 
 
 def difference_map(base: Any, other: Any, column: str = "overall_score") -> OfflineMap:
