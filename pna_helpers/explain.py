@@ -586,15 +586,16 @@ class Explanation:
         if self.unavailable:
             parts.append("<p class='unavailable'><b>Not re-computable:</b> " +
                          "; ".join(e(u) for u in self.unavailable) + "</p>")
-        parts.append("<h3>Contributions (score points)</h3>" + _table_html(self.table()))
+        tab = self.table()
+        parts.append("<h3>Contributions (score points)</h3>" + _table_html(tab, tab.columns))
         parts.append(svg)
         if self.quirks is not None:
             q = self.quirks.copy()
             q.columns = [SCORE_INFO.get(c, {}).get("label", c) for c in q.columns]
-            parts.append("<h3>Methodology, quirk by quirk</h3>" + _table_html(q.round(3)))
+            parts.append("<h3>Methodology, quirk by quirk</h3>" + _table_html(q, q.columns))
         if self.top_ways is not None and len(self.top_ways):
             parts.append("<h3>Ways ranked by their own contribution (leave-one-out)</h3>" +
-                         _table_html(self.top_ways))
+                         _table_html(self.top_ways, ["overall_points"]))
         if self.segments is not None and len(self.segments):
             cols = ["osm_id", "name", "functional_class", "cause", "tag_diff", "stress_a",
                     "stress_b"]
@@ -648,17 +649,25 @@ class Explanation:
 
 
 def _pts(v: float) -> str:
+    """Score points with a sign and 2 decimals; "0.00" for what rounds to zero (no "-0.00")."""
     v = float(v)
+    if abs(v) < 0.005:
+        return "0.00"
     return f"{'+' if v >= 0 else '-'}{abs(v):.2f}"
 
 
-def _table_html(df: Any) -> str:
+def _table_html(df: Any, points: Any = ()) -> str:
+    """``df`` as an escaped HTML table; the columns in ``points`` (score points) with a sign
+    and 2 decimals, other numbers as :func:`_fmt`."""
     e = _html.escape
     head = "<tr><th>" + e(str(df.index.name or "")) + "</th>" + "".join(
         f"<th>{e(str(c))}</th>" for c in df.columns) + "</tr>"
+    pts = [c in set(points) for c in df.columns]
     rows = []
     for idx, r in df.iterrows():
-        cells = "".join(f"<td>{e(_fmt(v))}</td>" for v in r.to_numpy())
+        cells = "".join(
+            f"<td>{e(_pts(v) if p and isinstance(v, float) and v == v else _fmt(v))}</td>"
+            for v, p in zip(r.to_numpy(), pts))
         rows.append(f"<tr><td>{e(str(idx))}</td>{cells}</tr>")
     return "<table>" + head + "".join(rows) + "</table>"
 
@@ -1298,14 +1307,14 @@ def run_cli(args: Any) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(ex.summary())
         print()
-        print(ex.table().to_string())
+        print(ex.table().to_string(float_format=_pts))
         if ex.quirks is not None:
             print("\nMethodology, quirk by quirk (overall points):")
-            print(ex.quirks["overall_score"].round(3).to_string())
+            print(ex.quirks["overall_score"].to_string(float_format=_pts))
         if ex.top_ways is not None and len(ex.top_ways):
             print("\nWays by their own contribution (leave-one-out, overall points):")
             print(ex.top_ways[["osm_id", "name", "cause", "tag_diff", "overall_points"]]
-                  .to_string(index=False))
+                  .to_string(index=False, formatters={"overall_points": _pts}))
         if ex.destinations is not None and len(ex.destinations):
             d = ex.destinations[(ex.destinations["added"] > 0) | (ex.destinations["removed"] > 0)]
             if len(d):
