@@ -1,13 +1,15 @@
 """Tables as a planner reads them in notebooks and reports: human column names with units,
 integer counts, local times to the second, "n/a" (not 0) where a place has no destination of
 a kind, nothing truncated. Each function returns a pandas ``Styler`` (displayed as HTML,
-values escaped) built from the plain DataFrames of :mod:`pna_helpers.results` / ``jobs``.
+values escaped, never typeset as LaTeX maths: a cost such as ``$12.30`` stays text) built from
+the plain DataFrames of :mod:`pna_helpers.results` / ``jobs`` / ``plan`` / ``qa`` / ``explain``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pna_helpers import _html as esc
 from pna_helpers.results import SCORE_INFO
 
 #: Sub-score -> the destination category (``run.json`` counts) it needs; no destination of
@@ -47,9 +49,10 @@ def score_text(value: Any) -> str:
     return f"{v:.2f} / 100" if v == v else "n/a"
 
 
-def _style(df: Any, fmt: dict[str, str] | None = None) -> Any:
+def _style(df: Any, fmt: dict[str, Any] | None = None) -> Any:
     return (df.style.format(fmt or {}, na_rep="n/a", escape="html")
             .hide(axis="index")
+            .set_table_attributes(f'class="{esc.NO_MATH_CLASS}"')
             .set_table_styles([{"selector": "th", "props": "text-align: left"},
                                {"selector": "td", "props": "text-align: left; "
                                                          "white-space: normal"}]))
@@ -282,3 +285,217 @@ def island_connectors(candidates: Any) -> Any:
         "islands_joined": "Low-stress islands joined",
         "gain": "Segment pairs newly connected on low stress"})
     return _style(df, {"Segment pairs newly connected on low stress": "{:,.0f}"})
+
+
+def _points(v: Any) -> str:
+    """Score points: a sign and 2 decimals, "0.00" for what rounds to zero, "n/a" for NaN."""
+    if v is None or v != v:
+        return "n/a"
+    v = float(v)
+    return "0.00" if abs(v) < 0.005 else f"{v:+.2f}"
+
+
+def _ids(v: Any) -> str:
+    return ", ".join(str(int(i)) for i in v) if isinstance(v, list | tuple) else str(v)
+
+
+def _way_link(v: Any) -> str:
+    """An OSM way id as a link to the way on openstreetmap.org (opens a new tab)."""
+    i = int(v)
+    return (f'<a href="{esc.href(f"https://www.openstreetmap.org/way/{i}")}" '
+            f'target="_blank" rel="noopener">{i}</a>')
+
+
+def plan(p: Any, currency: str = "$") -> Any:
+    """An improvement plan (:func:`pna_helpers.plan.make_plan`) for reading: one row per
+    step, in order, with the street, treatment, length, cost, score gain and the score after it.
+
+    Parameters
+    ----------
+    p : Plan
+        The plan (its ``table`` and ``target`` are used).
+    currency : str
+        Symbol written before each cost (default ``"$"``: the default cost table is rough US
+        dollars); pass ``""`` or your own when you gave ``make_plan`` costs in another
+        currency.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Step``, ``OSM ways``, ``Street``, ``Road class``, ``Treatment``,
+        ``Length (km)`` (3 decimals), ``Cost``, ``Score gain (points)`` (signed, 2 decimals),
+        ``Pairs newly connected on low stress``, ``<Target> score after (0-100)``,
+        ``Length so far (km)`` and ``Cost so far``. An empty plan gives the columns without
+        rows.
+    """
+    import pandas as pd
+
+    t = p.table
+    target = str(getattr(p, "target", "overall")).replace("_", " ").capitalize()
+    after = f"{target} score after (0-100)"
+
+    def money(v: Any) -> str:
+        return "n/a" if v is None or v != v else f"{esc.text(currency)}{float(v):,.0f}"
+
+    df = pd.DataFrame({
+        "Step": t["step"].astype(int),
+        "OSM ways": [_ids(v) for v in t["osm_ids"]],
+        "Street": [n if isinstance(n, str) else "" for n in t["name"]],
+        "Road class": t["functional_class"].fillna("").astype(str).str.replace("_", " "),
+        "Treatment": t["treatment"].astype(str),
+        "Length (km)": t["length_km"].astype(float),
+        "Cost": t["cost"].astype(float),
+        "Score gain (points)": t["gain"].astype(float),
+        "Pairs newly connected on low stress": t["low_stress_pairs_gained"].astype(int),
+        after: t["score"].astype(float),
+        "Length so far (km)": t["cumulative_km"].astype(float),
+        "Cost so far": t["cumulative_cost"].astype(float),
+    })
+    return _style(df, {"Length (km)": "{:.3f}", "Cost": money, "Score gain (points)": _points,
+                       "Pairs newly connected on low stress": "{:,.0f}", after: "{:.2f}",
+                       "Length so far (km)": "{:.3f}", "Cost so far": money})
+
+
+def osm_qa(q: Any, top: int | None = 25) -> Any:
+    """The ranked "tags to check" of :func:`pna_helpers.qa.osm_qa` for reading: the way (a
+    link to it on openstreetmap.org), the missing tag, the default used instead, the values
+    tried and how far they move the overall score.
+
+    Parameters
+    ----------
+    q : QA
+        The QA result (its ``table`` is used, already ranked).
+    top : int or None
+        Rows to show (default 25; None: all).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Rank``, ``OSM way`` (link), ``Street``, ``Road class``, ``Missing tag``,
+        ``Default used``, ``Values tried``, ``Overall score with each value (0-100)``,
+        ``Score range (points)`` (2 decimals), ``Segments``, ``Length (m)`` and ``Note``.
+    """
+    import pandas as pd
+
+    t = q.table if top is None else q.table.head(top)
+
+    def joined(v: Any, fmt: str = "{}") -> str:
+        return ", ".join(fmt.format(x) for x in v) if isinstance(v, list | tuple) else ""
+
+    df = pd.DataFrame({
+        "Rank": range(1, len(t) + 1),
+        "OSM way": t["osm_id"].astype(int),
+        "Street": [n if isinstance(n, str) else "" for n in t["name"]],
+        "Road class": t["functional_class"].fillna("").astype(str).str.replace("_", " "),
+        "Missing tag": t["tag"].astype(str),
+        "Default used": t["default_used"].fillna("").astype(str),
+        "Values tried": [joined(v) for v in t["alternatives"]],
+        "Overall score with each value (0-100)": [joined(v, "{:.2f}") for v in t["scores"]],
+        "Score range (points)": t["score_range"].astype(float),
+        "Segments": t["segments"].astype(int),
+        "Length (m)": t["length_km"].astype(float) * 1000.0,
+        "Note": t["note"].fillna("").astype(str) if "note" in t else "",
+    })
+    return _style(df, {"OSM way": _way_link, "Score range (points)": "{:.2f}",
+                       "Length (m)": "{:,.0f}"})
+
+
+def contributions(ex: Any, score: str | None = None) -> Any:
+    """What moved each score from A to B (:func:`pna_helpers.explain.explain`), in score
+    points with 2 decimals and a sign; the last row is the total change.
+
+    Parameters
+    ----------
+    ex : Explanation
+        The explanation.
+    score : str or None
+        One main score id (e.g. ``"overall_score"``); None (default): every main score.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Column ``Contribution`` (the input group, then ``Total change``) and one column per
+        score, labelled ``<Score> (points)``.
+    """
+    df = ex.table(score)
+    df = df.rename(columns={c: f"{c} (points)" for c in df.columns})
+    df.index.name = "Contribution"
+    df = df.reset_index()
+    cols = [c for c in df.columns if c != "Contribution"]
+    return _style(df, dict.fromkeys(cols, _points)).set_table_styles(
+        [{"selector": "tr:last-child td", "props": "font-weight: bold; "
+                                                   "border-top: 1px solid #999"}], overwrite=False)
+
+
+def explain_details(ex: Any, rows: int = 20) -> list[tuple[str, Any]]:
+    """The detail tables of an explanation (:func:`pna_helpers.explain.explain`) for reading,
+    each with a title: the methodology quirk by quirk, the ways by their own contribution, the
+    destinations added and removed, the segments whose stress changed. Empty tables are left
+    out; score points have 2 decimals and a sign.
+
+    Parameters
+    ----------
+    ex : Explanation
+        The explanation.
+    rows : int
+        Rows shown of the long tables (ways, segments; default 20); the title says how many
+        there are.
+
+    Returns
+    -------
+    list of (str, pandas.io.formats.style.Styler)
+    """
+    import pandas as pd
+
+    out: list[tuple[str, Any]] = []
+    if ex.quirks is not None and len(ex.quirks):
+        q = ex.quirks.copy()
+        q.columns = [f"{SCORE_INFO.get(c, {}).get('label', c)} (points)" for c in q.columns]
+        q.index.name = "Quirk"
+        q = q.reset_index()
+        out.append(("Methodology, quirk by quirk", _style(
+            q, {c: _points for c in q.columns if c != "Quirk"})))
+    tw = ex.top_ways
+    if tw is not None and len(tw):
+        n = len(tw)
+        tw = tw.head(rows)
+        df = pd.DataFrame({
+            "OSM way": tw["osm_id"].astype("int64"),
+            "Street": [v if isinstance(v, str) else "" for v in tw.get("name", [""] * len(tw))],
+            "What changed": tw["cause"].fillna("").astype(str),
+            "Tag changes": tw["tag_diff"].fillna("").astype(str),
+            "Segments": tw["segments"].astype(int),
+            "Length (m)": tw["length_m"].astype(float),
+            "Overall score contribution (points)": tw["overall_points"].astype(float)})
+        out.append((f"Ways by their own contribution (leave-one-out; {n} re-scored)", _style(
+            df, {"OSM way": _way_link, "Length (m)": "{:,.0f}",
+                 "Overall score contribution (points)": _points})))
+    d = ex.destinations
+    if d is not None and len(d):
+        d = d[(d["added"] > 0) | (d["removed"] > 0)]
+        if len(d):
+            df = pd.DataFrame({
+                "Destination kind": d["category"].astype(str).str.replace("_", " "),
+                "In A": d["a"].astype(int), "In B": d["b"].astype(int),
+                "Added": d["added"].astype(int), "Removed": d["removed"].astype(int)})
+            out.append(("Destinations added and removed", _style(df)))
+    seg = ex.segments
+    if seg is not None and len(seg):
+        n = len(seg)
+        s = seg.head(rows)
+
+        def osm(v: Any) -> str:
+            return _way_link(v) if v == v and v is not None else ""
+
+        df = pd.DataFrame({
+            "OSM way": s["osm_id"],
+            "Street": [v if isinstance(v, str) else "" for v in s["name"]],
+            "Road class": s["functional_class"].fillna("").astype(str).str.replace("_", " "),
+            "What changed": s["cause"].fillna("").astype(str),
+            "Stress in A": s["stress_a"].fillna("-").astype(str),
+            "Stress in B": s["stress_b"].fillna("-").astype(str),
+            "Length (m)": s["length_m"].astype(float),
+            "Tag changes": s["tag_diff"].fillna("").astype(str)})
+        title = f"Segments whose stress changed ({n}" + (f", first {rows})" if n > rows else ")")
+        out.append((title, _style(df, {"OSM way": osm, "Length (m)": "{:,.1f}"})))
+    return out

@@ -1,0 +1,148 @@
+"""Tables for reading (pna_helpers.display): human column names with units, sensible rounding,
+every row shown, outside text escaped, and never typeset as LaTeX maths by a notebook."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pna_helpers import _html as esc
+from pna_helpers import display
+from pna_helpers.explain import Explanation
+
+
+def _cells(styler) -> list[list[str]]:
+    """The table's body cells as displayed text (tags stripped, entities kept)."""
+    html = styler.to_html()
+    body = html.split("<tbody>")[1]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+            for r in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def _headers(styler) -> list[str]:
+    head = styler.to_html().split("<tbody>")[0]
+    return [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    pytest.importorskip("pyrosm")
+    from pna_helpers.results import demo_results
+
+    return demo_results()
+
+
+@pytest.fixture(scope="module")
+def demo_plan(demo):
+    from pna_helpers import plan
+
+    return plan.make_plan(demo, budget_km=1.0)
+
+
+def test_plan_table_reads_step_by_step(demo_plan) -> None:
+    p, t = demo_plan, demo_plan.table
+    assert len(t) >= 2
+    s = display.plan(p)
+    assert _headers(s) == [
+        "Step", "OSM ways", "Street", "Road class", "Treatment", "Length (km)", "Cost",
+        "Score gain (points)", "Pairs newly connected on low stress",
+        "Overall score after (0-100)", "Length so far (km)", "Cost so far"]
+    rows = _cells(s)
+    assert len(rows) == len(t)  # every step, nothing truncated
+    for r, (_, step) in zip(rows, t.iterrows()):
+        assert r[0] == str(step["step"])
+        assert r[1] == ", ".join(str(i) for i in step["osm_ids"])
+        assert r[5] == f"{step['length_km']:.3f}"
+        assert r[6] == f"${step['cost']:,.0f}"
+        assert r[7] == f"{step['gain']:+.2f}"
+        assert r[9] == f"{step['score']:.2f}"
+        assert r[11] == f"${step['cumulative_cost']:,.0f}"
+    assert float(rows[-1][9]) == pytest.approx(p.final_score, abs=0.005)
+    # costs in another currency; a currency symbol is text, not HTML
+    assert _cells(display.plan(p, currency="€"))[0][6].startswith("€")
+    assert "&lt;b&gt;" in display.plan(p, currency="<b>").to_html()
+
+
+def test_tables_are_never_typeset_as_maths(demo_plan) -> None:
+    """Two costs in one table ("$14,102 ... $9,180") would be a LaTeX formula in JupyterLab:
+    the table carries the classes MathJax 2 and 3 skip."""
+    html = display.plan(demo_plan).to_html()
+    assert html.count("$") >= 2
+    table = re.search(r"<table[^>]*>", html).group(0)
+    assert "mathjax_ignore" in table and "tex2jax_ignore" in table
+    assert esc.NO_MATH_CLASS in esc.no_math("costs $1 and $2")
+    assert esc.dollar("12.30") == '<span class="pna-dollar">$</span>12.30'
+
+
+def test_osm_qa_table_ranks_with_links_and_units(demo) -> None:
+    from pna_helpers import qa
+
+    q = qa.osm_qa(demo)
+    t = q.table
+    s = display.osm_qa(q, top=10)
+    assert _headers(s) == [
+        "Rank", "OSM way", "Street", "Road class", "Missing tag", "Default used",
+        "Values tried", "Overall score with each value (0-100)", "Score range (points)",
+        "Segments", "Length (m)", "Note"]
+    rows = _cells(s)
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 11)]
+    html = s.to_html()
+    links = re.findall(r'href="https://www\.openstreetmap\.org/way/(\d+)"', html)
+    assert links == [str(i) for i in t["osm_id"].head(10)]
+    for r, (_, row) in zip(rows, t.head(10).iterrows()):
+        assert r[4] == row["tag"] and r[6] == ", ".join(row["alternatives"])
+        assert r[7] == ", ".join(f"{v:.2f}" for v in row["scores"])
+        assert r[8] == f"{row['score_range']:.2f}"
+        assert r[10] == f"{row['length_km'] * 1000:,.0f}"
+    assert len(_cells(display.osm_qa(q, top=None))) == len(t)  # all rows when asked
+
+
+def _explanation() -> Explanation:
+    sids = ["overall_score", "people"]
+    contrib = pd.DataFrame({"overall_score": [3.5719, -0.0012, 0.0], "people": [2.81, 0.18, 0.0]},
+                           index=["network", "destinations", "methodology"])
+    scores = pd.DataFrame({"a": [85.89, 50.0], "b": [89.4607, 52.99]}, index=sids)
+    scores["change"] = scores["b"] - scores["a"]
+    ex = Explanation(a=None, b=None, scores=scores, contributions=contrib)
+    ex.top_ways = pd.DataFrame({
+        "osm_id": [166171129], "name": ["Kaivokatu"], "cause": ["bike infrastructure"],
+        "tag_diff": ["+cycleway=track"], "segments": [1], "length_m": [9.2],
+        "overall_points": [3.0249]})
+    ex.destinations = pd.DataFrame({"category": ["dentists", "parks"], "a": [1, 2], "b": [0, 2],
+                                    "added": [0, 0], "removed": [1, 0]})
+    ex.segments = pd.DataFrame({
+        "osm_id": [90000000002.0, 76028714.0], "name": ["Uusi <b>pyörätie</b> & co", None],
+        "functional_class": ["path", "residential"], "cause": ["new way", "removed way"],
+        "stress_a": ["-", "ft 1/1, tf -/1"], "stress_b": ["ft 1/1, tf 1/1", "-"],
+        "low_a": [False, True], "low_b": [True, False], "length_m": [34.51, 46.66],
+        "tag_diff": ["new: highway=cycleway", "removed"]})
+    return ex
+
+
+def test_contributions_two_decimals_and_total_last() -> None:
+    s = display.contributions(_explanation())
+    assert _headers(s) == ["Contribution", "Overall (points)", "People (points)"]
+    rows = _cells(s)
+    assert rows[0] == ["Network (OSM ways and tags)", "+3.57", "+2.81"]
+    assert rows[1] == ["Destinations", "0.00", "+0.18"]  # -0.0012 rounds to 0.00, not -0.00
+    assert rows[-1] == ["Total change", "+3.57", "+2.99"]
+    assert all(re.fullmatch(r"[+-]?\d+\.\d\d", v) for r in rows for v in r[1:])
+
+
+def test_explain_details_titles_units_and_escaping() -> None:
+    parts = dict(display.explain_details(_explanation()))
+    assert list(parts) == ["Ways by their own contribution (leave-one-out; 1 re-scored)",
+                           "Destinations added and removed", "Segments whose stress changed (2)"]
+    ways = _cells(parts["Ways by their own contribution (leave-one-out; 1 re-scored)"])
+    assert ways == [["166171129", "Kaivokatu", "bike infrastructure", "+cycleway=track", "1", "9",
+                     "+3.02"]]
+    dest = _cells(parts["Destinations added and removed"])
+    assert dest == [["dentists", "1", "0", "0", "1"]]  # only kinds that changed
+    seg = parts["Segments whose stress changed (2)"]
+    html = seg.to_html()
+    assert "Uusi &lt;b&gt;pyörätie&lt;/b&gt; &amp; co" in html and "<b>pyörätie" not in html
+    assert _cells(seg)[1][:2] == ["76028714", ""]
+    assert np.isclose(float(_cells(seg)[0][6]), 34.5)
