@@ -64,8 +64,12 @@ def category_scores(results: Any, ax: Any = None) -> Any:
     colors = ["#333333"] + ["#4c72b0"] * (len(ids) - 1)
     bars = ax.barh(labels[::-1], vals[::-1], color=colors[::-1])
     for b, v in zip(bars, vals[::-1]):
-        ax.text(min(v + 1, 92), b.get_y() + b.get_height() / 2, f"{v:.1f}", va="center",
-                fontsize=9)
+        y = b.get_y() + b.get_height() / 2
+        if v > 88:  # inside the end of a long bar, in white (not black over the bar)
+            ax.text(v - 1, y, f"{v:.1f}", va="center", ha="right", fontsize=9, color="white",
+                    fontweight="bold")
+        else:
+            ax.text(v + 1, y, f"{v:.1f}", va="center", fontsize=9)
     ax.set_xlim(0, 100)
     ax.set_xlabel("score (0-100)")
     ax.set_title(f"{res.name}: BNA scores")
@@ -223,6 +227,7 @@ def mileage_by_stress(results: Any) -> Any:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(piv) + 1.2))
     ax.barh(piv.index, piv["low"], color=LOW, label="low stress")
     ax.barh(piv.index, piv["high"], left=piv["low"], color=HIGH, label="high stress")
+    ax.set_xlim(0, max(float((piv["low"] + piv["high"]).max()), 0.1) * 1.08)  # longest bar whole
     ax.set_xlabel("centreline miles (a two-way road counts once)")
     ax.set_title(f"Network mileage by stress: {piv['low'].sum():.1f} mi low, "
                  f"{piv['high'].sum():.1f} mi high")
