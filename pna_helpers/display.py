@@ -499,3 +499,73 @@ def explain_details(ex: Any, rows: int = 20) -> list[tuple[str, Any]]:
         title = f"Segments whose stress changed ({n}" + (f", first {rows})" if n > rows else ")")
         out.append((title, _style(df, {"OSM way": osm, "Length (m)": "{:,.1f}"})))
     return out
+
+
+def campaign_ranking(table: Any, top: int | None = None) -> Any:
+    """A campaign's places by overall score (:func:`pna_helpers.campaigns.ranking`) for
+    reading: rank, place, the overall and main category scores (0-100, 2 decimals; "n/a"
+    where a place has no destination of the kind), population and status; failed places
+    last, without a rank.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`pna_helpers.campaigns.results_table` (or its :func:`~pna_helpers.campaigns.
+        ranking`).
+    top : int or None
+        Only the first ``top`` places (default None: all).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Rank``, ``Place``, one ``<Score> (0-100)`` column per main score present,
+        ``Population`` and ``Status``.
+    """
+    import pandas as pd
+
+    from pna_helpers.campaigns import ranking
+    from pna_helpers.results import MAIN_SCORES
+
+    r = ranking(table, top)
+    df = pd.DataFrame({
+        "Rank": [str(int(v)) if pd.notna(v) else "" for v in r["rank"]],
+        "Place": r["place"].astype(str)})
+    score_cols = []
+    for sid in MAIN_SCORES:
+        col = f"bna_{sid}"
+        if col in r.columns:
+            name = f"{SCORE_INFO[sid]['label']} (0-100)"
+            df[name] = pd.to_numeric(r[col], errors="coerce").to_numpy()
+            score_cols.append(name)
+    if "population" in r.columns:
+        df["Population"] = pd.to_numeric(r["population"], errors="coerce").to_numpy()
+    if "status" in r.columns:
+        df["Status"] = r["status"].astype(str).to_numpy()
+    return _style(df, {**dict.fromkeys(score_cols, "{:.2f}"), "Population": "{:,.0f}"})
+
+
+def campaign_failures(status: Any) -> Any:
+    """A campaign's failures grouped by reason (:class:`~pna_helpers.campaigns.
+    CampaignStatus` ``failures``), every place named and the log excerpt in full.
+
+    Parameters
+    ----------
+    status : CampaignStatus
+        As :func:`pna_helpers.campaigns.dashboard` returns.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Reason``, ``Places failed``, ``Places`` and ``Last lines of the log``
+        (kept on their lines); no rows when nothing failed.
+    """
+    import pandas as pd
+
+    df = pd.DataFrame([{"Reason": g["reason"], "Places failed": int(g["count"]),
+                        "Places": ", ".join(g["places"]),
+                        "Last lines of the log": g.get("log_excerpt") or ""}
+                       for g in status.failures],
+                      columns=["Reason", "Places failed", "Places", "Last lines of the log"])
+    return _style(df).set_properties(
+        subset=["Last lines of the log"],
+        **{"white-space": "pre-wrap", "font-family": "monospace", "font-size": "90%"})

@@ -169,7 +169,7 @@ def test_campaign_notebook_runs_the_demo(notebook_run) -> None:
     assert "Campaign demo-campaign" in text and "Failures by reason" in text
     assert "no census block of &lt;file&gt; overlaps the boundary" in text
     assert "retrying: Harbour islands (outside the demo data)" in text
-    assert "Helsinki North-West" in text and "bna_overall_score" in text
+    assert "Helsinki North-West" in text and "Overall (0-100)" in text  # the readable ranking
     assert "pna-map" in text and "overall score" in text  # the offline map of the places
     assert "Helsinki West</b>: <a href='#place-helsinki-west'>" in text
     assert "population changed +30 %" in text

@@ -146,3 +146,56 @@ def test_explain_details_titles_units_and_escaping() -> None:
     assert "Uusi &lt;b&gt;pyörätie&lt;/b&gt; &amp; co" in html and "<b>pyörätie" not in html
     assert _cells(seg)[1][:2] == ["76028714", ""]
     assert np.isclose(float(_cells(seg)[0][6]), 34.5)
+
+
+def _campaign_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "place": ["Low", "High", "Broken <i>"], "status": ["SUCCEEDED", "SUCCEEDED", "FAILED"],
+        "bna_overall_score": [81.004, 100.0, np.nan], "bna_people": [90.37, 100.0, np.nan],
+        "bna_opportunity": [np.nan, 100.0, np.nan], "bna_core_services": [75.8, 99.26, np.nan],
+        "bna_retail": [93.91, 0.0, np.nan], "bna_recreation": [55.83, 100.0, np.nan],
+        "bna_transit": [90.83, 0.0, np.nan], "population": [480.0, 1860.0, np.nan],
+        "rank": pd.array([2, 1, pd.NA], dtype="Int64")})
+
+
+def test_campaign_ranking_best_first_with_units() -> None:
+    s = display.campaign_ranking(_campaign_table())
+    assert _headers(s) == ["Rank", "Place", "Overall (0-100)", "People (0-100)",
+                           "Opportunity (0-100)", "Core services (0-100)", "Retail (0-100)",
+                           "Recreation (0-100)", "Transit (0-100)", "Population", "Status"]
+    rows = _cells(s)
+    assert [r[:3] for r in rows] == [["1", "High", "100.00"], ["2", "Low", "81.00"],
+                                     ["", "Broken &lt;i&gt;", "n/a"]]
+    assert rows[1][4] == "n/a" and rows[0][9] == "1,860" and rows[2][10] == "FAILED"
+
+
+def test_campaign_failures_whole_log_and_places() -> None:
+    from types import SimpleNamespace
+
+    log = "line one\n" + "x" * 300 + "\nlast line with $HOME and $PATH"
+    st = SimpleNamespace(failures=[{"reason": "no census block", "count": 2,
+                                    "places": ["A", "B <b>"], "log_excerpt": log}])
+    s = display.campaign_failures(st)
+    html = s.to_html()
+    assert _cells(s) == [["no census block", "2", "A, B &lt;b&gt;", log]]
+    assert "x" * 300 in html and "..." not in html  # nothing truncated
+    assert "pre-wrap" in html and "mathjax_ignore" in html
+
+
+def test_campaign_dashboard_costs_stay_text() -> None:
+    """Two dollar amounts in one paragraph of the dashboard: each "$" in its own element,
+    inside a block MathJax skips; tiny costs keep their digits (not "$0.0000")."""
+    from pna_helpers.campaigns import CampaignStatus, money, status_html
+
+    st = CampaignStatus(name="c $x$", backend="local", places=2,
+                        counts={"SUCCEEDED": 2, "FAILED": 0}, done=2, succeeded=2,
+                        vcpu_hours=0.0095, cost=0.00019, price_per_vcpu_hour=0.02,
+                        estimate={"total_seconds": 3, "cost": 0.00004})
+    html = status_html(st)
+    assert esc.NO_MATH_CLASS in html.split(">")[0]
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "$0.00019 at $0.02/vCPU-h" in text and "$0.000040" in text
+    assert not re.search(r"\$[\d.]+[^<]*\$", re.sub(r'<span class="pna-dollar">\$</span>', "",
+                                                      html))  # no "$...$" left in one text
+    assert [money(v) for v in (0, 0.00004, 0.5, 12.3456)] == ["0.00", "0.000040", "0.50",
+                                                              "12.35"]

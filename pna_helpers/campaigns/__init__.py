@@ -22,7 +22,7 @@ from pna_helpers.campaigns._core import (
     load,
     normalise_reason,
 )
-from pna_helpers.campaigns._dashboard import dashboard, failures_table, status_html
+from pna_helpers.campaigns._dashboard import dashboard, failures_table, money, status_html
 from pna_helpers.campaigns._estimate import estimate_campaign, fitted_model, place_size
 from pna_helpers.campaigns._places import (
     cut_osm,
@@ -128,7 +128,7 @@ def open_or_create(name: str, places: str | None = None, client=None,
 __all__ = [
     "FLAG_RULES", "Campaign", "CampaignStatus", "compare", "compare_tables", "comparison_html",
     "create", "cut_osm", "dashboard", "demo_campaign", "failures_table", "open_or_create",
-    "status_html", "demo_places", "estimate_campaign", "fitted_model",
+    "money", "status_html", "demo_places", "estimate_campaign", "fitted_model",
     "list_campaigns", "load", "normalise_reason", "place_size", "places_from_boundaries",
     "places_from_file", "places_map", "ranking", "ranking_chart", "results_table",
     "score_distributions", "write_comparison", "write_table",

@@ -6,6 +6,7 @@ the block is typeset as LaTeX maths (dollar amounts, ``$`` in logs)."""
 from __future__ import annotations
 
 import html as _html
+import math
 from typing import Any
 
 from pna_helpers import _html as _esc
@@ -14,6 +15,15 @@ from pna_helpers.campaigns._core import CampaignStatus, _duration
 STATUS_COLORS = {"SUBMITTED": "#9e9e9e", "PENDING": "#bdbdbd", "RUNNABLE": "#90caf9",
                  "STARTING": "#64b5f6", "RUNNING": "#1e88e5", "SUCCEEDED": "#2e7d32",
                  "FAILED": "#c62828"}
+
+
+def money(v: float) -> str:
+    """A cost as text (no currency sign): cents from a dollar up, else two significant
+    digits (a demo's ``0.000040``, never ``0.0000``)."""
+    v = float(v)
+    if v >= 1 or v <= 0:
+        return f"{v:,.2f}"
+    return f"{v:.{max(2, 1 - math.floor(math.log10(v)))}f}"
 
 
 def status_html(st: CampaignStatus) -> str:
@@ -30,7 +40,7 @@ def status_html(st: CampaignStatus) -> str:
     eta = "finished" if st.finished else f"{_duration(st.eta_s)} ({esc(st.eta_basis)})"
     est = ""
     if st.estimate:
-        cost = _esc.dollar(f"{st.estimate['cost']:,.4f}")
+        cost = _esc.dollar(money(st.estimate["cost"]))
         est = (f"<br>estimated before submitting: {st.estimate['total_seconds']:,.0f} s of "
                f"runs, {cost}")
     out = [
@@ -42,7 +52,7 @@ def status_html(st: CampaignStatus) -> str:
         f"{bar}</div>",
         f"<table style='text-align:center;border-collapse:collapse'><tr>{cells}</tr></table>",
         f"<p>running by phase: {phases}<br>throughput {thr} · ETA {eta}<br>"
-        f"used {st.vcpu_hours:,.4f} vCPU-h = <b>{_esc.dollar(f'{st.cost:,.4f}')}</b> at "
+        f"used {st.vcpu_hours:,.4f} vCPU-h = <b>{_esc.dollar(money(st.cost))}</b> at "
         f"{_esc.dollar(str(st.price_per_vcpu_hour))}/vCPU-h{est}</p>",
     ]
     if st.note:
