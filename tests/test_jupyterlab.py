@@ -5,8 +5,11 @@ A JupyterLab server runs on loopback (random port and token, a temporary copy of
 ``executable_path`` (Playwright's own browser download is not needed). For each notebook the
 test opens it, runs *Run All Cells*, waits until every code cell has run, then checks what a
 user sees: no error output, no stderr warning box, progress bars drawn as widgets, every folium
-map drawing its vector features (counted inside the map's frame), no JavaScript errors.
-Screenshots (1440 px wide, the whole notebook) go to ``outputs/test-artifacts/jupyterlab/``
+map drawing its vector features (counted inside the map's frame), no dollar amount typeset as
+LaTeX maths (JupyterLab reads two ``$`` in one text as ``$...$`` maths), no JavaScript errors.
+Every notebook of ``notebooks/`` is driven; the slow ones get cheap parameters, injected as
+papermill injects them (a cell after the ``parameters`` cell). Screenshots (1440 px wide, the
+whole notebook from its top) go to ``outputs/test-artifacts/jupyterlab/``
 (``PNA_TEST_ARTIFACTS`` moves them).
 """
 
@@ -37,14 +40,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(_WHY is not None, reason=s
 
 #: Run order: run_analysis submits the job monitor then lists; the results notebooks share the
 #: demo results computed once by the fixture.
-_ORDER = ["stack", "run_analysis", "run_many", "monitor", "explore_results", "compare",
-          "scenario", "city_report"]
-#: campaign, osm_qa and plan (added by other issues) are not yet driven here.
-NOTEBOOKS = _ORDER
+NOTEBOOKS = ["stack", "run_analysis", "run_many", "monitor", "campaign", "explore_results",
+             "compare", "scenario", "city_report", "plan", "osm_qa", "explain_change"]
+#: Cheap parameters (the defaults of the others): a short plan, a short QA list, two ways
+#: re-scored one by one.
+PARAMS: dict[str, dict[str, object]] = {
+    "plan": {"budget_km": 1.0}, "osm_qa": {"top": 10}, "explain_change": {"top_ways": 2}}
 #: Notebooks whose progress bars must show as widgets.
 PROGRESS = {"run_analysis"}
-#: How many folium maps each notebook shows with its defaults.
-MAPS = {"run_analysis": 1, "explore_results": 2, "compare": 1, "scenario": 1, "city_report": 2}
+#: How many folium maps each notebook shows (with PARAMS).
+MAPS = {"run_analysis": 1, "campaign": 1, "explore_results": 2, "compare": 1, "scenario": 1,
+        "city_report": 2, "plan": 1, "osm_qa": 1, "explain_change": 1}
+#: Notebooks that show dollar amounts (costs) as text.
+DOLLARS = {"campaign", "plan"}
 #: Lab settings: every cell rendered (no virtual scrolling), no news or update checks.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
@@ -52,6 +60,16 @@ LAB_SETTINGS = {
         "fetchNews": "false", "checkForUpdates": False},
 }
 CELL_TIMEOUT_S = 240
+
+
+def _inject(path: Path, params: dict[str, object]) -> None:
+    """Give a notebook other parameters the way papermill does (an injected cell)."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = parameterize_notebook(load_notebook_node(str(path)), params)
+    nbformat.write(nb, str(path))
 
 
 def _free_port() -> int:
@@ -71,6 +89,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "notebooks"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for name, params in PARAMS.items():
+        _inject(root / f"{name}.ipynb", params)
     settings = tmp / "lab-settings"
     for rel, value in LAB_SETTINGS.items():
         p = settings / rel
@@ -175,8 +195,9 @@ def lab_page(browser, lab):
         ctx.close()
 
 
-def run_notebook(lab, lab_page, name: str) -> dict:
-    """Open ``name`` in JupyterLab, Run All, wait; return what the page showed."""
+def run_notebook(lab, lab_page, name: str, wait_for_math: bool = False) -> dict:
+    """Open ``name`` in JupyterLab, Run All, wait; return what the page showed
+    (``wait_for_math``: also wait until MathJax has typeset something)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     url, token, _root = lab
@@ -194,6 +215,9 @@ def run_notebook(lab, lab_page, name: str) -> dict:
         with contextlib.suppress(PlaywrightTimeout):
             page.wait_for_function(_ALL_RAN, timeout=CELL_TIMEOUT_S * 1000, polling=250)
         page.wait_for_timeout(1000)  # maps in output frames finish drawing
+        if wait_for_math:
+            page.wait_for_function("() => document.querySelector('mjx-container, .katex')",
+                                   timeout=60_000, polling=250)
         seen = page.evaluate(_SEEN)
         maps = []
         for frame in page.frames:
@@ -201,6 +225,7 @@ def run_notebook(lab, lab_page, name: str) -> dict:
                 maps.extend(frame.evaluate(_MAP_FEATURES))
         # the whole notebook in one picture: a window as tall as the notebook's content
         page.set_viewport_size({"width": 1440, "height": min(max(seen["height"], 900), 16000)})
+        page.evaluate(_TO_TOP)  # Run All leaves the notebook scrolled to its last cell
         page.wait_for_timeout(500)
         shot = ARTIFACTS / "jupyterlab" / f"{name}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +237,17 @@ def run_notebook(lab, lab_page, name: str) -> dict:
                       "if (w) { w.context.model.dirty = false; w.dispose(); } }")
         _shutdown_kernels(url, token)
 
+
+#: Scroll the open notebook to its first cell (the picture starts at the title).
+_TO_TOP = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  w.content.activeCellIndex = 0;
+  w.content.deselectAll();
+  for (const el of [w.node.querySelector('.jp-WindowedPanel-outer'), w.content.node]) {
+    if (el) el.scrollTop = 0;
+  }
+  return true;
+}"""
 
 #: What the open notebook shows: prompts, stderr/error boxes, progress widgets, widget
 #: failures, and the height of its content.
@@ -228,6 +264,11 @@ _SEEN = """() => {
     widget_errors: all('.jp-OutputArea-output').map(e => e.innerText)
               .filter(t => /Error displaying widget|Loading widget|IProgress not found/.test(t)),
     height: outer.scrollHeight - outer.clientHeight + window.innerHeight,
+    math: all('mjx-container, .MathJax, .MathJax_Display, .MathJax_Preview, .katex')
+              .map(e => (e.closest('.jp-OutputArea-output, .jp-MarkdownOutput') || e)
+                        .innerText.slice(0, 200)),
+    dollars: all('.jp-OutputArea-output').map(e => e.innerText.match(/\\$\\s?\\d/g) || [])
+              .flat().length,
   };
 }"""
 
@@ -242,6 +283,29 @@ def _shutdown_kernels(url: str, token: str) -> None:
             f"{url}/api/kernels/{k['id']}", method="DELETE", headers=headers), timeout=30).read()
 
 
+def test_lab_typesets_dollars_unless_escaped(lab, lab_page) -> None:
+    """The maths check below can fail: JupyterLab typesets "$12.30 and $4.00" in an HTML
+    output as maths; the same text through ``_html.no_math`` / ``_html.dollar`` and a
+    ``display`` table stays text."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    root = lab[2]
+    nb = new_notebook(cells=[
+        new_code_cell('from IPython.display import HTML\nHTML("<p>costs $12.30 and $4.00</p>")'),
+        new_code_cell("from IPython.display import HTML\nfrom pna_helpers import _html\n"
+                      'HTML(_html.no_math("<p>costs $12.30 and $4.00</p>") + '
+                      '"<p>costs " + _html.dollar("1.50") + " and " + _html.dollar("2") + "</p>")'),
+        new_code_cell("import pandas as pd\nfrom pna_helpers import display\n"
+                      "display._style(pd.DataFrame({'a': ['costs $1 and $2']}))")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}})
+    nbformat.write(nb, str(root / "dollar_check.ipynb"))
+    seen = run_notebook(lab, lab_page, "dollar_check", wait_for_math=True)
+    assert len(seen["math"]) == 1 and "costs" in seen["math"][0], seen["math"]
+    assert seen["dollars"] == 6, seen  # $12.30, $4.00, $1.50, $2, $1, $2 as text
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_jupyterlab(lab, lab_page, name: str) -> None:
     seen = run_notebook(lab, lab_page, name)
@@ -252,8 +316,11 @@ def test_notebook_runs_in_jupyterlab(lab, lab_page, name: str) -> None:
     assert not seen["widget_errors"], seen["widget_errors"]
     if name in PROGRESS:
         assert seen["widgets"] >= 1, "the progress bar is not drawn as a widget"
-    if name in _ORDER:  # notebooks added later: every map they show must draw (below)
-        assert len(seen["maps"]) == MAPS.get(name, 0), seen["maps"]
+    assert len(seen["maps"]) == MAPS.get(name, 0), seen["maps"]
+    # costs such as "$12.30 ... $4.00" must stay text, not become an inline formula
+    assert not seen["math"], f"text typeset as LaTeX maths in {name}: {seen['math']}"
+    if name in DOLLARS:
+        assert seen["dollars"] >= 1, "no dollar amount shown as text"
     for m in seen["maps"]:
         assert m["layers"] > 0, f"a map drew no vector features: {seen['maps']}"
         assert m["svg"] == m["layers"] or m["canvas"] >= 1, seen["maps"]
