@@ -541,7 +541,8 @@ def campaign_ranking(table: Any, top: int | None = None) -> Any:
         df["Population"] = pd.to_numeric(r["population"], errors="coerce").to_numpy()
     if "status" in r.columns:
         df["Status"] = r["status"].astype(str).to_numpy()
-    return _style(df, {**dict.fromkeys(score_cols, "{:.2f}"), "Population": "{:,.0f}"})
+    return _style(df, {**dict.fromkeys(score_cols, "{:.2f}"), "Population": "{:,.0f}"}) \
+        .set_table_styles([{"selector": "th", "props": "white-space: nowrap"}], overwrite=False)
 
 
 def campaign_failures(status: Any) -> Any:
@@ -566,6 +567,7 @@ def campaign_failures(status: Any) -> Any:
                         "Last lines of the log": g.get("log_excerpt") or ""}
                        for g in status.failures],
                       columns=["Reason", "Places failed", "Places", "Last lines of the log"])
-    return _style(df).set_properties(
-        subset=["Last lines of the log"],
-        **{"white-space": "pre-wrap", "font-family": "monospace", "font-size": "90%"})
+    # a class selector beats the table-wide "td" rule of _style (an id on each cell does not)
+    return _style(df).set_table_styles([{
+        "selector": "td.col3", "props": "white-space: pre-wrap; font-family: monospace; "
+                                        "font-size: 90%; min-width: 40em"}], overwrite=False)

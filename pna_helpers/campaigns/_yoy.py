@@ -135,6 +135,21 @@ def compare(campaign: Any, other: Any) -> Any:
     return compare_tables(new, old)
 
 
+def _label(col: str) -> str:
+    """A table column (``bna_overall_score``, ``population`` ...) as a reader's label."""
+    from pna_helpers.results import SCORE_INFO
+
+    sid = col.removeprefix("bna_")
+    extra = {"total_low_stress_miles": "Low-stress miles", "total_high_stress_miles":
+             "High-stress miles", "population": "Population"}
+    info = SCORE_INFO.get(sid)
+    if info is None:
+        return extra.get(sid, sid.replace("_", " "))
+    if info["main"] or info["group"] not in SCORE_INFO:
+        return info["label"]
+    return f"{SCORE_INFO[info['group']]['label']}: {info['label']}"
+
+
 def comparison_html(cmp: Any, title: str = "Year over year") -> str:
     """One self-contained page: the flagged places first (each flag links to the place's
     comparison view), then one view per place with old, new and delta of every score.
@@ -143,12 +158,13 @@ def comparison_html(cmp: Any, title: str = "Year over year") -> str:
     cols = [c[:-4] for c in cmp.columns if c.endswith("_old")]
     flagged = cmp[cmp["flagged"]]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
-             "<style>body{font:14px sans-serif;margin:20px}table{border-collapse:collapse}"
-             "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}.up{color:#1a7f37}"
-             ".down{color:#b42318}section{margin:18px 0}</style></head><body>",
+             "<style>.pna-yoy{font:14px sans-serif;margin:20px}.pna-yoy table{border-collapse:collapse}"
+             ".pna-yoy td,.pna-yoy th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+             ".pna-yoy td:first-child,.pna-yoy th:first-child{text-align:left}"
+             ".pna-yoy .up{color:#1a7f37}.pna-yoy .down{color:#b42318}"
+             ".pna-yoy section{margin:18px 0}</style></head><body>",
              # shown in a notebook the body tag is dropped: this div keeps $ in names as text
-             f"<div class='{NO_MATH_CLASS}'>",
+             f"<div class='pna-yoy {NO_MATH_CLASS}'>",
              f"<h1>{esc(title)}</h1>",
              f"<p>{int(cmp['matched'].sum())} of {len(cmp)} places matched; "
              f"{len(flagged)} flagged as suspicious.</p>", "<h2>Suspicious changes</h2><ul>"]
@@ -168,7 +184,7 @@ def comparison_html(cmp: Any, title: str = "Year over year") -> str:
         for c in cols:
             a, b, d = r[f"{c}_old"], r[f"{c}_new"], r[f"delta_{c}"]
             cls = "up" if d == d and d > 0 else ("down" if d == d and d < 0 else "")
-            parts.append(f"<tr><td>{esc(c.removeprefix('bna_'))}</td><td>{_fmt(a)}</td>"
+            parts.append(f"<tr><td>{esc(_label(c))}</td><td>{_fmt(a)}</td>"
                          f"<td>{_fmt(b)}</td><td class='{cls}'>{_fmt(d)}</td></tr>")
         parts.append("</table>")
         if r["flags"]:
