@@ -17,6 +17,9 @@
 
 Every command takes ``--backend local|aws`` (default: ``PNA_BACKEND`` or the config file, else
 local). Errors a user can cause print one line ``pna: error: ...`` and exit 2.
+
+Each ``cmd_*`` function runs one subcommand: it takes the parsed command line and returns the
+exit status (0 on success); the docstring says where a command differs.
 """
 
 from __future__ import annotations
@@ -63,11 +66,6 @@ def _print_jobs(jobs_: list, as_json: bool) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     """``pna submit``: one analysis request (or the demo place); prints the job id.
 
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
     Returns
     -------
     int
@@ -100,18 +98,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_submit_many(args: argparse.Namespace) -> int:
-    """``pna submit-many``: every place of a places file; prints the job ids.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
-    """
+    """``pna submit-many``: every place of a places file; prints the job ids."""
     from pna_helpers import jobs
 
     reqs = jobs.read_places(args.places)
@@ -125,18 +112,7 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``pna list``: jobs, newest first, filtered by status, place and age.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
-    """
+    """``pna list``: jobs, newest first, filtered by status, place and age."""
     listed = _client(args).list(status=args.status or None, place=args.place, since=args.since)
     if args.limit:
         listed = listed[: args.limit]
@@ -145,29 +121,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """``pna status``: the status of the given jobs.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
-    """
+    """``pna status``: the status of the given jobs."""
     _print_jobs(_client(args).get_many(args.job_ids), args.json)
     return 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
     """``pna wait``: wait for the given jobs, with a progress bar.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
 
     Returns
     -------
@@ -184,16 +144,6 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """``pna cancel``: cancel the given jobs (or every active one with ``--all``).
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
 
     Raises
     ------
@@ -212,18 +162,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    """``pna retry``: resubmit failed or cancelled jobs; prints the new ids.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
-    """
+    """``pna retry``: resubmit failed or cancelled jobs; prints the new ids."""
     for j in _client(args).retry(args.job_ids):
         print(j.job_id)
     return 0
@@ -231,16 +170,6 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """``pna logs``: a job's log (its last lines with ``--tail``; ``--tail 0``: none).
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
 
     Raises
     ------
@@ -255,34 +184,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    """``pna results``: where a job's results are (folder or ``s3://`` prefix).
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
-    """
+    """``pna results``: where a job's results are (folder or ``s3://`` prefix)."""
     print(_client(args).results_location(args.job_id))
     return 0
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
     """``pna stack up|status|scale|down``: the AWS resources of the aws backend.
-
-    Parameters
-    ----------
-    args
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        Exit status: 0 on success.
 
     Raises
     ------
