@@ -300,8 +300,13 @@ def _ids(v: Any) -> str:
 
 
 def _way_link(v: Any) -> str:
-    """An OSM way id as a link to the way on openstreetmap.org (opens a new tab)."""
+    """An OSM way id as a link to the way on openstreetmap.org (opens a new tab); a way that an
+    edit added (:data:`pna_helpers.osmedit.NEW_ID_BASE` and above) is not on OSM: no link."""
+    from pna_helpers.osmedit import NEW_ID_BASE
+
     i = int(v)
+    if i > NEW_ID_BASE:
+        return f"{i} (new)"
     return (f'<a href="{esc.href(f"https://www.openstreetmap.org/way/{i}")}" '
             f'target="_blank" rel="noopener">{i}</a>')
 

@@ -145,6 +145,9 @@ def test_explain_details_titles_units_and_escaping() -> None:
     html = seg.to_html()
     assert "Uusi &lt;b&gt;pyörätie&lt;/b&gt; &amp; co" in html and "<b>pyörätie" not in html
     assert _cells(seg)[1][:2] == ["76028714", ""]
+    assert "openstreetmap.org/way/76028714" in html
+    # a way an edit added is not on openstreetmap.org: no link to a page that does not exist
+    assert _cells(seg)[0][0] == "90000000002 (new)" and "way/90000000002" not in html
     assert np.isclose(float(_cells(seg)[0][6]), 34.5)
 
 
