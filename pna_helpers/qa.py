@@ -45,6 +45,9 @@ CHUNK = 500
 #: Rows ``pna qa`` prints without ``--top``.
 TOP_PRINTED = 20
 
+#: A score range (points) below this does not move the overall score as it is shown (2 decimals).
+MOVES_SCORE = 0.005
+
 
 @dataclass
 class QA:
@@ -59,6 +62,33 @@ class QA:
     geometries: Any = field(default=None, repr=False)
     #: the network, drawn (hidden at first) under the list on the map
     ways: Any = field(default=None, repr=False)
+
+    @property
+    def headline(self) -> str:
+        """One sentence: how many of the missing tags tried move the overall score, and the
+        largest; or that none does (then the list is only ordered by length).
+
+        Returns
+        -------
+        str
+            Plain text (escape it for HTML).
+        """
+        rng = pd.to_numeric(self.table.get("score_range", pd.Series(dtype=float)),
+                            errors="coerce")
+        tried = int(rng.notna().sum())
+        moving = rng[rng >= MOVES_SCORE]
+        if not tried:
+            return "No missing tag could be re-scored: nothing to rank."
+        if not len(moving):
+            return (f"None of the {tried:,} missing tags tried moves the overall score "
+                    f"({self.baseline_score:.2f}) by {MOVES_SCORE:.2f} point or more: here the "
+                    "defaults do not decide the score, and the list is only ordered by length "
+                    "(longest first).")
+        top = self.table.loc[moving.idxmax()]
+        where = _txt(top.get("name")) or f"way {int(top['osm_id'])}"
+        return (f"{len(moving):,} of the {tried:,} missing tags tried move the overall score "
+                f"({self.baseline_score:.2f}); the largest, {top['tag']} on {where}, by up to "
+                f"{float(moving.max()):.2f} points.")
 
     def frame(self) -> Any:
         """GeoDataFrame (EPSG:4326) of :attr:`table` with each way's geometry.
@@ -130,13 +160,13 @@ class QA:
         Returns
         -------
         dict
-            ``results``, ``baseline_score``, ``summary``, ``evaluated``, ``seconds`` and
-            ``tags_to_check`` (the table's rows as records).
+            ``results``, ``baseline_score``, ``summary``, ``headline`` (:attr:`headline`),
+            ``evaluated``, ``seconds`` and ``tags_to_check`` (the table's rows as records).
         """
         t = self.table if top is None else self.table.head(top)
         return {"results": str(self.results), "baseline_score": self.baseline_score,
-                "summary": self.summary, "evaluated": self.evaluated,
-                "seconds": round(self.seconds, 2),
+                "summary": self.summary, "headline": self.headline,
+                "evaluated": self.evaluated, "seconds": round(self.seconds, 2),
                 "tags_to_check": json.loads(t.to_json(orient="records"))}
 
     def map(self, top: int = 200) -> Any:
@@ -217,7 +247,8 @@ class QA:
             f"{s['mileage_on_defaults_share']:.0%} of the stress mileage rest on a default "
             f"(speed {s['by_default']['speed']:,}, lanes {s['by_default']['lanes']:,}, width "
             f"{s['by_default']['width']:,} segments). Ranked by how far the overall score "
-            f"({self.baseline_score:.2f}) could move with plausible values.") + "</p>")
+            f"({self.baseline_score:.2f}) could move with plausible values.") + "</p><p>"
+            + _html.escape(self.headline) + "</p>")
         rows = []
         for _, r in self.table.head(top).iterrows():
             url = _html.escape(r["url"], quote=True)
@@ -478,6 +509,7 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"{s['segments_on_defaults_share']:.0%} of segments and "
           f"{s['mileage_on_defaults_share']:.0%} of stress mileage rest on a default; "
           f"overall score {q.baseline_score:.2f}; {q.evaluated} re-scorings, {q.seconds:.1f} s")
+    print(q.headline)
     for k, r in q.table.head(TOP_PRINTED if args.top is None else args.top).iterrows():
         rng = f"{r['score_range']:.2f}" if r["score_range"] == r["score_range"] else "-"
         print(f"{k + 1:>3}  {r['url']:45} {(_txt(r['name']) or '(unnamed)')[:25]:25} "

@@ -4,6 +4,7 @@ ranges agree with full engine runs, exports are what mapping tools read, bad inp
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import subprocess
 import sys
@@ -117,6 +118,10 @@ def test_qa_ranks_missing_tags_and_matches_full_runs(demo, baseline, tmp_path):
     ok = ~np.isnan(rng)
     assert (np.diff(rng[ok]) <= 0).all()  # ranked by range
     assert (t["url"] == "https://www.openstreetmap.org/way/" + t["osm_id"].astype(str)).all()
+    moving = int((rng[ok] >= qa_mod.MOVES_SCORE).sum())  # the headline counts what the table says
+    assert q.headline.startswith(f"{moving:,} of the {ok.sum():,} missing tags tried move" if moving
+                                 else f"None of the {ok.sum():,} missing tags tried moves")
+    assert q.headline in html.unescape(q.report_section())
     # each alternative's score is the full engine run's with that tag value
     row = t[t["tag"] == "lanes"].iloc[0]
     val, score = row["alternatives"][-1], row["scores"][-1]

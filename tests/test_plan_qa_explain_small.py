@@ -110,6 +110,21 @@ def test_qa_json_honours_top_and_has_every_row_without_it(monkeypatch, capsys):
     assert err.startswith("pna: error: --top must be 0 or more rows, got -1") and "\n" not in err
 
 
+def test_qa_headline_says_what_moves_the_score_or_that_nothing_does(capsys):
+    q = _qa(4)  # ranges 2.0, 1.37, 0.73, 0.1: all move the score
+    assert q.headline == ("4 of the 4 missing tags tried move the overall score (40.00); the "
+                          "largest, maxspeed on way 0, by up to 2.00 points.")
+    q.table["score_range"] = [0.0, 0.004, np.nan, 0.0]  # 0.004 shows as 0.00: does not move
+    assert q.headline.startswith("None of the 3 missing tags tried moves the overall score "
+                                 "(40.00)") and "ordered by length" in q.headline
+    q.table["score_range"] = np.nan
+    assert q.headline == "No missing tag could be re-scored: nothing to rank."
+    q.table["score_range"] = [0.0, 0.5, 0.0, 0.0]
+    q.table.loc[1, "name"] = None
+    assert "1 of the 4" in q.headline and "maxspeed on way 101, by up to 0.50" in q.headline
+    assert q.to_dict()["headline"] == q.headline
+
+
 # --------------------------------------------------------------------------- explain
 def _explanation() -> explain.Explanation:
     ids = list(explain.MAIN_SCORES)
