@@ -443,6 +443,33 @@ def test_a_child_batch_has_not_created_yet_reads_as_its_parent(client):
     assert done.status == "SUCCEEDED"
 
 
+def test_a_child_batch_has_not_created_yet_is_cancelled_only_with_its_whole_array(client):
+    def parent(status):
+        return _desc("arr", status, arrayProperties={"size": 2})
+
+    with Stubber(client.aws.client("batch")) as stub:
+        # one child of two: refused before anything is cancelled, the whole array named
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": ["arr:1"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("PENDING")]}, {"jobs": ["arr"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("PENDING")]}, {"jobs": ["arr"]})
+        with pytest.raises(jobs.JobError) as ei:
+            client.cancel(["arr:1"])
+        # both children: the parent is cancelled, once, and the children read as it
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": ["arr:0", "arr:1"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("RUNNABLE")]}, {"jobs": ["arr"]})
+        stub.add_response("describe_jobs", {"jobs": [parent("RUNNABLE")]}, {"jobs": ["arr"]})
+        stub.add_response("cancel_job", {}, {"jobId": "arr", "reason": "cancelled by user"})
+        for kid in ("arr:0", "arr:1"):
+            stub.add_response("describe_jobs", {"jobs": []}, {"jobs": [kid]})
+            stub.add_response("describe_jobs", {"jobs": [parent("FAILED")]}, {"jobs": ["arr"]})
+        out = client.cancel(["arr:0", "arr:1"])
+        stub.assert_no_pending_responses()
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.startswith("job arr:1 is not created yet by AWS Batch")
+    assert "'pna cancel arr', all 2 places" in msg
+    assert [(j.job_id, j.status) for j in out] == [("arr:0", "FAILED"), ("arr:1", "FAILED")]
+
+
 def test_user_errors_are_one_line_messages(moto_url, stack_up, monkeypatch, tmp_path, boundary):
     c = AwsBackend(_settings(moto_url), sleep=lambda s: None)
     with pytest.raises(jobs.JobError, match="unknown job id"):

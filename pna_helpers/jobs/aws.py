@@ -802,6 +802,40 @@ class AwsBackend(JobBackend):
         return jobs
 
     # ------------------------------------------------------------------ control
+    def _refuse_uncancellable(self, jobs: list[Job]) -> None:
+        """A child Batch has not created yet cannot be cancelled on its own: only by cancelling
+        its array (the parent), which stops every child - so that is done only when the
+        request names every child of the array."""
+        unborn: dict[str, set[int]] = {}
+        for j in jobs:
+            if j.extra.get("status_from_parent") and j.array_parent:
+                unborn.setdefault(j.array_parent, set()).add(int(j.array_index or 0))
+        if not unborn:
+            return
+        parents = self._describe(sorted(unborn))
+        for parent, asked in sorted(unborn.items()):
+            size = int(((parents.get(parent) or {}).get("arrayProperties") or {})
+                       .get("size") or 0)
+            if len(asked) < size:
+                first = f"{parent}:{min(asked)}"
+                raise JobError(
+                    f"job {first} is not created yet by AWS Batch (its array job {parent} is "
+                    f"{parents.get(parent, {}).get('status', 'waiting')}): a child cannot be "
+                    f"cancelled on its own before it exists; cancel the whole array "
+                    f"('pna cancel {parent}', all {size} places) or try again once it runs")
+
+    def _cancel_many(self, jobs: list[Job], reason: str) -> None:
+        """Cancel the jobs; children Batch has not created yet by cancelling their array
+        parent, once (Batch then fails every child with it)."""
+        parents = sorted({j.array_parent for j in jobs
+                          if j.extra.get("status_from_parent") and j.array_parent})
+        for parent in parents:
+            self._guard(f"cancelling array job {parent}", self.aws.call, "batch", "cancel_job",
+                        jobId=parent, reason=reason)
+        for j in jobs:
+            if not (j.extra.get("status_from_parent") and j.array_parent):
+                self._cancel_one(j, reason)
+
     def _cancel_one(self, job: Job, reason: str) -> None:
         op = "cancel_job" if job.status in ("SUBMITTED", "PENDING", "RUNNABLE") else "terminate_job"
         self._guard(f"cancelling {job.job_id}", self.aws.call, "batch", op, jobId=job.job_id,

@@ -181,6 +181,16 @@ class JobBackend(abc.ABC):
     def _cancel_one(self, job: Job, reason: str) -> None:
         """Stop one active job."""
 
+    def _cancel_many(self, jobs: list[Job], reason: str) -> None:
+        """Stop active jobs (a backend may stop several with one call)."""
+        for j in jobs:
+            self._cancel_one(j, reason)
+
+    def _refuse_uncancellable(self, jobs: list[Job]) -> None:
+        """Raise :class:`JobError` before anything is cancelled if one of ``jobs`` cannot be
+        cancelled as asked (a backend's own rule; none here)."""
+        return None
+
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
         """Cancel jobs; a job that already finished is an error (nothing is cancelled then).
 
@@ -207,8 +217,8 @@ class JobBackend(abc.ABC):
             desc = ", ".join(f"{j.job_id} ({j.status})" for j in finished)
             raise JobError(f"cannot cancel finished job(s) {desc}: nothing to cancel "
                            "(use 'retry' to run a job again)")
-        for j in jobs:
-            self._cancel_one(j, reason)
+        self._refuse_uncancellable(jobs)
+        self._cancel_many(jobs, reason)
         return [self.get(j.job_id) for j in jobs]
 
     def cancel_all_active(self, reason: str = "cancelled by user") -> list[Job]:
@@ -225,8 +235,7 @@ class JobBackend(abc.ABC):
             The cancelled jobs.
         """
         active = self.list(status=ACTIVE)
-        for j in active:
-            self._cancel_one(j, reason)
+        self._cancel_many(active, reason)
         return [self.get(j.job_id) for j in active]
 
     def retry(self, job_ids: Any) -> list[Job]:
