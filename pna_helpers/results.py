@@ -673,7 +673,8 @@ def load_results(location: str | Path, name: str | None = None) -> Results:
         Local export folder, ``.zip`` of one, ``s3://bucket/prefix`` or a PNA job id; a
         :class:`Results` is returned as it is.
     name : str, optional
-        Place name to show; default: the place of the run (``run.json``) or the folder name.
+        Place name to show; default: the place of the run (``run.json``), the city folder of
+        the official layout, the ``name`` of an official export's boundary, else the folder name.
 
     Returns
     -------
@@ -743,7 +744,29 @@ def _place_name(root: Path, run: dict[str, Any] | None) -> str:
             from pna_helpers import jobs
 
             return str(jobs.get_client("local").get(root.name).place)
-    return root.name
+    # an official export elsewhere: its boundary usually names the place; a folder name such
+    # as "reference" or "export" does not
+    return _boundary_name(root) or root.name
+
+
+def _boundary_name(root: Path) -> str | None:
+    """The one place name in the ``name`` attribute of the export's boundary, or None."""
+    for ext in (".geojson", ".shp"):
+        p = root / f"neighborhood_boundary{ext}"
+        if not p.exists():
+            continue
+        try:
+            import pyogrio
+
+            df = pyogrio.read_dataframe(p, read_geometry=False)
+        except Exception:  # an unreadable boundary: the folder name will do
+            return None
+        col = next((c for c in df.columns if str(c).lower() == "name"), None)
+        if col is None:
+            return None
+        names = {str(v).strip() for v in df[col] if isinstance(v, str) and v.strip()}
+        return names.pop() if len(names) == 1 else None
+    return None
 
 
 def demo_results(name: str | None = None, **overrides: Any) -> Results:

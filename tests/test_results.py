@@ -67,6 +67,32 @@ def test_zip_bundle_with_subfolder(official: Path, tmp_path: Path) -> None:
     assert len(res.ways) == len(WAYS)
 
 
+
+def test_official_export_outside_its_layout_is_named_by_its_boundary(tmp_path: Path) -> None:
+    # the reference tool's export copied to a folder such as "reference": the boundary's
+    # name attribute names the place, not the folder
+    folder = write_export(tmp_path / "reference")
+    b = gpd.read_file(folder / "neighborhood_boundary.geojson")
+    b["name"] = "Helsinki <b>&</b> co"
+    b.to_file(folder / "neighborhood_boundary.geojson", driver="GeoJSON")
+    assert load_results(folder).name == "Helsinki <b>&</b> co"
+    assert load_results(folder, name="Kallio").name == "Kallio"  # a given name wins
+    # shapefile-only export: the same attribute
+    shp = tmp_path / "shp" / "export"
+    shp.mkdir(parents=True)
+    b.to_file(shp / "neighborhood_boundary.shp")
+    for f in folder.iterdir():
+        if f.name != "neighborhood_boundary.geojson":
+            shutil.copy(f, shp / f.name)
+    assert load_results(shp).name == "Helsinki <b>&</b> co"
+    # no name attribute (or several names): the folder name, as before
+    nameless = write_export(tmp_path / "kallio")
+    assert load_results(nameless).name == "kallio"
+    b2 = gpd.read_file(nameless / "neighborhood_boundary.geojson")
+    b2 = pd.concat([b2, b2]).assign(name=["A", "B"])
+    b2.to_file(nameless / "neighborhood_boundary.geojson", driver="GeoJSON")
+    assert load_results(nameless).name == "kallio"
+
 def test_shapefile_only_export_gets_full_column_names(official: Path) -> None:
     # the original BNA ships shapefiles: GDAL truncates names to 10 characters
     ways = gpd.read_file(official / "neighborhood_ways.geojson")
