@@ -25,6 +25,18 @@ SCORE_DESTINATIONS: dict[str, tuple[str, ...]] = {
     "retail": ("retail",), "recreation_parks": ("parks",),
     "recreation_community_centers": ("community_centers",), "transit": ("transit",),
 }
+#: Sub-score -> the prefix of its block columns (``<prefix>_high_stress``: how many of the kind
+#: each block reaches on the whole network). Nothing reached from any block = nothing to score.
+SCORE_BLOCK_PREFIX: dict[str, str] = {
+    "opportunity_employment": "emp", "opportunity_k12_education": "schools",
+    "opportunity_technical_vocational_college": "colleges",
+    "opportunity_higher_education": "universities",
+    "core_services_doctors": "doctors", "core_services_dentists": "dentists",
+    "core_services_hospitals": "hospitals", "core_services_pharmacies": "pharmacies",
+    "core_services_grocery": "supermarkets", "core_services_social_services": "social_services",
+    "retail": "retail", "recreation_parks": "parks", "recreation_trails": "trails",
+    "recreation_community_centers": "community_centers", "transit": "transit",
+}
 NA_NOTE = "n/a: the place has no destination of this kind, so there is nothing to score."
 
 
@@ -64,7 +76,12 @@ def not_applicable(res: Any) -> set[str]:
     Destination counts come from ``run.json``; an official export (no counts) has its
     destination files counted instead. Employment does not apply to a PNA run outside the
     United States (no jobs data), US mode decided as the engine does
-    (:attr:`~pna_helpers.results.Results.is_us`, i.e. ``Params.is_us``).
+    (:attr:`~pna_helpers.results.Results.is_us`, i.e. ``Params.is_us``). Whatever the counts,
+    a sub-score whose kind no block reaches even on the whole network (its
+    ``<kind>_high_stress`` block column is 0 everywhere, :data:`SCORE_BLOCK_PREFIX`) does not
+    apply: the engine leaves it out of its category, as trails when no path is long enough
+    to be a trail, or jobs in an export without jobs data. A main score (opportunity, core
+    services, recreation) none of whose sub-scores applies does not apply either.
 
     Parameters
     ----------
@@ -84,6 +101,32 @@ def not_applicable(res: Any) -> set[str]:
            if all(int(counts.get(c, 0) or 0) == 0 for c in cats)}
     if res.is_us is False:
         out.add("opportunity_employment")  # no jobs data outside the US (LODES)
+    out |= _nothing_reached(res)
+    for group in ("opportunity", "core_services", "recreation"):
+        subs = [sid for sid, info in SCORE_INFO.items()
+                if info["group"] == group and not info["main"]]
+        if subs and all(sid in out for sid in subs):
+            out.add(group)
+    return out
+
+
+def _nothing_reached(res: Any) -> set[str]:
+    """Sub-scores whose ``<kind>_high_stress`` block column is 0 in every block."""
+    import pandas as pd
+
+    from pna_engine.errors import InputError
+
+    try:
+        blocks = res.blocks
+    except InputError:  # no blocks in the export: the counts alone decide
+        return set()
+    out = set()
+    for sid, prefix in SCORE_BLOCK_PREFIX.items():
+        col = f"{prefix}_high_stress"
+        if col in blocks.columns and len(blocks):
+            reached = pd.to_numeric(blocks[col], errors="coerce").fillna(0)
+            if not (reached > 0).any():
+                out.add(sid)
     return out
 
 

@@ -202,3 +202,30 @@ def test_campaign_dashboard_costs_stay_text() -> None:
                                                       html))  # no "$...$" left in one text
     assert [money(v) for v in (0, 0.00004, 0.5, 12.3456)] == ["0.00", "0.000040", "0.50",
                                                               "12.35"]
+
+
+def test_a_kind_no_block_reaches_is_na_not_zero(tmp_path) -> None:
+    """An official export has no destination counts: trails (no path long enough to be one)
+    and jobs (no jobs data) read n/a, not 0, when no block reaches any even on the whole
+    network; a kind that some block reaches keeps its score, even 0."""
+    import geopandas as gpd
+    from resultsfactory import write_export
+
+    from pna_helpers.results import load_results
+
+    folder = write_export(tmp_path / "place")
+    path = folder / "neighborhood_census_blocks.geojson"
+    blocks = gpd.read_file(path)
+    blocks["trails_high_stress"] = 0
+    blocks["emp_high_stress"] = 0
+    blocks["parks_high_stress"] = [0, 2, 0, 1]
+    blocks.to_file(path, driver="GeoJSON")
+    res = load_results(folder)  # trails, employment: 0.00 in the score file
+    na = display.not_applicable(res)
+    assert {"recreation_trails", "opportunity_employment"} <= na
+    assert "recreation_parks" not in na and "recreation" not in na
+    shown = {r[1]: r[2] for r in _cells(display.all_scores(res))}
+    assert shown["Trails"] == "n/a" and shown["Employment"] == "n/a"
+    assert shown["Parks"] == "90.38"
+    # every opportunity sub-score is n/a (no schools file, no colleges ...): so is opportunity
+    assert "opportunity" in na and shown["Opportunity"] == "n/a"
