@@ -56,6 +56,11 @@ SCORE_BINS: tuple[float, ...] = (0, 20, 40, 60, 80, 100.0001)
 #: A single-hue green ramp: no red or blue, which mean high / low stress on the network.
 SCORE_COLORS: tuple[str, ...] = ("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")
 NO_DATA_COLOR = "#bdbdbd"
+#: Fill opacity of block choropleths (the base map shows through); their legend swatches are
+#: drawn with the same opacity so a class reads as the blocks look.
+BLOCK_FILL_OPACITY = 0.65
+#: Fill opacity of the change (delta) choropleths and their legend swatches.
+DELTA_FILL_OPACITY = 0.7
 CHANGED_COLOR = "#00a000"  # the ways a scenario changed
 #: Map panes above Leaflet's overlay pane (z-index 400): the network stays visible over the
 #: block choropleths whichever block layer is shown, and changed ways over the network.
@@ -493,8 +498,9 @@ def _score_color(v: float | None) -> str:
     return SCORE_COLORS[-1] if v >= 100 else SCORE_COLORS[0]
 
 
-def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
-    """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label).
+def add_legend(m: folium.Map, title: str, items: list[tuple[Any, ...]]) -> None:
+    """A fixed legend box (plain HTML/CSS, no extra library): ``items`` = (color, label) or
+    (color, label, opacity).
 
     Parameters
     ----------
@@ -502,13 +508,18 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
         The map to add to.
     title : str
         Legend title (escaped).
-    items : list of tuple of (str, str)
-        ``(CSS colour, label)`` rows, top to bottom; labels are escaped.
+    items : list of tuple
+        ``(CSS colour, label)`` rows, top to bottom, or ``(CSS colour, label, opacity)`` for
+        the swatch of a translucent fill (drawn with the fill's opacity, so that the swatch
+        looks like the features); labels are escaped.
     """
-    rows = "".join(
-        f'<div><span style="display:inline-block;width:14px;height:10px;background:{c};'
-        f'border:1px solid #555;margin-right:6px"></span>{esc.text(lbl)}</div>'
-        for c, lbl in items)
+    def swatch(c: str, opacity: float | None) -> str:
+        op = f"opacity:{opacity:g};" if opacity is not None else ""
+        return (f'<span style="display:inline-block;width:14px;height:10px;background:{c};'
+                f'{op}border:1px solid #555;margin-right:6px"></span>')
+
+    rows = "".join(f"<div>{swatch(it[0], it[2] if len(it) > 2 else None)}{esc.text(it[1])}</div>"
+                   for it in items)
     box = (f'<div class="pna-legend" style="position:fixed;bottom:58px;left:12px;z-index:9999;'
            f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
            f'border-radius:4px;font:12px sans-serif;line-height:16px">'
@@ -516,25 +527,29 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[str, str]]) -> None:
     m.get_root().html.add_child(folium.Element(box))
 
 
-def score_legend_items(scale: float = 1.0) -> list[tuple[str, str]]:
+def score_legend_items(scale: float = 1.0,
+                       opacity: float = BLOCK_FILL_OPACITY) -> list[tuple[str, str, float]]:
     """Legend entries of :data:`SCORE_BINS` (``scale`` = 0.01 for 0-1 scores).
 
     Parameters
     ----------
     scale : float
         Factor applied to the 0-100 bin edges in the labels (default 1.0).
+    opacity : float
+        Fill opacity of the blocks the legend explains (default :data:`BLOCK_FILL_OPACITY`,
+        that of :func:`add_blocks_layer`): the swatches are drawn with it.
 
     Returns
     -------
-    list of tuple of (str, str)
-        ``(colour, "lo - hi")`` per score class, then the no-data colour; ready for
+    list of tuple of (str, str, float)
+        ``(colour, "lo - hi", opacity)`` per score class, then the no-data colour; ready for
         :func:`add_legend`.
     """
     items = []
     for lo, hi, c in zip(SCORE_BINS[:-1], SCORE_BINS[1:], SCORE_COLORS):
         hi = min(hi, 100)
-        items.append((c, f"{lo * scale:g} - {hi * scale:g}"))
-    items.append((NO_DATA_COLOR, "no data (nothing reachable)"))
+        items.append((c, f"{lo * scale:g} - {hi * scale:g}", opacity))
+    items.append((NO_DATA_COLOR, "no data (nothing reachable)", opacity))
     return items
 
 
@@ -570,6 +585,7 @@ class CompactPolygons(MacroElement):
   var g = G["{{ this.key }}"], d = {{ this.payload }};
   var group = {{ this._parent.get_name() }};
   {{ this.text_node_js }}
+  var fillOpacity = {{ this.fill_opacity }};
   function ring(a) {
     var x = 0, y = 0, ll = [];
     for (var k = 0; k < a.length; k += 2) { x += a[k]; y += a[k + 1]; ll.push([y / 1e6, x / 1e6]); }
@@ -578,7 +594,7 @@ class CompactPolygons(MacroElement):
   for (var i = 0; i < g.p.length; i++) {
     var f = g.o[i], v = d.v[f];
     L.polygon(g.p[i].map(ring), {fillColor: d.k[d.c[f]], color: "#777",
-                                 weight: g.p.length > 1000 ? 0 : 0.5, fillOpacity: 0.65})
+                                 weight: g.p.length > 1000 ? 0 : 0.5, fillOpacity: fillOpacity})
       .bindTooltip(pnaText(g.n[f] + "\\n" + d.label + ": " + (v === null ? "no data" : v)))
       .addTo(group);
   }
@@ -591,6 +607,7 @@ class CompactPolygons(MacroElement):
         self._name = "CompactPolygons"
         self.text_node_js = esc.TEXT_NODE_JS
         self.key, self.geometry, self.payload = key, geometry, payload
+        self.fill_opacity = BLOCK_FILL_OPACITY
 
 
 def _polygon_geometry(gdf: Any, headers: list[str], tolerance_m: float) -> str:
@@ -946,14 +963,16 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     fg = layer(title)
     gj = folium.GeoJson(data, style_function=lambda f: {
         "fillColor": _delta_color(f["properties"].get(column)), "color": "#555",
-        "weight": 0.5, "fillOpacity": 0.7})
+        "weight": 0.5, "fillOpacity": DELTA_FILL_OPACITY})
     TextTooltip([f for f in fields if f in blocks.columns]).add_to(gj)
     gj.add_to(fg)
     fg.add_to(m)
-    items = list(zip(DELTA_COLORS, DELTA_LABELS))
+    items: list[tuple[Any, ...]] = [(c, lbl, DELTA_FILL_OPACITY)
+                                    for c, lbl in zip(DELTA_COLORS, DELTA_LABELS)]
     drawn = blocks[blocks.geometry.notna() & ~blocks.geometry.is_empty]
     if pd.to_numeric(drawn[column], errors="coerce").isna().any():
-        items.append((_delta_color(None), NO_VALUE_LABEL))  # drawn grey, as _delta_color says
+        # drawn grey, as _delta_color says
+        items.append((_delta_color(None), NO_VALUE_LABEL, DELTA_FILL_OPACITY))
     if ways is not None:
         add_stress_layers(m, ways, show=True)
         items += [(LOW_STRESS_COLOR, "low-stress road"), (HIGH_STRESS_COLOR, "high-stress road")]

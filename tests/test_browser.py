@@ -111,3 +111,24 @@ def test_block_layers_sharing_geometry_draw(export: Path, tmp_path: Path) -> Non
     assert sorted(fills[:4]) == sorted([c[4], c[2], maps.NO_DATA_COLOR, c[3]])
     assert sorted(fills[4:]) == sorted([c[4], c[4], maps.NO_DATA_COLOR, c[0]])
     assert not script_errors(err), script_errors(err)
+
+
+def test_legend_swatches_look_like_the_blocks(export: Path, tmp_path: Path) -> None:
+    """Blocks are filled translucent (the base map shows through); a legend swatch drawn
+    opaque reads one class darker (a block of 80-100 looked like the 60-80 swatch). The
+    swatches of score and change maps are drawn with the opacity the browser fills with."""
+    from pna_helpers import compare
+
+    for name, m in (("blocks", maps.blocks_map(export)),
+                    ("delta", maps.delta_map(compare.block_differences(export, export)))):
+        page = maps.save_map(m, tmp_path / f"{name}.html")
+        dom, err = chromium(page, tmp_path, "--dump-dom")
+        fills = {float(v) for v in re.findall(
+            r'<path[^>]*leaflet-interactive[^>]*fill-opacity="([^"]+)"', dom)}
+        legend = dom.split('class="pna-legend"', 1)[1].split("</div></div>", 1)[0]
+        swatches = re.findall(r'<span style="([^"]*)"', legend)
+        assert fills and len(swatches) >= 5
+        opacities = {float(re.search(r"opacity:\s*([0-9.]+)", s).group(1)) if "opacity" in s
+                     else 1.0 for s in swatches}
+        assert opacities == fills, (name, opacities, fills)
+        assert not script_errors(err), script_errors(err)
