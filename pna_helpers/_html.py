@@ -54,8 +54,12 @@ def script_json(obj: Any) -> str:
 
 #: ``pnaText(s)``: a tooltip body showing ``s`` as text, one line per ``\n`` (Leaflet inserts a
 #: DOM node as it is; it would parse a string as HTML).
+#: The box is as wide as its longest line (up to 36em, then lines wrap): a tooltip opened near
+#: the right edge of a map otherwise shrinks to the room left and breaks every line.
 TEXT_NODE_JS = ("function pnaText(s) { var d = document.createElement('div');"
-                " d.style.whiteSpace = 'pre-line'; d.textContent = s; return d; }")
+                " d.style.whiteSpace = 'pre-line'; d.style.width = 'max-content';"
+                " d.style.maxWidth = '36em'; d.style.overflowWrap = 'anywhere';"
+                " d.textContent = s; return d; }")
 
 
 #: Classes MathJax 3 (JupyterLab 4, Notebook 7) and MathJax 2 (classic Notebook, nbconvert)

@@ -132,3 +132,37 @@ def test_legend_swatches_look_like_the_blocks(export: Path, tmp_path: Path) -> N
                      else 1.0 for s in swatches}
         assert opacities == fills, (name, opacities, fills)
         assert not script_errors(err), script_errors(err)
+
+
+def test_tooltip_near_the_right_edge_keeps_its_lines(browser, export: Path,
+                                                     tmp_path: Path) -> None:
+    """A tooltip opened near the right edge of a map (where a planner often hovers) keeps one
+    row per line: the text box used to shrink to the room left and break every line."""
+    page_file = maps.save_map(maps.stress_map(export), tmp_path / "map.html")
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
+              else r.abort())
+    page = ctx.new_page()
+    try:
+        page.goto(page_file.as_uri(), wait_until="load")
+        sizes = page.evaluate("""() => {
+          const m = Object.values(window).find(v => v instanceof L.Map);
+          let line = null;
+          m.eachLayer(l => { if (!line && l instanceof L.Polyline && l.getTooltip()) line = l; });
+          const size = p => { line.openTooltip(m.containerPointToLatLng(p));
+            const box = line.getTooltip().getElement().firstElementChild;
+            const r = {h: box.getBoundingClientRect().height, w: box.getBoundingClientRect().width,
+                       lines: box.textContent.split('\\n').length,
+                       lh: parseFloat(getComputedStyle(box).lineHeight) ||
+                           parseFloat(getComputedStyle(box).fontSize) * 1.2};
+            line.closeTooltip(); return r; };
+          const c = m.getSize();
+          return [size([c.x / 2, c.y / 2]), size([c.x - 15, c.y / 2])];
+        }""")
+    finally:
+        ctx.close()
+    centre, edge = sizes
+    assert centre["lines"] >= 4
+    assert edge["h"] == pytest.approx(centre["h"], abs=1), sizes
+    assert edge["w"] == pytest.approx(centre["w"], abs=1), sizes
+    assert edge["h"] < (centre["lines"] + 1) * centre["lh"], sizes
