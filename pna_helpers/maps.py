@@ -522,7 +522,8 @@ def add_legend(m: folium.Map, title: str, items: list[tuple[Any, ...]]) -> None:
                    for it in items)
     box = (f'<div class="pna-legend" style="position:fixed;bottom:58px;left:12px;z-index:9999;'
            f'background:rgba(255,255,255,.92);padding:6px 9px;border:1px solid #999;'
-           f'border-radius:4px;font:12px sans-serif;line-height:16px">'
+           f'border-radius:4px;font:12px sans-serif;line-height:16px;max-width:24em;'
+           f'overflow-wrap:anywhere">'
            f'<b class="pna-legend-title">{esc.text(title)}</b>{rows}</div>')
     m.get_root().html.add_child(folium.Element(box))
 
@@ -918,7 +919,7 @@ def _delta_color(v: float | None) -> str:
 
 def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block score",
               ways: Any = None, extra_fields: list[str] | None = None,
-              highlight: Any = None) -> OfflineMap:
+              highlight: Any = None, labels: dict[str, str] | None = None) -> OfflineMap:
     """Diverging choropleth of ``blocks[column]`` (gains blue, losses red).
 
     ``ways`` adds the network stress layers; ``highlight`` (GeoDataFrame of lines) draws the
@@ -942,6 +943,8 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
         More block columns shown in the tooltips.
     highlight : geopandas.GeoDataFrame, optional
         Ways to draw on top in green (tooltips: name and way id).
+    labels : dict of str to str, optional
+        Tooltip label of a field (e.g. ``{"geoid20": "Block"}``); default the column name.
 
     Returns
     -------
@@ -964,7 +967,8 @@ def delta_map(blocks: Any, column: str = "delta", title: str = "Change in block 
     gj = folium.GeoJson(data, style_function=lambda f: {
         "fillColor": _delta_color(f["properties"].get(column)), "color": "#555",
         "weight": 0.5, "fillOpacity": DELTA_FILL_OPACITY})
-    TextTooltip([f for f in fields if f in blocks.columns]).add_to(gj)
+    shown = [f for f in fields if f in blocks.columns]
+    TextTooltip(shown, [(labels or {}).get(f, f) for f in shown]).add_to(gj)
     gj.add_to(fg)
     fg.add_to(m)
     items: list[tuple[Any, ...]] = [(c, lbl, DELTA_FILL_OPACITY)
@@ -1071,25 +1075,42 @@ def difference_map(base: Any, other: Any, column: str = "overall_score") -> Offl
     other : Results or str or pathlib.Path
         The result set compared with ``base``; the map shows its blocks.
     column : str
-        Block column to compare (default ``overall_score``).
+        Block column to compare (default ``overall_score``). 0-1 ``*_score`` columns are
+        compared x100, as the block maps draw them, so that every change is in points of a
+        0-100 score and the legend's classes (1, 10 points) mean the same for every column.
 
     Returns
     -------
     OfflineMap
-        A :func:`delta_map` of :func:`~pna_helpers.compare.block_differences`.
+        A :func:`delta_map` of :func:`~pna_helpers.compare.block_differences`, its layer and
+        legend named after the score (not the column) and the two places, its tooltips
+        labelled (block, change in points, the value in each place).
 
     Raises
     ------
     InputError
         A location cannot be loaded, or the blocks of either set have no ``column``.
     """
+    import numpy as np
+
     from pna_helpers.compare import block_differences
-    from pna_helpers.results import load_results
+    from pna_helpers.results import BLOCK_SCORE_COLUMNS, load_results
 
     b, o = load_results(base), load_results(other)
     diff = block_differences(b, o, column)
-    return delta_map(diff, "delta", f"{o.name} minus {b.name}: {column}",
-                     extra_fields=["base", "other"])
+    values = diff[["base", "other"]].to_numpy(dtype=float)
+    scale = 1.0 if column == "overall_score" or np.nanmax(np.r_[values.ravel(), 0]) > 1.0001 \
+        else 100.0
+    diff["delta"] = (diff["other"] - diff["base"]) * scale
+    diff["delta"] = diff["delta"].round(2)
+    diff["base"] = (diff["base"] * scale).round(1)
+    diff["other"] = (diff["other"] * scale).round(1)
+    score = BLOCK_SCORE_COLUMNS.get(column, column).split(" (")[0]
+    title = f"{o.name} minus {b.name}: change in block {score.lower()} score (points)"
+    scored = f"{score} (0-100)" if column in BLOCK_SCORE_COLUMNS or scale == 100.0 else score
+    return delta_map(diff, "delta", title, extra_fields=["base", "other"],
+                     labels={"geoid20": "Block", "delta": "Change (points)",
+                             "base": f"{scored}, {b.name}", "other": f"{scored}, {o.name}"})
 
 
 def save_map(m: Any, path: str | Path) -> Path:

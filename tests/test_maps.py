@@ -282,3 +282,27 @@ def test_job_durations_no_jobs_in_words() -> None:
     waiting = [j for j in _jobs(dt.datetime.now(dt.UTC)) if j.status == "SUBMITTED"]
     fig = charts.job_durations(jobs_table(waiting))
     assert [t.get_text() for t in fig.axes[0].texts] == ["no job has started yet (1 job)"]
+
+
+def test_difference_map_reads_in_points_with_named_values(export: Path, tmp_path: Path) -> None:
+    """The difference map names the score, not the column; a 0-1 category column is compared
+    in points of 0-100 (as its block map draws it), so a block whose transit score fell from
+    1.0 to 0.5 is a fall of 50 points (< -10), not of 0.5 ('-1 to 0'); tooltips say what each
+    value is and are rounded."""
+    other = write_export(tmp_path / "other")
+    path = other / "neighborhood_census_blocks.geojson"
+    blocks = gpd.read_file(path)
+    blocks["transit_score"] = [0.5, 1.0, None, 0.123456]  # was 1, 1, none, 0
+    blocks.to_file(path, driver="GeoJSON")
+    a, b = load_results(export, name="Before"), load_results(other, name="After")
+    html = maps.difference_map(a, b, "transit_score").to_html()
+    title, rows = _legend(html)
+    assert title == "After minus Before: change in block transit score (points)"
+    assert "transit_score" not in html.split("<script")[0] and "transit_score" not in title
+    fills = re.findall(r'"fillColor": "(#[0-9a-f]{6})"', html)
+    # the styles are computed in Python per feature: block 1 fell 50 points -> darkest red
+    assert maps.DELTA_COLORS[0] in fills and maps.DELTA_COLORS[-1] in fills  # +12.35 points
+    assert maps.DELTA_COLORS[2] not in fills  # nothing reads as "-1 to 0"
+    assert '"delta": -50.0' in html and '"delta": 12.35' in html and '"other": 12.3' in html
+    for label in ("Block", "Change (points)", "Transit (0-100), Before", "Transit (0-100), After"):
+        assert json.dumps(label) in html
