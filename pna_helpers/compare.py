@@ -23,15 +23,19 @@ def scores_table(results: list[Any], all_scores: bool = False) -> Any:
         :class:`~pna_helpers.results.Results` or locations accepted by
         :func:`~pna_helpers.results.load_results`.
     all_scores : bool
-        Include every score of the results (sub-scores such as doctors and parks, population
-        and mileage rows), not only the main ones. Default False.
+        Include every score of the results (sub-scores such as doctors and parks, in the
+        reports' order), then :data:`EXTRA_ROWS`: the population and the low-/high-stress
+        centreline miles (a two-way road counts once, as the reports count it; the score
+        file's ``total_miles_*`` count each direction). Default False: the main scores.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by score label, one column per result set (named after its place; a repeated
-        name gets `` (2)``, `` (3)``, ...), rounded to 2 decimals. With exactly two result
-        sets, a ``difference`` column (second minus first) is added.
+        name gets `` (2)``, `` (3)``, ...), rounded to 2 decimals; NaN (shown ``n/a``) where
+        a score does not apply to a place (:func:`pna_helpers.display.not_applicable`: no
+        destination of the kind), never 0. With exactly two result sets, a ``difference``
+        column (second minus first; NaN where either is n/a) is added.
 
     Raises
     ------
@@ -39,6 +43,8 @@ def scores_table(results: list[Any], all_scores: bool = False) -> Any:
         ``results`` is empty, or a location cannot be loaded.
     """
     import pandas as pd
+
+    from pna_helpers.display import not_applicable
 
     loaded = [load_results(r) for r in results]
     if not loaded:
@@ -52,15 +58,37 @@ def scores_table(results: list[Any], all_scores: bool = False) -> Any:
             name = f"{r.name} ({k})"
             k += 1
         names.append(name)
-        cols[name] = r.scores()
+        s = r.scores().copy()
+        na = [sid for sid in not_applicable(r) if sid in s.index]
+        s[na] = float("nan")  # n/a, as the place's report shows it
+        cols[name] = s
     df = pd.DataFrame(cols)
-    ids = list(MAIN_SCORES) if not all_scores else [i for i in df.index]
+    ids = list(MAIN_SCORES) if not all_scores else list(SCORE_INFO)
     df = df.reindex([i for i in ids if i in df.index])
-    df.index = [SCORE_INFO.get(i, {}).get("label", i) for i in df.index]
+    df.index = [SCORE_INFO[i]["label"] for i in df.index]
+    if all_scores:
+        extra = pd.DataFrame([_extra_values(r) for r in loaded], index=names).T
+        df = pd.concat([df, extra.reindex(columns=df.columns)])
     df.index.name = "score"
     if len(loaded) == 2:
         df["difference"] = df.iloc[:, 1] - df.iloc[:, 0]
     return df.round(2)
+
+
+#: Rows after the scores in ``scores_table(..., all_scores=True)``, their units in the label.
+EXTRA_ROWS: tuple[str, ...] = ("Population (people)", "Low-stress roads (centreline mi)",
+                               "High-stress roads (centreline mi)")
+
+
+def _extra_values(res: Results) -> dict[str, float]:
+    s = res.scores()
+    pop = float(s["population_total"]) if "population_total" in s.index else float("nan")
+    try:
+        miles = res.mileage_by_stress().groupby("stress")["miles"].sum()
+        low, high = float(miles.get("low", 0.0)), float(miles.get("high", 0.0))
+    except InputError:  # no road segments in the export
+        low = high = float("nan")
+    return dict(zip(EXTRA_ROWS, (pop, low, high)))
 
 
 def block_differences(base: Results | Any, other: Results | Any,

@@ -62,7 +62,10 @@ def score_text(value: Any) -> str:
 
 
 def _style(df: Any, fmt: dict[str, Any] | None = None) -> Any:
+    # column headers are escaped too (place names head the compare table): Styler.format
+    # escapes only the cells
     return (df.style.format(fmt or {}, na_rep="n/a", escape="html")
+            .format_index(escape="html", axis=1)
             .hide(axis="index")
             .set_table_attributes(f'class="{esc.NO_MATH_CLASS}"')
             .set_table_styles([{"selector": "th", "props": "text-align: left"},
@@ -290,6 +293,47 @@ def score_changes(sc: Any, all_scores: bool = False) -> Any:
     df = df[df["Score"].isin(labels)]  # scores only (population and mileage are not 0-100)
     return _style(df, {"Before (0-100)": "{:.1f}", "After (0-100)": "{:.1f}",
                        "Change (points)": "{:+.2f}"})
+
+
+def compare_scores(table: Any) -> Any:
+    """Scores of several places side by side, as a planner reads them: the score, one column
+    per place (scores 0-100 with 2 decimals, ``n/a`` where a score does not apply) and, for
+    two places, the change (signed: points for scores). The caption states the units.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`pna_helpers.compare.scores_table` (indexed by score label, one column per
+        place, optional ``difference``); its population and mileage rows (``all_scores``)
+        read in people and miles.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Columns ``Score``, one per place and ``Change``; place names are escaped.
+    """
+    import pandas as pd
+
+    from pna_helpers.compare import EXTRA_ROWS
+
+    df = table.rename(columns={"difference": "Change"}).rename_axis("Score").reset_index()
+    places = [c for c in df.columns if c not in ("Score", "Change")]
+    extra = df["Score"].isin(EXTRA_ROWS)
+    styler = _style(df, {c: "{:.2f}" for c in places})
+    people = df.index[df["Score"] == EXTRA_ROWS[0]]
+    miles = df.index[df["Score"].isin(EXTRA_ROWS[1:])]
+    for rows, fmt in ((people, "{:,.0f}"), (miles, "{:.1f}")):
+        styler = styler.format(fmt, subset=pd.IndexSlice[rows, places], na_rep="n/a")
+    if "Change" in df.columns:
+        for rows, fmt in ((df.index[~extra], "{:+.2f}"), (people, "{:+,.0f}"),
+                          (miles, "{:+.1f}")):
+            styler = styler.format(fmt, subset=pd.IndexSlice[rows, ["Change"]], na_rep="n/a")
+    caption = "Scores 0-100 (n/a: the place has no destination of that kind)"
+    if "Change" in df.columns:
+        caption += "; change: second minus first, in points"
+    if extra.any():
+        caption += "; population in people, roads in centreline miles (a two-way road counts once)"
+    return styler.set_caption(esc.text(caption))
 
 
 def tags(change_tags: dict[str, Any]) -> str:

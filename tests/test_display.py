@@ -229,3 +229,39 @@ def test_a_kind_no_block_reaches_is_na_not_zero(tmp_path) -> None:
     assert shown["Parks"] == "90.38"
     # every opportunity sub-score is n/a (no schools file, no colleges ...): so is opportunity
     assert "opportunity" in na and shown["Opportunity"] == "n/a"
+
+
+def test_compare_table_reads_with_units_and_na(tmp_path) -> None:
+    """Two places side by side: n/a (not 0) where a kind does not exist in a place, signed
+    changes in points, population and centreline miles in their own units (the score file's
+    total_miles_* count each direction), no raw score ids, the units in the caption."""
+    import geopandas as gpd
+    from resultsfactory import write_export
+
+    from pna_helpers import compare
+    from pna_helpers.results import load_results
+
+    a = write_export(tmp_path / "a")
+    b = write_export(tmp_path / "b", score_shift=-0.1)
+    (b / "neighborhood_parks.geojson").unlink()  # no park in B: parks n/a there
+    blocks = gpd.read_file(b / "neighborhood_census_blocks.geojson")
+    blocks["trails_high_stress"] = 0
+    blocks.to_file(b / "neighborhood_census_blocks.geojson", driver="GeoJSON")
+    ra, rb = load_results(a, name="A <b>"), load_results(b, name="B")
+    table = compare.scores_table([ra, rb], all_scores=True)
+    assert pd.isna(table.loc["Parks", "B"]) and table.loc["Parks", "A <b>"] == pytest.approx(90.38)
+    assert pd.isna(table.loc["Parks", "difference"])
+    assert not any("_" in str(i) for i in table.index)  # no population_total, total_miles_*
+    miles = ra.mileage_by_stress().groupby("stress")["miles"].sum()
+    assert table.loc["Low-stress roads (centreline mi)", "A <b>"] == pytest.approx(miles["low"],
+                                                                                  abs=0.01)
+    styler = display.compare_scores(table)
+    assert _headers(styler)[:4] == ["Score", "A &lt;b&gt;", "B", "Change"]
+    shown = {r[0]: r[1:] for r in _cells(styler)}
+    assert shown["Overall"] == ["85.89", "75.89", "-10.00"]
+    assert shown["Parks"] == ["90.38", "n/a", "n/a"]
+    assert shown["Trails"][1] == "n/a"
+    assert shown["Population (people)"] == ["230", "230", "+0"]
+    assert shown["Low-stress roads (centreline mi)"][0] == f"{miles['low']:.1f}"
+    caption = re.search(r"<caption>(.*?)</caption>", styler.to_html(), re.S).group(1)
+    assert "0-100" in caption and "points" in caption and "centreline miles" in caption
