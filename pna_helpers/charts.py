@@ -248,7 +248,9 @@ def compare_scores(results: list[Any]) -> Any:
     Returns
     -------
     matplotlib.figure.Figure
-        A score that is missing in a result set is drawn as 0.
+        The key (one entry per place) sits under the axes, never over a bar; a score that
+        does not apply to a place (no destination of its kind) is written "n/a" where its bar
+        would be, not drawn as 0.
 
     Raises
     ------
@@ -264,13 +266,20 @@ def compare_scores(results: list[Any]) -> Any:
     n = len(tab.columns)
     x = np.arange(len(tab.index))
     w = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(x)), 3.6))
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(x)), 4.2))
     for k, col in enumerate(tab.columns):
-        ax.bar(x + (k - (n - 1) / 2) * w, tab[col].fillna(0), width=w, label=str(col))
+        pos = x + (k - (n - 1) / 2) * w
+        vals = tab[col].to_numpy(dtype=float)
+        ax.bar(pos, np.nan_to_num(vals, nan=0.0), width=w, label=str(col))
+        for p, v in zip(pos, vals):
+            if v != v:
+                ax.text(p, 1.5, "n/a", ha="center", va="bottom", rotation=90, fontsize=8,
+                        color="#666")
     ax.set_xticks(x, tab.index, rotation=20)
     ax.set_ylim(0, 100)
     ax.set_ylabel("score (0-100)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+              ncol=min(n, 3), frameon=False)
     ax.set_title("Scores side by side")
     fig.tight_layout()
     return fig
