@@ -89,9 +89,11 @@ def test_compare_two_exports(tmp_path: Path) -> None:
     b = write_export(tmp_path / "b", overall_scale=0.5, score_shift=-0.1)
     nb = run_nb("compare", tmp_path, results_list=[str(a), str(b)], names=["Before", "After"])
     text = text_of(nb)
-    assert "Before" in text and "After" in text and "difference" in text
-    assert "-10.0" in text  # overall 85.89 -> 75.89
-    assert "After minus Before: overall_score" in text
+    assert "Before" in text and "After" in text and "Change" in text
+    assert "-10.00" in text  # overall 85.89 -> 75.89, a signed change in points
+    assert "change: second minus first, in points" in text  # the table states its units
+    assert "After minus Before: change in block overall score (points)" in text
+    assert "overall_score" not in text  # the score's name, not the column's
 
 
 def test_results_notebooks_on_the_demo(demo_engine, tmp_path: Path) -> None:
