@@ -219,7 +219,8 @@ def _index_html(rows: list[tuple[Any, ...]]) -> str:
         "td,th{border:1px solid #ccc;padding:4px 10px}td.n{text-align:right}"
         "td.err{color:#b00}</style></head><body><h1>Bicycle Network Analysis reports</h1>"
         f"<p>{ok} of {len(rows)} places rendered.</p><table><tr><th>place</th><th>report</th>"
-        f"<th>overall score</th><th>population</th><th>error</th></tr>{body}</table>"
+        f"<th>overall score (0-100)</th><th>population (people)</th><th>error</th></tr>{body}"
+        "</table>"
         "</body></html>\n")
 
 

@@ -122,6 +122,9 @@ def test_cli_many_with_index_and_one_bad_place(tmp_path: Path) -> None:
     assert str(good) not in errors[0]
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "1 of 2 places rendered" in index
+    # the columns state their units; the overall score reads as in the report
+    assert "<th>overall score (0-100)</th><th>population (people)</th>" in index
+    assert "<td class=n>85.89</td><td class=n>230</td>" in index
     assert 'href="good-town.html"' in index
     assert "does not exist" in index  # the bad one is listed with its error
     assert (tmp_path / "reports" / "good-town.html").stat().st_size > 100_000
