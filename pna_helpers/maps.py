@@ -708,12 +708,25 @@ DEST_COLORS = ("#6a3d9a", "#ff7f00", "#33a02c", "#b15928", "#e7298a", "#1b9e77",
                "#d95f02", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#386cb0")
 
 
+#: Destination layer names as the sub-scores call them (grocery score: supermarkets); other
+#: categories: the category with spaces.
+DESTINATION_LABELS: dict[str, str] = {
+    "schools": "K-12 schools", "colleges": "technical/vocational colleges",
+    "supermarkets": "grocery stores", "community_centers": "community centres",
+    "transit": "transit stations",
+}
+#: Tooltip line of a destination's ``pop_score`` (the share of the people within biking
+#: distance of it who reach it on low-stress streets).
+DESTINATION_REACH_LABEL = "Low-stress reach"
+
+
 def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
                            show: bool = False) -> None:
     """One point layer per destination category (polygons shown at a representative point).
 
-    Each layer is named after its category and count; tooltips show the name, ``osm_id``
-    and ``pop_score`` columns that exist.
+    Each layer is named after its category (:data:`DESTINATION_LABELS`) and count; tooltips
+    show the name, the OSM id and the low-stress reach (``pop_score`` as "75% of the people
+    within biking distance") that exist, labelled for reading, not by column.
 
     Parameters
     ----------
@@ -728,18 +741,31 @@ def add_destination_layers(m: folium.Map, destinations: dict[str, Any],
     for i, (cat, gdf) in enumerate(destinations.items()):
         if gdf is None or not len(gdf):
             continue
+        import pandas as pd
+
         name_col = next((c for c in gdf.columns if c.endswith("_name")), None)
         pts = gdf.copy()
         pts = pts.set_geometry(pts.geometry.representative_point())
-        cols = [c for c in (name_col, "osm_id", "pop_score") if c and c in pts.columns]
+        if "pop_score" in pts.columns:
+            share = pd.to_numeric(pts["pop_score"], errors="coerce")
+            pts["pna_reach"] = [None if v != v else
+                                f"{v * 100:.0f}% of the people within biking distance"
+                                for v in share]
+        if "osm_id" in pts.columns:
+            pts["osm_id"] = [None if v is None or v != v else
+                             str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+                             for v in pts["osm_id"]]
+        labels = {name_col: "", "osm_id": "OSM id", "pna_reach": DESTINATION_REACH_LABEL}
+        cols = [c for c in (name_col, "osm_id", "pna_reach") if c and c in pts.columns]
         data = compact_geojson(pts, cols, tolerance_m=0)
         cols = _present(data, cols)
         color = DEST_COLORS[i % len(DEST_COLORS)]
-        fg = layer(f"Destinations: {cat.replace('_', ' ')} ({len(gdf)})", show=show)
+        label = DESTINATION_LABELS.get(cat, cat.replace("_", " "))
+        fg = layer(f"Destinations: {label} ({len(gdf)})", show=show)
         gj = folium.GeoJson(data, marker=folium.CircleMarker(radius=6, color=color,
                                                              fill=True, fill_opacity=0.8))
         if cols:
-            TextTooltip(cols).add_to(gj)
+            TextTooltip(cols, [labels[c] for c in cols]).add_to(gj)
         gj.add_to(fg)
         fg.add_to(m)
 

@@ -306,3 +306,31 @@ def test_difference_map_reads_in_points_with_named_values(export: Path, tmp_path
     assert '"delta": -50.0' in html and '"delta": 12.35' in html and '"other": 12.3' in html
     for label in ("Block", "Change (points)", "Transit (0-100), Before", "Transit (0-100), After"):
         assert json.dumps(label) in html
+
+
+def test_destination_tooltips_and_layers_read_without_column_names(export: Path,
+                                                                    tmp_path: Path) -> None:
+    """A park's tooltip reads 'North Park / OSM id: 9001 / Low-stress reach: 100% of the people
+    within biking distance', not 'park_name: ... pop_score: 1'; layers are named as the
+    sub-scores are (grocery stores, not supermarkets)."""
+    import shapely
+
+    grocery = gpd.GeoDataFrame({"supermarket_name": ["Lidl"], "osm_id": [77.0],
+                                "pop_score": [0.254]},
+                               geometry=[shapely.Point(24.94, 60.17)], crs=4326)
+    m = maps.new_map()
+    maps.add_destination_layers(m, {"parks": load_results(export).destinations("parks"),
+                                    "supermarkets": grocery}, show=True)
+    import folium
+
+    folium.LayerControl().add_to(m)
+    html = m.get_root().render()
+    tooltips = re.findall(r"var fields = (\[[^\]]*\]), labels = (\[[^\]]*\]);", html)
+    assert [(json.loads(f), json.loads(lb)) for f, lb in tooltips] == [
+        (["park_name", "osm_id", "pna_reach"], ["", "OSM id", "Low-stress reach"]),
+        (["supermarket_name", "osm_id", "pna_reach"], ["", "OSM id", "Low-stress reach"])]
+    assert '"pna_reach": "100% of the people within biking distance"' in html
+    assert '"pna_reach": "50% of the people within biking distance"' in html
+    assert '"osm_id": "77"' in html and '"pna_reach": "25% of the people' in html
+    assert "Destinations: parks (2)" in html and "Destinations: grocery stores (1)" in html
+    assert "supermarkets" not in html
