@@ -158,6 +158,36 @@ def test_cancel_while_running_kills_the_process_tree(client, slow):
         client.cancel(job.job_id)
 
 
+def test_cancel_between_claim_and_engine_start_stops_the_engine(client, slow):
+    """A cancel that lands after the supervisor claimed the job (RUNNING, its pid and group
+    recorded) but before it started the engine signalled a group without the engine in it:
+    the engine must still be stopped, so the CANCELLED job's folder never looks complete.
+    (Seen by hand: `pna submit --demo; pna cancel ID` left a succeeded folder.)"""
+    from pna_helpers.jobs import local
+
+    blocker = client.submit(_req(f"{slow.url}/slow/120/b.geojson"))  # holds the one slot
+    job = client.submit(jobs.demo_request())
+    assert client.get(job.job_id).status == "RUNNABLE"
+    me = os.getpid()
+    store = client.store
+    with store.tx() as con:  # the supervisor's claim ...
+        con.execute("UPDATE jobs SET status = 'RUNNING', pid = ?, pgid = ? WHERE job_id = ?",
+                    (me, os.getpgrp(), job.job_id))
+        row = con.execute("SELECT * FROM jobs WHERE job_id = ?", (job.job_id,)).fetchone()
+    with store.tx() as con:  # ... then the cancel's mark, before the engine exists
+        con.execute("UPDATE jobs SET status = 'CANCELLED', reason = 'cancelled by user' "
+                    "WHERE job_id = ?", (job.job_id,))
+    local._run_job(store, row, me, forked=False)
+    done = client.get(job.job_id)
+    assert done.status == "CANCELLED"
+    res = Path(done.results_uri)
+    status = json.loads((res / "status.json").read_text()) if (res / "status.json").exists() \
+        else {"state": "failed"}
+    assert status["state"] == "failed", status
+    assert not (res / "run.json").exists()
+    client.cancel([blocker.job_id])
+
+
 def test_killed_supervisor_is_detected_as_failed(client, slow):
     job = client.submit(_req(f"{slow.url}/slow/120/boundary.geojson"))
     _wait_for(lambda: slow.started)

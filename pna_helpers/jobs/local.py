@@ -855,6 +855,10 @@ def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
         with open(log_path, "ab") as logf:
             child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf,
                                      stderr=subprocess.STDOUT, cwd=str(store.outputs))
+            # a cancel between the claim and this Popen signalled a group without the engine
+            # in it: stop the engine now, or a CANCELLED job would finish and look complete
+            if not _still_ours(store, job_id, me):
+                child.terminate()
             rc = child.wait()
     st = read_status(results, live=False)  # as the engine left it: mark it failed below
     ok = rc == 0 and st.get("state") == "succeeded"
@@ -871,6 +875,13 @@ def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
         final = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
     _append_log(log_path, f"[pna-local] job {job_id} {final} (exit code {rc})"
                           + (f": {reason}" if reason and final == FAILED else ""))
+
+
+def _still_ours(store: Store, job_id: str, me: int) -> bool:
+    """Is ``job_id`` still RUNNING under this supervisor (not cancelled or failed meanwhile)?"""
+    with store.connect() as con:
+        row = con.execute("SELECT status, pid FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return row is not None and row["status"] == RUNNING and row["pid"] == me
 
 
 def _fork_job(store: Store, job_id: str, env: dict[str, str], log_path: Path) -> int:
