@@ -50,6 +50,27 @@ def test_bad_field_is_named(boundary, field, value, needle):
         jobs.AnalysisRequest(**kw)
 
 
+def test_input_that_is_a_folder_or_empty_is_refused_at_submission(tmp_path, boundary):
+    """Every input is one file: a folder or a 0-byte file is refused when the request is made
+    (seen by hand: `pna submit --boundary FOLDER` was accepted and failed only in the job)."""
+    (tmp_path / "empty.osm.pbf").write_bytes(b"")
+    for field, value, needle in (
+            ("boundary", str(tmp_path), f"'boundary': {tmp_path} is a folder, not a file"),
+            ("osm", str(tmp_path / "empty.osm.pbf"),
+             f"'osm': file {tmp_path / 'empty.osm.pbf'} is empty (0 bytes)")):
+        kw = {"place": "P", "boundary": str(boundary), field: value}
+        with pytest.raises(InputError) as ei:
+            jobs.AnalysisRequest(**kw)
+        assert needle in str(ei.value) and "\n" not in str(ei.value)
+    (tmp_path / "sub").mkdir()
+    csv = tmp_path / "places.csv"
+    csv.write_text("place,boundary\nA,city.geojson\nB,sub\n")
+    with pytest.raises(InputError, match=r"places file .*, row 3, column 'boundary': .*/sub is "
+                                         r"a folder, not a file; give the file in it; fix the "
+                                         r"path in that cell"):
+        jobs.read_places(csv)
+
+
 def test_read_places_csv(tmp_path, boundary):
     (tmp_path / "sub").mkdir()
     other = tmp_path / "sub" / "b2.geojson"

@@ -81,6 +81,11 @@ class _Request:
         p = Path(value).expanduser()
         if not p.exists():
             raise InputError(f"request field {name!r}: file {value} does not exist")
+        if p.is_dir():  # every input is one file: a folder would only fail inside the job
+            raise InputError(f"request field {name!r}: {value} is a folder, not a file; give "
+                             "the file in it")
+        if p.stat().st_size == 0:
+            raise InputError(f"request field {name!r}: file {value} is empty (0 bytes)")
         return str(p.resolve())
 
     # ------------------------------------------------------------------ conversions
@@ -299,7 +304,7 @@ def place_error(path: Path, where: str, exc: Exception) -> InputError:
     if m is None:
         return InputError(f"places file {path}, {where}: {msg}; fix that row")
     col, why = m.groups()
-    if "does not exist" in why:
+    if "does not exist" in why or "is a folder" in why or "is empty (0 bytes)" in why:
         todo = (f"fix the path in that cell (a relative path is relative to the folder of "
                 f"{path.name}, {path.resolve().parent})")
     elif col == "place":
