@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -171,6 +174,34 @@ def test_read_places_geopackage_writes_boundaries(tmp_path):
     b = gpd.read_file(reqs[0].boundary)
     assert b.crs.to_epsg() == 4326
     assert b.geometry.iloc[0].equals(gdf.geometry.iloc[0])
+
+
+def test_geopackage_with_several_layers(tmp_path):
+    """A GeoPackage with a polygon layer of places and other layers is read from that layer,
+    without GDAL's warning on stderr; with two polygon layers it is one error line naming them
+    (reading the first, as before, silently dropped the places of the second)."""
+    gpd = pytest.importorskip("geopandas")
+    from shapely.geometry import Point, box
+
+    path = tmp_path / "places.gpkg"
+    gpd.GeoDataFrame({"name": ["Dot"]}, geometry=[Point(24.9, 60.1)], crs=4326).to_file(
+        path, layer="notes", driver="GPKG")
+    gpd.GeoDataFrame({"name": ["North"]}, geometry=[box(24.9, 60.15, 25.0, 60.2)],
+                     crs=4326).to_file(path, layer="places", driver="GPKG")
+    env = dict(os.environ, PNA_OUTPUTS=str(tmp_path / "out"), PYTHONWARNINGS="default")
+    r = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "campaign", "estimate",
+                        str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("North ")
+    assert [q.place for q in jobs.read_places(path)] == ["North"]
+    gpd.GeoDataFrame({"name": ["South"]}, geometry=[box(24.9, 60.1, 25.0, 60.15)],
+                     crs=4326).to_file(path, layer="more", driver="GPKG")
+    r = subprocess.run([sys.executable, "-m", "pna_helpers.cli", "submit-many", str(path)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"pna: error: places file {path} has 2 polygon layers (places, more): "
+                        "which holds the places is unclear; keep one polygon layer of places "
+                        "(e.g. save that layer as its own file)\n")
 
 
 def test_settings_env_config_and_overrides(tmp_path, monkeypatch):

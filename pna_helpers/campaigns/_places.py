@@ -19,7 +19,7 @@ from typing import Any
 from pna_engine.atomic import atomic_path
 from pna_engine.errors import InputError
 from pna_engine.params import STATE_FIPS
-from pna_helpers.jobs.request import AnalysisRequest, read_places, slugify
+from pna_helpers.jobs.request import AnalysisRequest, read_places, read_polygon_layer, slugify
 
 #: State FIPS -> postal code (US states, DC, Puerto Rico).
 STATE_POSTAL: dict[str, str] = {fips: code for code, fips in STATE_FIPS.items()}
@@ -122,11 +122,7 @@ def places_from_boundaries(layer: str | Path, osm: str | Path, folder: str | Pat
     for p, what in ((layer, "boundaries layer"), (osm, "OSM extract")):
         if not p.exists():
             raise InputError(f"{what} {p} does not exist")
-    try:
-        gdf = gpd.read_file(layer)
-    except Exception as exc:
-        raise InputError(f"boundaries layer {layer} is unreadable "
-                         f"({str(exc).splitlines()[0]})") from exc
+    gdf = read_polygon_layer(layer, "boundaries layer")
     if gdf.empty:
         raise InputError(f"boundaries layer {layer} has no features")
     if gdf.crs is None:

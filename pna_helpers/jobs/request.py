@@ -369,14 +369,60 @@ def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRe
     return out
 
 
-def _read_places_vector(path: Path) -> list[AnalysisRequest]:
-    import geopandas as gpd
+def read_polygon_layer(path: Path, what: str) -> Any:
+    """The one layer of place polygons in a vector file, as a GeoDataFrame.
 
+    A file with several layers (a GeoPackage with notes, points, ...) is read from its only
+    polygon layer; with several polygon layers it is an error naming them (reading the first
+    would silently drop the places of the others). GDAL's warnings are not printed: the caller
+    turns every problem into one :class:`InputError` line.
+
+    Parameters
+    ----------
+    path : Path
+        The vector file.
+    what : str
+        How messages name it (``places file``, ``boundaries layer``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+
+    Raises
+    ------
+    InputError
+        Unreadable, or several polygon layers.
+    """
+    import warnings
+
+    import geopandas as gpd
+    import pyogrio
+
+    how = "save it as a GeoPackage or GeoJSON of polygons"
     try:
-        gdf = gpd.read_file(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layers = [(str(n), str(t or "")) for n, t in pyogrio.list_layers(path)]
+            layer = None
+            if len(layers) > 1:
+                polys = [n for n, t in layers if "polygon" in t.lower()]
+                if len(polys) > 1:
+                    raise InputError(
+                        f"{what} {path} has {len(polys)} polygon layers "
+                        f"({', '.join(polys)}): which holds the places is unclear; keep one "
+                        "polygon layer of places (e.g. save that layer as its own file)")
+                layer = polys[0] if polys else layers[0][0]
+            gdf = gpd.read_file(path, layer=layer)
+    except InputError:
+        raise
     except Exception as exc:
-        raise InputError(f"places file {path} is unreadable ({str(exc).splitlines()[0]}): "
-                         "save it as a GeoPackage or GeoJSON of polygons") from exc
+        raise InputError(f"{what} {path} is unreadable ({str(exc).splitlines()[0]}): "
+                         f"{how}") from exc
+    return gdf
+
+
+def _read_places_vector(path: Path) -> list[AnalysisRequest]:
+    gdf = read_polygon_layer(path, "places file")
     if gdf.empty:
         raise InputError(f"places file {path} has no features: add one polygon per place")
     gdf.columns = [str(c).lower() if c != gdf.geometry.name else c for c in gdf.columns]
