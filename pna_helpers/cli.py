@@ -37,12 +37,68 @@ def _err(msg: str) -> None:
     print(f"pna: error: {msg}", file=sys.stderr, flush=True)
 
 
+def _seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds > 0 (``abc``, ``-5``, ``nan``: a usage error)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (e.g. 3600), got "
+                                         f"{text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """``--limit``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _client(args: argparse.Namespace, **kw: Any):
     from pna_helpers import jobs
     from pna_helpers.config import Settings
 
     settings = Settings.load(config_file=args.config, backend=args.backend, **kw)
     return jobs.get_client(settings=settings)
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters; a cut one ends with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "\u2026"
+
+
+def _when(t: Any) -> str:
+    """A time in the user's time zone, with the zone: ``2026-12-05 08:36 CET``."""
+    if t is None:
+        return "-"
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _run_time(j: Any) -> str:
+    """How long a job ran (is running): ``2.1 s``, ``4 min 05 s``, ``2 h 03 min``; ``-`` when
+    it never started."""
+    import datetime as _dt
+
+    if j.started_at is None:
+        return "-"
+    end = j.stopped_at or (_dt.datetime.now(_dt.UTC) if not j.done else None)
+    if end is None:
+        return "-"
+    s = max(0.0, (end - j.started_at).total_seconds())
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
 def _print_jobs(jobs_: list, as_json: bool) -> None:
@@ -52,14 +108,13 @@ def _print_jobs(jobs_: list, as_json: bool) -> None:
     if not jobs_:
         print("(no jobs)")
         return
-    rows = [("JOB ID", "PLACE", "STATUS", "PHASE", "CREATED", "REASON")]
+    rows = [("JOB ID", "PLACE", "STATUS", "PHASE", "CREATED", "RAN", "REASON")]
     for j in jobs_:
-        created = j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else "-"
-        reason = (j.reason or "").splitlines()[0][:70] if j.reason else ""
-        rows.append((j.job_id, (j.place or "-")[:30], j.status, j.phase or "-", created, reason))
+        rows.append((j.job_id, _clip(j.place or "-", 30), j.status, j.phase or "-",
+                     _when(j.created_at), _run_time(j), _clip(j.reason or "", 80)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        print(("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]).rstrip())
 
 
 # --------------------------------------------------------------------------- commands
@@ -325,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     js = argparse.ArgumentParser(add_help=False)
     js.add_argument("--json", action="store_true", help="machine-readable JSON output")
     wt = argparse.ArgumentParser(add_help=False)
-    wt.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    wt.add_argument("--timeout", type=_seconds, default=None,
+                    help="give up after this many seconds (the jobs keep running)")
     wt.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     parser = OneLineArgumentParser(
@@ -359,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filter by place name (as a file-safe name: 'Helsinki demo' = "
                         "'helsinki-demo')")
     p.add_argument("--since", default=None, help="created since (ISO time, or 2h / 3d)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.add_argument("--limit", type=_count, default=None, help="at most this many (newest)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("status", parents=[common, js], help="status of jobs")

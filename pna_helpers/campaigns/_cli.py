@@ -207,9 +207,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     if not items:
         print("(no campaigns)")
+        return 0
+    from pna_helpers.cli import _when
+    from pna_helpers.jobs.model import parse_time
+
+    width = max(len("NAME"), *(len(c["name"]) for c in items))
+    print(f"{'NAME':<{width}}  {'CREATED':<23}  PROGRESS")
     for c in items:
-        print(f"{c['name']:<30} {c['created_at'][:19]}  {c['done']}/{c['places']} done, "
-              f"{c['succeeded']} SUCCEEDED, {c['failed']} FAILED")
+        print(f"{c['name']:<{width}}  {_when(parse_time(c['created_at'])):<23}  "
+              f"{c['done']}/{c['places']} done, {c['succeeded']} SUCCEEDED, {c['failed']} FAILED")
     return 0
 
 
