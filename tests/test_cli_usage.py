@@ -68,9 +68,12 @@ def test_jobs_table_times_in_the_users_zone_and_clipped_cells(capsys, monkeypatc
     assert "A very long place name that g\u2026" in bad and bad[-1] == "\u2026"
     assert "overlaps the boundary second line" in bad
     # every column starts at the same offset on every line
-    for col in ("STATUS", "CREATED", "RAN", "REASON"):
+    for col in ("STATUS", "CREATED", "RAN"):
         at = header.index(col)
         assert ok[at - 2:at] == "  " and ok[at] != " " and bad[at] != " ", col
+    at = header.index("REASON")
+    assert bad[at - 2:at] == "  " and bad[at:].startswith("no census block")
+    assert ok == ok.rstrip() and len(ok) < at  # no reason: no trailing blanks
 
 
 def test_json_output_is_json_alone(capsys, tmp_path, monkeypatch):
