@@ -82,3 +82,21 @@ def test_json_output_is_json_alone(capsys, tmp_path, monkeypatch):
     import json
 
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("url", ["not a url", "localhost:4566", "http://localhost:abc"])
+def test_endpoint_that_is_not_a_url_is_one_line_saying_what_to_do(url, capsys, monkeypatch,
+                                                                  tmp_path):
+    """It was `listing jobs: ValueError: Invalid endpoint: not a url` (or an unreachable
+    endpoint after retries), naming neither the variable nor the fix."""
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for argv in (["--backend", "aws", "list"], ["stack", "status"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr()
+        assert err.out == ""
+        assert err.err == (f"pna: error: the AWS endpoint {url!r} (AWS_ENDPOINT_URL or "
+                           "endpoint_url) is not an http(s) URL: give e.g. http://localhost:4566 "
+                           "for an emulator, or unset it to use AWS\n")

@@ -116,6 +116,36 @@ def aws_error(exc: Exception, what: str, *, connect_timeout: float | None = None
     return InputError(f"{what}: {code}: {msg}")
 
 
+def check_endpoint_url(url: str | None) -> None:
+    """Refuse an endpoint that is not an ``http(s)://host[:port]`` URL, in one line saying
+    what to do (boto3 says only ``ValueError: Invalid endpoint: ...``).
+
+    Parameters
+    ----------
+    url : str or None
+        ``AWS_ENDPOINT_URL`` / ``Settings.endpoint_url``; None (AWS itself) passes.
+
+    Raises
+    ------
+    InputError
+        Not an http(s) URL with a host.
+    """
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is not a number raises
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InputError(f"the AWS endpoint {url!r} (AWS_ENDPOINT_URL or endpoint_url) is not an "
+                         "http(s) URL: give e.g. http://localhost:4566 for an emulator, or "
+                         "unset it to use AWS")
+
+
 def token_pages(fetch: Callable[..., dict[str, Any]], *, token_arg: str = "nextToken",
                 token_field: str = "nextToken", items: str | None = None,
                 **kw: Any) -> Iterator[dict[str, Any]]:
@@ -185,6 +215,7 @@ class Aws:
         """
         if service not in self._clients:
             s = self.settings
+            check_endpoint_url(s.endpoint_url)
             self._clients[service] = aws_client(
                 service, region=s.aws_region, endpoint_url=s.endpoint_url,
                 connect_timeout=s.aws_connect_timeout, read_timeout=s.aws_read_timeout,
