@@ -62,6 +62,11 @@ class _Request:
         """
         if not isinstance(self.place, str) or not self.place.strip():
             raise InputError("request field 'place': give a non-empty place name")
+        bad = sorted({c for c in self.place if ord(c) < 32 or 127 <= ord(c) < 160})
+        if bad:  # the name is a line of logs, tables, CSV cells and report headings
+            raise InputError(f"request field 'place': the place name {self.place!r} contains "
+                             f"{', '.join(repr(c) for c in bad)} (a line break or control "
+                             "character); give the name on one line")
         try:
             values = Params.normalise({f: getattr(self, f) for f in _REQUEST_FIELDS})
         except ParamError as exc:
@@ -307,8 +312,10 @@ def place_error(path: Path, where: str, exc: Exception) -> InputError:
     if "does not exist" in why or "is a folder" in why or "is empty (0 bytes)" in why:
         todo = (f"fix the path in that cell (a relative path is relative to the folder of "
                 f"{path.name}, {path.resolve().parent})")
-    elif col == "place":
+    elif col == "place" and why.startswith("give a non-empty"):
         why, todo = "the place name is empty", "give every row a place name"
+    elif col == "place":  # the why says what to do
+        return InputError(f"places file {path}, {where}, column {col!r}: {why}")
     elif why.startswith("is required"):
         why, todo = "is required", "fill that cell in"
     else:
