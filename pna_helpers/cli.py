@@ -37,6 +37,14 @@ def _err(msg: str) -> None:
     print(f"pna: error: {msg}", file=sys.stderr, flush=True)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        str(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: a finite number of seconds > 0 (``abc``, ``-5``, ``nan``: a usage error)."""
     import math
@@ -496,6 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except InputError as exc:
         _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return 2
+    except UnicodeError as exc:  # an argument in another encoding reached a UTF-8 store/API
+        given = sys.argv[1:] if argv is None else argv
+        bad = [a for a in given if not _utf8(a)]
+        what = (f"argument {bad[0]!r} is not UTF-8 text" if bad else
+                f"text that is not UTF-8 ({exc})")
+        _err(f"{what} (a name in another encoding, e.g. Latin-1, its bytes shown as \\udcXX): "
+             "type it in UTF-8, or rename the file with UTF-8 characters")
         return 2
     except KeyboardInterrupt:
         _err("interrupted (jobs keep running; see 'pna list')")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
 
 import pytest
@@ -100,3 +101,40 @@ def test_endpoint_that_is_not_a_url_is_one_line_saying_what_to_do(url, capsys, m
         assert err.err == (f"pna: error: the AWS endpoint {url!r} (AWS_ENDPOINT_URL or "
                            "endpoint_url) is not an http(s) URL: give e.g. http://localhost:4566 "
                            "for an emulator, or unset it to use AWS\n")
+
+
+def test_names_that_are_not_utf8_are_one_line(tmp_path, boundary):
+    """Arguments in another encoding (Latin-1 file names, a place typed in a Latin-1
+    terminal) arrive as surrogate escapes: `pna status`, `logs`, `cancel` ... crashed with a
+    UnicodeEncodeError traceback in SQLite, `pna submit --place` too, and a boundary file so
+    named was accepted and then killed the job's supervisor (`supervisor process died`)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PNA_OUTPUTS=str(tmp_path / "out"), PNA_BACKEND="local")
+    latin = os.fsencode(tmp_path) + b"/b\xf6.geojson"
+    with open(latin, "wb") as f:
+        f.write(boundary.read_bytes())
+    (tmp_path / "sub").mkdir()
+
+    def pna(*args: str | bytes) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pna_helpers.cli", *args], env=env,
+                              capture_output=True, timeout=120, cwd=tmp_path / "sub")
+
+    for cmd in ("status", "logs", "cancel", "results", "retry", "wait"):
+        r = pna(cmd, b"K\xf6ln")
+        assert r.returncode == 2 and r.stdout == b"", r.stderr
+        assert r.stderr == (b"pna: error: unknown job id 'K\\udcf6ln' in the local job store "
+                            + os.fsencode(tmp_path) + b"/out/jobs.sqlite (see 'pna list')\n")
+    r = pna("submit", "--place", b"K\xf6ln", "--boundary", str(boundary), "--country",
+            "Finland")
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.startswith(b"pna: error: request field 'place': 'K\\udcf6ln' is not UTF-8 "
+                               b"text") and r.stderr.count(b"\n") == 1
+    r = pna("submit", "--place", "X", "--boundary", latin, "--country", "Finland")
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.startswith(b"pna: error: request field 'boundary': '") and r.stderr.endswith(
+        b"' is not UTF-8 text (a name in another encoding, e.g. Latin-1, with its bytes shown as"
+        b" \\udcXX); rename the file (or folder) with UTF-8 characters\n")
+    r = pna("list")
+    assert r.returncode == 0 and r.stdout == b"(no jobs)\n"  # nothing was submitted

@@ -263,8 +263,11 @@ class Store:
         Returns
         -------
         sqlite3.Row or None
-            Every column of ``jobs``; None for an unknown id.
+            Every column of ``jobs``; None for an unknown id (one that is not UTF-8 text
+            cannot be stored, so it is unknown too).
         """
+        if not _is_text(job_id):
+            return None
         with self.connect() as con:
             return con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
 
@@ -297,6 +300,16 @@ class Store:
             ``<outputs>/results/<job_id>`` (it need not exist).
         """
         return self.results_dir / job_id
+
+
+def _is_text(value: Any) -> bool:
+    """Can ``value`` be stored (UTF-8)? A command-line argument in another encoding arrives
+    with surrogate escapes and cannot."""
+    try:
+        str(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- processes

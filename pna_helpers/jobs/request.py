@@ -47,6 +47,14 @@ def is_url(value: str) -> bool:
     return is_remote(value)
 
 
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Request:
     """Methods of :class:`AnalysisRequest` (whose fields come from the parameter schema)."""
 
@@ -78,6 +86,15 @@ class _Request:
         values["jobs"] = [self._local("jobs", j) for j in values["jobs"]]
         for name, value in values.items():
             setattr(self, name, value)
+        for name in _REQUEST_FIELDS:  # stored, logged and sent to S3 as UTF-8
+            field_value = getattr(self, name)
+            for value in field_value if isinstance(field_value, list) else [field_value]:
+                if isinstance(value, str) and not _utf8(value):
+                    raise InputError(
+                        f"request field {name!r}: {value!r} is not UTF-8 text (a name in "
+                        "another encoding, e.g. Latin-1, with its bytes shown as \\udcXX); "
+                        + ("type the name in UTF-8" if name == "place" else
+                           "rename the file (or folder) with UTF-8 characters"))
 
     @staticmethod
     def _local(name: str, value: str) -> str:
@@ -314,7 +331,7 @@ def place_error(path: Path, where: str, exc: Exception) -> InputError:
                 f"{path.name}, {path.resolve().parent})")
     elif col == "place" and why.startswith("give a non-empty"):
         why, todo = "the place name is empty", "give every row a place name"
-    elif col == "place":  # the why says what to do
+    elif col == "place" or "is not UTF-8 text" in why:  # the why says what to do
         return InputError(f"places file {path}, {where}, column {col!r}: {why}")
     elif why.startswith("is required"):
         why, todo = "is required", "fill that cell in"
