@@ -70,6 +70,12 @@ def _count(text: str) -> int:
     return value
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Show a progress bar: on a terminal, unless ``--no-progress``. Redirected to a file or a
+    pipe (a batch script's log) a bar is only carriage-return noise."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def _client(args: argparse.Namespace, **kw: Any):
     from pna_helpers import jobs
     from pna_helpers.config import Settings
@@ -155,9 +161,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     job = client.submit(req)
     print(job.job_id, flush=True)
     if args.wait:
-        done = client.wait([job.job_id], timeout=args.timeout, progress=not args.no_progress)
-        return 0 if all(j.succeeded for j in done) else 1
+        done = client.wait([job.job_id], timeout=args.timeout, progress=_progress(args))
+        return _report_failures(done)
     return 0
+
+
+def _report_failures(done: list) -> int:
+    """One ``pna: error:`` line per job that did not succeed; the exit status (0 or 1)."""
+    bad = [j for j in done if not j.succeeded]
+    for j in bad:
+        reason = " ".join(str(j.reason or "").split())  # one line, whatever the engine said
+        _err(f"job {j.job_id} ({j.place}) {j.status}" + (f": {reason}" if reason else "")
+             + f"; see 'pna logs {j.job_id}'")
+    return 0 if not bad else 1
 
 
 def cmd_submit_many(args: argparse.Namespace) -> int:
@@ -197,12 +213,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
     int
         Exit status: 0 iff every job succeeded, 1 otherwise.
     """
-    done = _client(args).wait(args.job_ids, timeout=args.timeout, progress=not args.no_progress)
+    done = _client(args).wait(args.job_ids, timeout=args.timeout, progress=_progress(args))
     _print_jobs(done, args.json)
-    bad = [j for j in done if not j.succeeded]
-    for j in bad:
-        _err(f"job {j.job_id} ({j.place}) {j.status}" + (f": {j.reason}" if j.reason else ""))
-    return 0 if not bad else 1
+    return _report_failures(done)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -319,7 +332,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     req = jobs.demo_request()
     job = client.submit(req)
     print(f"submitted {req.place} as job {job.job_id} (local backend)", file=sys.stderr)
-    [job] = client.wait([job.job_id], timeout=args.timeout, progress=not args.no_progress)
+    [job] = client.wait([job.job_id], timeout=args.timeout, progress=_progress(args))
     if not job.succeeded:
         _err(f"the demo job {job.job_id} {job.status}: {job.reason}; see 'pna logs "
              f"{job.job_id}'")
@@ -390,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     wt = argparse.ArgumentParser(add_help=False)
     wt.add_argument("--timeout", type=_seconds, default=None,
                     help="give up after this many seconds (the jobs keep running)")
-    wt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    wt.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (there is none when stderr is not a terminal)")
 
     parser = OneLineArgumentParser(
         prog="pna", parents=[top],

@@ -338,6 +338,25 @@ def test_cli_submit_wait_status_results(tmp_path, slow):
         assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_cli_wait_into_a_file_has_no_progress_bar(tmp_path, slow):
+    """`pna wait` with stderr redirected (a batch script's log) wrote the tqdm bar's
+    carriage-return updates there; now stderr holds only the failure line."""
+    env = dict(os.environ, PNA_OUTPUTS=str(tmp_path / "cli"), PNA_BACKEND="local")
+    r = _pna(["submit", "--place", "Logged", "--boundary", f"{slow.url}/fast/0/b.geojson",
+              "--country", "Finland", "--offline"], env)
+    job_id = r.stdout.strip()
+    for args in (["wait", job_id], ["submit", "--place", "Logged 2", "--boundary",
+                                    f"{slow.url}/fast/0/b.geojson", "--wait"]):
+        r = _pna(args, env)
+        assert r.returncode == 1
+        assert "\r" not in r.stderr and "%|" not in r.stderr, r.stderr
+        failed = job_id if args[0] == "wait" else r.stdout.strip()
+        place = "Logged" if args[0] == "wait" else "Logged 2"
+        # the failure is said (submit --wait said nothing: exit 1 alone)
+        assert r.stderr.startswith(f"pna: error: job {failed} ({place}) FAILED: ")
+        assert r.stderr.endswith(f"; see 'pna logs {failed}'\n") and r.stderr.count("\n") == 1
+
+
 # --------------------------------------------------------------------------- the real demo
 def _engine_complete() -> bool:
     mods = ("boundary", "download", "jobsdata", "osm", "population", "speeds", "features",

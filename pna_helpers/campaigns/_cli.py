@@ -144,7 +144,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from pna_helpers import campaigns
 
     camp = campaigns.load(args.name, _client(args))
-    st = camp.wait(timeout=args.timeout, progress=not args.no_progress)
+    from pna_helpers.cli import _progress
+
+    st = camp.wait(timeout=args.timeout, progress=_progress(args))
     _print_status(st)
     return 0 if st.all_succeeded else 1
 

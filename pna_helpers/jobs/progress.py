@@ -86,8 +86,10 @@ def wait_jobs(client: JobBackend, job_ids: list[str], timeout: float | None = No
     single = len(jobs) == 1
     total = len(PHASES) if single else len(jobs)
     desc = jobs[0].place or jobs[0].job_id if single else f"{len(jobs)} jobs"
+    # no rate: "0.3phase/s" or "80832.41phase/s" (a finished job) says nothing about a run
     bar = tqdm(total=total, desc=desc, disable=not progress, unit="phase" if single else "job",
-               leave=True, dynamic_ncols=True)
+               leave=True, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {unit}s [{elapsed}{postfix}]")
     interval = poll
     try:
         while True:
