@@ -138,3 +138,20 @@ def test_names_that_are_not_utf8_are_one_line(tmp_path, boundary):
         b" \\udcXX); rename the file (or folder) with UTF-8 characters\n")
     r = pna("list")
     assert r.returncode == 0 and r.stdout == b"(no jobs)\n"  # nothing was submitted
+
+
+@pytest.mark.parametrize("given,needle", [
+    ("{tmp}", "--map {tmp} is a folder: give an HTML file name, e.g. {tmp}/map.html"),
+    ("{tmp}/map.png", "--map {tmp}/map.png: give a file name ending in .html"),
+])
+def test_campaign_results_map_option_checked_first(given, needle, capsys, tmp_path,
+                                                   monkeypatch):
+    """`campaign results NAME -o t.csv --map FOLDER` wrote the table, then failed with
+    `Is a directory: /.tmp.XXXX.tmp`; the option is now checked before any work."""
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path / "out"))
+    out = tmp_path / "t.csv"
+    assert cli.main(["campaign", "results", "nosuch", "-o", str(out), "--map",
+                     given.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"pna: error: {needle.format(tmp=tmp_path)}\n"
+    assert not out.exists()

@@ -167,10 +167,24 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _html_output(path: str | None, option: str) -> None:
+    """Refuse a ``--map`` that is a folder or not an ``.html`` name, before any work (it failed
+    after the table was written, naming a temporary file)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {path} is a folder: give an HTML file name, e.g. "
+                         f"{p / 'map.html'}")
+    if p.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"{option} {path}: give a file name ending in .html")
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from pna_helpers import campaigns
     from pna_helpers.maps import save_map
 
+    _html_output(args.map, "--map")
     camp = campaigns.load(args.name, _client(args))
     table = campaigns.results_table(camp)
     out = campaigns.write_table(camp, args.output, table)
