@@ -260,9 +260,28 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    """``pna results``: where a job's results are (folder or ``s3://`` prefix)."""
-    print(_client(args).results_location(args.job_id))
-    return 0
+    """``pna results``: where a job's results are (folder or ``s3://`` prefix).
+
+    Returns
+    -------
+    int
+        0 the job SUCCEEDED; 1 it did not (yet): the location is still printed (its
+        ``status.json`` and log say why) and one ``pna: error:`` line says the results there
+        are not complete, so ``loc=$(pna results ID) && ...`` does not go on with them.
+    """
+    client = _client(args)
+    job = client.get(args.job_id)
+    print(client.results_location(args.job_id), flush=True)
+    if job.succeeded:
+        return 0
+    if job.done:
+        reason = " ".join(str(job.reason or "").split())
+        _err(f"job {job.job_id} ({job.place}) {job.status}" + (f": {reason}" if reason else "")
+             + f"; its results are not complete (see 'pna logs {job.job_id}')")
+    else:
+        _err(f"job {job.job_id} ({job.place}) is {job.status}: its results are not complete "
+             f"yet; 'pna wait {job.job_id}' waits for it")
+    return 1
 
 
 def cmd_stack(args: argparse.Namespace) -> int:

@@ -320,6 +320,11 @@ def test_cli_submit_wait_status_results(tmp_path, slow):
     assert r.returncode == 0 and json.loads(r.stdout)[0]["job_id"] == job_id
     r = _pna(["results", job_id], env)
     assert r.stdout.strip() == str(tmp_path / "cli" / "results" / job_id)
+    # a failed job's folder is not a result: said on stderr, exit 1 (it was exit 0, silently)
+    assert r.returncode == 1 and r.stderr.startswith(f"pna: error: job {job_id} (CLI place) "
+                                                     "FAILED: ")
+    assert r.stderr.endswith(f"; its results are not complete (see 'pna logs {job_id}')\n")
+    assert r.stderr.count("\n") == 1
     r = _pna(["logs", job_id, "--tail", "2"], env)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
     r = _pna(["logs", job_id, "--tail", "0"], env)
