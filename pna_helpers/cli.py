@@ -30,7 +30,7 @@ import sys
 from typing import Any
 
 from pna_engine.errors import InputError, OneLineArgumentParser
-from pna_engine.params import add_arguments, request_fields, values_from_args
+from pna_engine.params import add_arguments, field_default, request_fields, values_from_args
 
 
 def _err(msg: str) -> None:
@@ -151,7 +151,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     demo_named = (not args.boundary and args.place is not None
                   and slugify(args.place) == slugify(DEMO_PLACE))
     if args.demo or demo_named:
+        # the options given go on top of the demo place (they were silently ignored)
+        given = {f.name: getattr(args, f.name) for f in request_fields()
+                 if hasattr(args, f.name) and getattr(args, f.name) != field_default(f)}
         req = jobs.demo_request()
+        if given:
+            req = jobs.AnalysisRequest.from_dict({**req.to_dict(), **given})
     else:
         if not args.boundary:
             raise InputError("give --boundary (and --place), or --demo (or --place "

@@ -155,3 +155,22 @@ def test_campaign_results_map_option_checked_first(given, needle, capsys, tmp_pa
     err = capsys.readouterr().err
     assert err == f"pna: error: {needle.format(tmp=tmp_path)}\n"
     assert not out.exists()
+
+
+def test_submit_demo_takes_the_options_given(capsys, tmp_path, monkeypatch):
+    """`pna submit --demo --city-speed-limit 40 --place X` silently ran the plain demo."""
+    from pna_helpers import jobs
+
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path))
+    client = jobs.get_client("local", outputs=tmp_path)
+    try:
+        assert cli.main(["submit", "--demo"]) == 0
+        plain = client.get(capsys.readouterr().out.strip())
+        assert plain.request == jobs.demo_request().to_dict()
+        assert cli.main(["submit", "--demo", "--city-speed-limit", "40", "--place",
+                         "Demo at 40"]) == 0
+        changed = client.get(capsys.readouterr().out.strip())
+        want = {**jobs.demo_request().to_dict(), "city_speed_limit": 40, "place": "Demo at 40"}
+        assert changed.request == want
+    finally:
+        client.cancel_all_active()
