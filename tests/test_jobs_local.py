@@ -188,6 +188,22 @@ def test_cancel_between_claim_and_engine_start_stops_the_engine(client, slow):
     client.cancel([blocker.job_id])
 
 
+def test_cancel_of_a_finished_and_a_running_job_says_what_to_do(client, slow):
+    """`pna cancel DONE RUNNING` said only `nothing to cancel`, while it had cancelled nothing
+    and the running job kept running; a repeated id was listed twice."""
+    done = client.submit(_req(f"{slow.url}/fast/0/b.geojson"))
+    client.wait([done.job_id], timeout=60, progress=False)
+    running = client.submit(_req(f"{slow.url}/slow/120/b.geojson"))
+    with pytest.raises(jobs.JobError) as ei:
+        client.cancel([done.job_id, running.job_id, done.job_id])
+    assert str(ei.value) == (f"cannot cancel finished job(s) {done.job_id} (FAILED): nothing "
+                             "was cancelled; to cancel the unfinished one(s): 'pna cancel "
+                             f"{running.job_id}'")
+    assert client.get(running.job_id).status in jobs.ACTIVE
+    with pytest.raises(jobs.JobError, match=r"\(FAILED\): nothing to cancel \(use 'retry'"):
+        client.cancel([done.job_id])
+
+
 def test_killed_supervisor_is_detected_as_failed(client, slow):
     job = client.submit(_req(f"{slow.url}/slow/120/boundary.geojson"))
     _wait_for(lambda: slow.started)

@@ -211,12 +211,15 @@ class JobBackend(abc.ABC):
         JobError
             An id is unknown, or a job has finished.
         """
-        jobs = self.get_many(_ids(job_ids))
+        jobs = list({j.job_id: j for j in self.get_many(_ids(job_ids))}.values())
         finished = [j for j in jobs if j.status in TERMINAL]
         if finished:
             desc = ", ".join(f"{j.job_id} ({j.status})" for j in finished)
-            raise JobError(f"cannot cancel finished job(s) {desc}: nothing to cancel "
-                           "(use 'retry' to run a job again)")
+            rest = [j.job_id for j in jobs if j.status not in TERMINAL]
+            todo = (f"nothing was cancelled; to cancel the unfinished one(s): 'pna cancel "
+                    f"{' '.join(rest)}'" if rest else
+                    "nothing to cancel (use 'retry' to run a job again)")
+            raise JobError(f"cannot cancel finished job(s) {desc}: {todo}")
         self._refuse_uncancellable(jobs)
         self._cancel_many(jobs, reason)
         return [self.get(j.job_id) for j in jobs]
