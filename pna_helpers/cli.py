@@ -516,6 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub)
     qa.register(sub)
     explain.register(sub)
+    # these take job ids too (resolved through the default backend): --backend / --config
+    # after the command name are accepted as for every other command (main() applies them)
+    for name in ("report", "plan", "qa", "explain"):
+        q = sub.choices.get(name)
+        if q is not None and not any("--backend" in a.option_strings for a in q._actions):
+            for a in common._actions:
+                if a.option_strings and a.dest in ("backend", "config"):
+                    q.add_argument(*a.option_strings, choices=a.choices, default=a.default,
+                                   help=a.help)
     return parser
 
 
@@ -538,6 +547,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("backend", "config"):
         if not hasattr(args, name):
             setattr(args, name, None)
+    # commands that resolve job ids themselves (report, qa, plan, explain) read the default
+    # settings: --backend / --config reach them through the environment, for this call only
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("PNA_BACKEND", "PNA_CONFIG")}
+    if args.backend:
+        os.environ["PNA_BACKEND"] = args.backend
+    if args.config:
+        os.environ["PNA_CONFIG"] = args.config
     try:
         return int(args.func(args) or 0)
     except InputError as exc:
@@ -555,13 +573,17 @@ def main(argv: list[str] | None = None) -> int:
         _err("interrupted (jobs keep running; see 'pna list')")
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # a file or folder the system refused: one line, not a trace
         _err(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 2
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 if __name__ == "__main__":

@@ -174,3 +174,22 @@ def test_submit_demo_takes_the_options_given(capsys, tmp_path, monkeypatch):
         assert changed.request == want
     finally:
         client.cancel_all_active()
+
+
+@pytest.mark.parametrize("command", ["qa", "plan", "explain", "report"])
+def test_backend_and_config_after_every_command(command, capsys, tmp_path, monkeypatch):
+    """README: every command takes --backend / --config; `pna qa JOB --backend aws` was
+    `unrecognized arguments`, and before the command they were ignored by these four (the job
+    id was looked up in the default backend). Applied for the one call only."""
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path))
+    monkeypatch.delenv("PNA_BACKEND", raising=False)
+    monkeypatch.delenv("PNA_CONFIG", raising=False)
+    args = [command, "nosuchjob"] + (["nosuchjob2"] if command == "explain" else [])
+    missing = tmp_path / "missing.toml"
+    for argv in (args + ["--config", str(missing)], ["--config", str(missing)] + args):
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err == (f"pna: error: PNA config file {missing} not found: "
+                                           "fix PNA_CONFIG or create it\n")
+    assert cli.main(args + ["--backend", "local"]) == 2
+    assert "job id of the local backend" in capsys.readouterr().err
+    assert "PNA_BACKEND" not in os.environ and "PNA_CONFIG" not in os.environ
