@@ -95,6 +95,18 @@ def test_place_name_with_a_line_break_is_refused(tmp_path, boundary):
                              "character); give the name on one line")
 
 
+def test_places_csv_blank_rows_are_skipped(tmp_path, boundary):
+    """A spreadsheet's empty rows (',,,') and blank lines are not places (a ',,' row was
+    `row 3, column 'place': the place name is empty`)."""
+    csv = tmp_path / "places.csv"
+    csv.write_bytes(b"\xef\xbb\xbfplace,boundary,country\r\nA,city.geojson,Finland\r\n,,\r\n"
+                    b"\r\nB,city.geojson,Finland\r\n,,\r\n")
+    assert [r.place for r in jobs.read_places(csv)] == ["A", "B"]
+    csv.write_text("place,boundary\n,\n\n")
+    with pytest.raises(InputError, match="has no rows: add one row per place"):
+        jobs.read_places(csv)
+
+
 def test_read_places_csv(tmp_path, boundary):
     (tmp_path / "sub").mkdir()
     other = tmp_path / "sub" / "b2.geojson"
@@ -130,6 +142,11 @@ def test_read_places_csv(tmp_path, boundary):
     ("place,boundary,jobs\nA,city.geojson,s3://b/j.csv;nope.csv\n",
      "places file {csv}, row 2, column 'jobs': file {dir}/nope.csv does not exist"),
     ('place,boundary\n"A,city.geojson\n', "{csv} is malformed"),
+    # a first row with a cell too many: its first cell became the index (place=city.geojson,
+    # boundary='extra' - 'file extra does not exist')
+    ("place,boundary\nA,city.geojson,extra\n", "{csv} is malformed (Length of header"),
+    ("place,boundary\n\nA,city.geojson\n,\n\nB,missing.geojson\n",
+     "places file {csv}, row 6, column 'boundary': file {dir}/missing.geojson does not exist"),
 ])
 def test_malformed_places_csv_one_line(tmp_path, boundary, text, needle):
     """Every message names the file, the row and the column, and says what to do."""

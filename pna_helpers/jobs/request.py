@@ -341,10 +341,17 @@ def place_error(path: Path, where: str, exc: Exception) -> InputError:
 
 
 def _read_places_csv(path: Path) -> list[AnalysisRequest]:
+    import warnings
+
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # a row with more cells than the header: an error, not its first cell taken as
+            # the index (it shifted every cell one column left) or cells silently dropped
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                             index_col=False, skip_blank_lines=False, encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"places CSV {path} is not UTF-8 text ({exc.reason} at byte "
                          f"{exc.start}): save it as CSV UTF-8") from exc
@@ -366,16 +373,22 @@ def _read_places_csv(path: Path) -> list[AnalysisRequest]:
     if unknown:
         raise InputError(f"places CSV {path} has unknown column(s) {', '.join(unknown)}: rename "
                          f"or remove them; allowed: {', '.join(PLACE_COLUMNS)}")
+    # rows whose cells are all empty (blank lines, ',,,' from a spreadsheet) are not places;
+    # the others keep their line numbers for the messages (header = row 1)
+    filled = df.apply(lambda col: col.str.strip() != "").any(axis=1)
+    df = df[filled]
     if df.empty:
         raise InputError(f"places CSV {path} has no rows: add one row per place under the "
                          "header")
-    return _rows_to_requests(df.to_dict("records"), path)
+    return _rows_to_requests(df.to_dict("records"), path, [int(i) + 2 for i in df.index])
 
 
-def _rows_to_requests(rows: list[dict[str, Any]], path: Path) -> list[AnalysisRequest]:
+def _rows_to_requests(rows: list[dict[str, Any]], path: Path,
+                      numbers: list[int] | None = None) -> list[AnalysisRequest]:
     base = path.resolve().parent
     out = []
-    for i, row in enumerate(rows, start=2 if path.suffix.lower() in (".csv", ".txt") else 1):
+    first = 2 if path.suffix.lower() in (".csv", ".txt") else 1
+    for i, row in zip(numbers or range(first, first + len(rows)), rows):
         kw = {k: _cell(v) for k, v in row.items() if k in PLACE_COLUMNS}
         kw = {k: v for k, v in kw.items() if v is not None}
         for role in input_roles():
