@@ -516,6 +516,11 @@ def test_cli_against_the_emulator(moto_url, stack_up, boundary):
     assert r.returncode == 0 and json.loads(r.stdout)["job_queue"]["state"] == "ENABLED"
     r = pna("status", "no-such-job")
     assert r.returncode == 2 and r.stderr.startswith("pna: error: unknown job id")
+    # moto's finished job has a stream name but no stream: not "no log stream ... yet"
+    r = pna("logs", job_id, "--tail", "5")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"pna: error: job {job_id} (SUCCEEDED) has no log: its stream ")
+    assert "retention" in r.stderr and r.stderr.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- container contract

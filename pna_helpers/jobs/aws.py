@@ -931,8 +931,12 @@ class AwsBackend(JobBackend):
                 events = [m for msgs in pages for m in msgs][-tail:]
         except Exception as exc:
             if "ResourceNotFound" in str(exc):
+                if job.done:  # not "yet": it will not come
+                    raise JobError(f"job {job_id} ({job.status}) has no log: its stream {stream} "
+                                   f"is not in {LOG_GROUP} (deleted by the log group's "
+                                   "retention, or the container never wrote to it)") from exc
                 raise JobError(f"no log stream {stream} in {LOG_GROUP} yet for job "
-                               f"{job_id}") from exc
+                               f"{job_id} ({job.status}); try again in a minute") from exc
             raise self.aws.error(exc, f"reading the log of {job_id}") from exc
         return "".join(m if m.endswith("\n") else m + "\n" for m in events)
 
