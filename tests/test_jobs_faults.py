@@ -46,6 +46,16 @@ def test_outputs_that_is_a_file(tmp_path):
     assert f"PNA_OUTPUTS={f}" in line and "is a file, not a folder" in line
 
 
+def test_outputs_that_is_a_device():
+    """PNA_OUTPUTS=/dev/null said `cannot write the job store in PNA_OUTPUTS=/dev/null: File
+    exists`."""
+    r = _pna("list", outputs=Path("/dev/null"))
+    assert r.returncode == 2
+    assert _one_line(r.stderr) == ("pna: error: cannot write the job store in "
+                                   "PNA_OUTPUTS=/dev/null: /dev/null is not a folder; choose a "
+                                   "folder path")
+
+
 def test_outputs_under_a_file(tmp_path):
     f = tmp_path / "afile"
     f.write_text("")

@@ -137,6 +137,11 @@ class Store:
         self.backup_path = self.outputs / "jobs.sqlite.bak"
         self.logs_dir = self.outputs / "logs"
         self.results_dir = self.outputs / "results"
+        if self.outputs.exists() and not self.outputs.is_dir() and not self.outputs.is_file():
+            # a device, pipe or socket (PNA_OUTPUTS=/dev/null): mkdir says only "File exists"
+            raise StorageError(f"cannot write the job store in "
+                               f"{outputs_label(self.outputs)}: {self.outputs} is not a folder; "
+                               "choose a folder path")
         for d in (self.outputs, self.logs_dir, self.results_dir):
             try:
                 d.mkdir(parents=True, exist_ok=True)
