@@ -147,7 +147,10 @@ def test_cancel_while_running_kills_the_process_tree(client, slow):
     assert cancelled.status == "CANCELLED"
     assert not _pid_alive(pid) and not _group_alive(pgid)
     res = Path(cancelled.results_uri)
-    assert json.loads((res / "status.json").read_text())["state"] == "failed"
+    status = json.loads((res / "status.json").read_text())
+    # the folder says why it stopped (the engine's own "interrupted" said nothing of a cancel)
+    assert status["state"] == "failed" and status["error"] == "cancelled: cancelled by user"
+    assert status["phase"] == "fetch-inputs"
     assert not (res / "run.json").exists()
     with pytest.raises(InputError):  # the results loader refuses it
         from pna_helpers.results import load_results

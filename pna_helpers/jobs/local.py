@@ -642,7 +642,7 @@ class LocalBackend(JobBackend):
             con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE job_id = ?",
                         (CANCELLED, reason, _iso(), job.job_id))
         kill_group(r["pgid"])
-        mark_failed(self.store.results_path(job.job_id), f"cancelled: {reason}")
+        _record_cancel(self.store.results_path(job.job_id), f"cancelled: {reason}")
         _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
@@ -893,6 +893,21 @@ def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
         final = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
     _append_log(log_path, f"[pna-local] job {job_id} {final} (exit code {rc})"
                           + (f": {reason}" if reason and final == FAILED else ""))
+
+
+def _record_cancel(folder: Path, why: str) -> None:
+    """The cancelled run's ``status.json`` says why: ``failed`` with ``why``, also when the
+    stopped engine wrote ``failed`` / ``interrupted`` itself (readers then said only
+    "interrupted"). A folder the engine finished is left as it is."""
+    if mark_failed(folder, why):
+        return
+    st = read_status(folder, live=False)
+    if st.get("state") == "failed" and st.get("error") != why:
+        from pna_engine.atomic import write_json
+        from pna_engine.status import STATUS_FILE, now
+
+        with contextlib.suppress(OSError):
+            write_json(folder / STATUS_FILE, {**st, "error": why, "updated_at": now()})
 
 
 def _still_ours(store: Store, job_id: str, me: int) -> bool:
