@@ -314,8 +314,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.json or args.action == "status":
         print(json.dumps(out, indent=1, default=str))
     else:
-        for k, v in out.items():
-            print(f"{k}: {v}")
+        for k, v in out.items():  # a list as words, not a Python repr: ['m6id', 'r6id']
+            print(f"{k}: {', '.join(map(str, v)) if isinstance(v, list | tuple) else v}")
         if args.action == "up":
             print(f"job image (PNA_IMAGE): {st.image}")
     return 0

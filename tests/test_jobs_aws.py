@@ -514,6 +514,9 @@ def test_cli_against_the_emulator(moto_url, stack_up, boundary):
     assert [j["job_id"] for j in json.loads(r.stdout)] == [job_id]
     r = pna("stack", "status")
     assert r.returncode == 0 and json.loads(r.stdout)["job_queue"]["state"] == "ENABLED"
+    types = json.loads(r.stdout)["compute_environment"]["instance_types"]
+    r = pna("stack", "scale", "--max", "64")
+    assert r.returncode == 0 and f"instance_types: {', '.join(types)}\n" in r.stdout  # no repr
     r = pna("status", "no-such-job")
     assert r.returncode == 2 and r.stderr.startswith("pna: error: unknown job id")
     # moto's finished job has a stream name but no stream: not "no log stream ... yet"
