@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -91,14 +92,14 @@ def _clip(text: str, width: int) -> str:
 
 
 def _when(t: Any) -> str:
-    """A time in the user's time zone, with the zone: ``2026-12-05 08:36 CET``."""
+    """A time in the user's time zone, with the zone: ``2026-12-05 08:36:27 CET``."""
     if t is None:
         return "-"
     return t.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def _run_time(j: Any) -> str:
-    """How long a job ran (is running): ``2.1 s``, ``4 min 05 s``, ``2 h 03 min``; ``-`` when
+    """How long a job ran (is running): ``2 s``, ``4 min 05 s``, ``2 h 03 min``; ``-`` when
     it never started."""
     import datetime as _dt
 
@@ -549,8 +550,6 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, None)
     # commands that resolve job ids themselves (report, qa, plan, explain) read the default
     # settings: --backend / --config reach them through the environment, for this call only
-    import os
-
     saved = {k: os.environ.get(k) for k in ("PNA_BACKEND", "PNA_CONFIG")}
     if args.backend:
         os.environ["PNA_BACKEND"] = args.backend
