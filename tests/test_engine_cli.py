@@ -177,7 +177,7 @@ def test_small_run_completes(tmp_path):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["pna", "wait", "j1", "--timeout", "abc"], "argument --timeout: invalid float value: 'abc'"),
+    (["pna", "wait", "j1", "--timeout", "abc"], "argument --timeout: expected a number of seconds > 0 (e.g. 3600), got 'abc'"),
     (["pna", "--backend", "gcp", "list"], "invalid choice: 'gcp'"),
     (["pna", "campaign", "frob"], "invalid choice: 'frob'"),
     (["pna"], "the following arguments are required: COMMAND"),
