@@ -210,6 +210,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise InputError(f"PNA config file {path} not found: fix PNA_CONFIG or create it") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"PNA config file {path} is a folder: give the TOML file itself "
+                         "(--config or PNA_CONFIG)") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"PNA config file {path} is not valid TOML "
                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"

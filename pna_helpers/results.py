@@ -269,8 +269,10 @@ def _check_status(root: Path) -> dict[str, Any] | None:
     if state != "succeeded":
         detail = f" in phase {status.get('phase')}" if status.get("phase") else ""
         err = f": {status['error']}" if status.get("error") else ""
+        todo = ("wait for it to finish" if state in ("running", "queued")
+                else "re-run it (the run has ended; its log says why)")
         raise InputError(f"results in {root} are incomplete - the run is {state}{detail}{err}; "
-                         "wait for it to finish or re-run it")
+                         f"{todo}")
     return status
 
 

@@ -265,6 +265,9 @@ def test_settings_env_config_and_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("PNA_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(InputError, match="not found"):
         Settings.load()
+    monkeypatch.setenv("PNA_CONFIG", str(tmp_path))
+    with pytest.raises(InputError, match="is a folder: give the TOML file itself"):
+        Settings.load()
 
 
 def test_default_backend_is_local(monkeypatch, tmp_path):

@@ -113,13 +113,14 @@ def test_pna_folder_and_incomplete_runs(tmp_path: Path) -> None:
     res = load_results(ok)
     assert res.source == "pna" and res.run["engine"] == "pna_engine"
     running = write_export(tmp_path / "running", pna=True, status="running")
-    with pytest.raises(InputError, match="incomplete.*running"):
+    with pytest.raises(InputError, match="incomplete.*running.*wait for it to finish$"):
         load_results(running)
     failed = write_export(tmp_path / "failed", pna=True, status="failed")
     st = json.loads((failed / "status.json").read_text())
     st["error"] = "no highways in the boundary"
     (failed / "status.json").write_text(json.dumps(st))
-    with pytest.raises(InputError, match="failed.*no highways in the boundary"):
+    with pytest.raises(InputError, match="failed.*no highways in the boundary; re-run it "
+                                         r"\(the run has ended"):
         load_results(failed)
     # a run that started but has not exported anything yet
     started = tmp_path / "started"
