@@ -28,6 +28,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from pna_engine.atomic import write_text
+from pna_engine.errors import InputError
 from pna_helpers import _html as esc
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -1168,9 +1169,12 @@ def save_map(m: Any, path: str | Path) -> Path:
     Raises
     ------
     InputError
-        ``m`` is a location that cannot be loaded.
+        ``m`` is a location that cannot be loaded, or ``path`` is a folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"cannot write the map to {path}: it is a folder; give an HTML file "
+                         f"name, e.g. {path / 'map.html'}")
     if not isinstance(m, folium.Map):
         m = explore_map(m)
     if isinstance(m, OfflineMap):

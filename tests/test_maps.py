@@ -37,6 +37,8 @@ def test_stress_map_is_self_contained_with_stress_classes(export: Path, tmp_path
     out = maps.save_map(m, tmp_path / "stress.html")
     html = out.read_text()
     _assert_offline(html)
+    with pytest.raises(InputError, match=r"it is a folder; give an HTML file name, e\.g\. "):
+        maps.save_map(m, tmp_path)  # not the atomic writer's '/.tmp.XXXX' error
     # spec: a segment is low stress when every direction with a segment stress is 1
     # resultsfactory.WAYS: 101, 103, 105, 106 -> low; 102 (3/3), 104 (3/one-way) -> high
     assert "Low-stress network (4 segments)" in html
