@@ -88,6 +88,9 @@ CAUSE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 STRESS_COLUMNS = ("ft_seg_stress", "tf_seg_stress", "ft_int_stress", "tf_int_stress")
 #: Map colours of segment causes.
+#: Fill opacity of the blocks on :meth:`Explanation.map` (the legend's swatches use it too).
+BLOCK_OPACITY = 0.6
+
 CAUSE_COLORS: dict[str, str] = {
     "new way": "#1b9e77", "removed way": "#d95f02", "bike infrastructure": "#7570b3",
     "speed": "#e7298a", "lanes": "#66a61e", "parking": "#e6ab02", "one-way": "#a6761d",
@@ -533,7 +536,7 @@ class Explanation:
             fg = folium.FeatureGroup(name="Blocks: change of overall score")
             gj = folium.GeoJson(data, style_function=lambda f: {
                 "fillColor": maps._delta_color(f["properties"].get("overall_delta")),
-                "color": "#555", "weight": 0.5, "fillOpacity": 0.6})
+                "color": "#555", "weight": 0.5, "fillOpacity": BLOCK_OPACITY})
             folium.GeoJsonTooltip(fields=maps._present(data, fields)).add_to(gj)
             gj.add_to(fg)
             fg.add_to(m)
@@ -553,7 +556,8 @@ class Explanation:
                            ).add_to(m)
         causes = list(dict.fromkeys(seg["cause"])) if seg is not None and len(seg) else []
         items = [(CAUSE_COLORS.get(c, "#999"), f"segment: {c}") for c in causes]
-        items += [(c, f"block: {lbl}") for c, lbl in zip(maps.DELTA_COLORS, maps.DELTA_LABELS)]
+        items += [(c, f"block: {lbl}", BLOCK_OPACITY)  # swatches as see-through as the blocks
+                  for c, lbl in zip(maps.DELTA_COLORS, maps.DELTA_LABELS)]
         maps.add_legend(m, "Segments by cause, blocks by overall score change", items)
         folium.LayerControl(collapsed=False).add_to(m)
         return m

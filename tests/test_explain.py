@@ -177,7 +177,7 @@ def test_map_draws_causes_offline_in_a_browser(full, tmp_path: Path) -> None:
     import re
 
     from pna_helpers import maps
-    from pna_helpers.explain import CAUSE_COLORS
+    from pna_helpers.explain import BLOCK_OPACITY, CAUSE_COLORS
 
     page = maps.save_map(full.map(), tmp_path / "explain-map.html")
     dom, err = chromium(page, tmp_path, "--dump-dom")
@@ -185,4 +185,7 @@ def test_map_draws_causes_offline_in_a_browser(full, tmp_path: Path) -> None:
         re.findall(r'<path[^>]*leaflet-interactive[^>]*stroke="([^"]+)"', dom)
     assert CAUSE_COLORS["bike infrastructure"] in strokes and CAUSE_COLORS["new way"] in strokes
     assert "segment: bike infrastructure" in dom and "block: no change" in dom  # the legend
+    # block swatches are as see-through as the blocks they explain (opaque read a class darker)
+    assert re.search(rf'opacity:{BLOCK_OPACITY:g};[^>]*></span>block: no change', dom)
+    assert f'fill-opacity="{BLOCK_OPACITY:g}"' in dom
     assert not script_errors(err), script_errors(err)

@@ -21,6 +21,9 @@ from pna_engine.atomic import atomic_path
 from pna_engine.errors import InputError
 
 #: Score ids of the export -> table column (PeopleForBikes' names).
+#: Fill opacity of the places on the campaign map (the legend's swatches use it too).
+PLACE_OPACITY = 0.75
+
 MILEAGE_COLUMNS = {"total_miles_low_stress": "bna_total_low_stress_miles",
                    "total_miles_high_stress": "bna_total_high_stress_miles"}
 COUNT_KEYS = ("blocks", "ways", "intersections", "network_links", "connected_pairs",
@@ -228,10 +231,11 @@ def places_map(campaign: Any, table: Any = None) -> Any:
     folium.GeoJson(
         data, name=f"Places ({len(gdf)})",
         style_function=lambda f: {"fillColor": f["properties"]["color"], "color": "#333",
-                                  "weight": 1.5, "fillOpacity": 0.75},
+                                  "weight": 1.5, "fillOpacity": PLACE_OPACITY},
         tooltip=folium.GeoJsonTooltip(fields=show, aliases=["Place", "Status", "Overall",
                                                             "People", "Population"]),
     ).add_to(m)
-    maps.add_legend(m, f"{campaign.name}: overall score", maps.score_legend_items())
+    maps.add_legend(m, f"{campaign.name}: overall score", maps.score_legend_items(
+        opacity=PLACE_OPACITY))
     folium.LayerControl(collapsed=False).add_to(m)
     return m
