@@ -33,6 +33,32 @@ def test_failure_reasons_group_across_places() -> None:
     assert campaigns.normalise_reason(None) == "(no reason recorded)"
 
 
+def test_eta_before_any_place_finishes_counts_down_then_says_unknown() -> None:
+    """Before a place finishes the ETA is the pre-submit estimate less the time since
+    submitting; past it, the ETA is unknown (it said '1 s' for ever)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from pna_helpers.campaigns._core import Campaign
+
+    def status(minutes_ago: float):
+        now = dt.datetime.now(dt.UTC)
+        fake = SimpleNamespace(
+            places=[{}] * 4, name="c", job_vcpus=1, price=0.02, _parallel=lambda: 2,
+            doc={"backend": "local", "submitted_at": (now - dt.timedelta(minutes=minutes_ago))
+                 .isoformat(), "created_at": now.isoformat(),
+                 "estimate": {"total_seconds": 4 * 600.0, "places": [{}] * 4}})
+        counts = dict.fromkeys(("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",
+                                "SUCCEEDED", "FAILED"), 0)
+        counts["RUNNING"] = 4
+        return Campaign._finish_status(fake, counts, {}, 0.0, None, 0)
+
+    early = status(5)  # 4 places x 10 min on 2 workers: 20 min in all, 15 min left
+    assert early.eta_basis == "pre-submit estimate" and 890 < early.eta_s < 910
+    late = status(30)
+    assert late.eta_s is None and late.eta_basis.startswith("unknown: past the pre-submit")
+
+
 def test_estimate_model_is_fitted_on_the_benchmarks() -> None:
     m = campaigns.fitted_model()
     assert m["r2"] > 0.95 and 0.3 < m["a"] < 1.5 and 0 < m["b"] < 0.01

@@ -246,11 +246,14 @@ class Campaign:
             eta, basis = 0.0, "finished"
         elif thr:
             eta, basis = remaining / thr * 3600.0, "throughput so far"
-        elif self.doc.get("estimate"):
-            est = self.doc["estimate"]
+        elif self.doc.get("estimate"):  # nothing finished yet: the estimate, less the time
+            est = self.doc["estimate"]  # that has passed since the places were submitted
             per = est["total_seconds"] / max(1, len(est["places"]))
-            eta = per * remaining / max(1, self._parallel())
-            basis = "pre-submit estimate"
+            left = per * remaining / max(1, self._parallel()) - elapsed
+            if left > 0:
+                eta, basis = left, "pre-submit estimate"
+            else:
+                basis = "unknown: past the pre-submit estimate, no place finished yet"
         vh = busy_s * self.job_vcpus / 3600.0
         return CampaignStatus(
             name=self.name, backend=self.doc["backend"], places=n, counts=counts, phases=phases,
