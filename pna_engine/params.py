@@ -167,6 +167,16 @@ def _text(v: Any) -> str | None:
     return str(v).strip()
 
 
+def _name(v: Any) -> str | None:
+    """A name shown on one line (job logs, tables, CSV cells, report headings)."""
+    s = _text(v)
+    bad = sorted({c for c in s or "" if ord(c) < 32 or 127 <= ord(c) < 160})
+    if bad:
+        raise _Bad(f"must be one line of text, without the {', '.join(repr(c) for c in bad)} "
+                   f"in {s!r} (a line break or control character)")
+    return s
+
+
 def _location(v: Any) -> str | None:
     if _blank(v):
         return None
@@ -267,6 +277,7 @@ def _any(v: Any) -> Any:
 #: Kind of value -> parser (returns the normalised value or raises ``_Bad``).
 _KINDS: dict[str, Callable[[Any], Any]] = {
     "text": _text,
+    "name": _name,
     "required_text": _required(_text, "is required"),
     "location": _location,
     "required_location": _required(_location, "is required: give a file path or URL"),
@@ -435,7 +446,7 @@ class Params:
     #: Place name, recorded in run.json (results loaders and reports show it).
     place: str | None = field(default=None, metadata=option(
         "place name recorded in run.json and shown by reports (default: none; readers then "
-        "use the folder or job name)", group="place", kind="text"))
+        "use the folder or job name)", group="place", kind="name"))
     osm: str | None = field(default=None, metadata=option(
         "OpenStreetMap extract (.osm.pbf, .osm, .osm.bz2, .osm.gz), path or URL; default: "
         "download the Geofabrik extract covering the boundary", group="inputs", kind="location"))

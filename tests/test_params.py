@@ -102,6 +102,7 @@ def _engine(tmp_path, *extra: str) -> subprocess.CompletedProcess[str]:
     (("--city-speed-limit", "fast"), "--city-speed-limit must be a speed in mph"),
     (("--workers", "1.5"), "--workers must be a whole number"),
     (("--lodes-year", "19"), "--lodes-year must be a year"),
+    (("--place", "Two\nlines"), "--place must be one line of text, without the '\\n' in 'Two\\nlines'"),
 ])
 def test_engine_refuses_bad_values_one_line_exit_2(tmp_path, extra, needle):
     r = _engine(tmp_path, *extra)

@@ -65,16 +65,12 @@ class _Request:
     def validate(self) -> None:
         """Normalise and check every field; raise :class:`InputError` naming the bad one.
 
-        The values are checked by the engine's own rules (:meth:`Params.normalise`); a request
-        adds: a non-empty place name, and local input files that exist (made absolute).
+        The values are checked by the engine's own rules (:meth:`Params.normalise`: a place
+        name on one line, ...); a request adds: a non-empty place name, and local input files
+        that exist (made absolute).
         """
         if not isinstance(self.place, str) or not self.place.strip():
             raise InputError("request field 'place': give a non-empty place name")
-        bad = sorted({c for c in self.place if ord(c) < 32 or 127 <= ord(c) < 160})
-        if bad:  # the name is a line of logs, tables, CSV cells and report headings
-            raise InputError(f"request field 'place': the place name {self.place!r} contains "
-                             f"{', '.join(repr(c) for c in bad)} (a line break or control "
-                             "character); give the name on one line")
         try:
             values = Params.normalise({f: getattr(self, f) for f in _REQUEST_FIELDS})
         except ParamError as exc:
