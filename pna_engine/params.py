@@ -583,7 +583,7 @@ class Params:
         Raises
         ------
         ParamError
-            Names the option and the missing file.
+            Names the option and the missing file (or the folder given as a file).
         """
         from pathlib import Path
 
@@ -591,6 +591,8 @@ class Params:
         for name, value in named + [("jobs", j) for j in self.jobs]:
             if value and not is_remote(value) and not Path(value).expanduser().exists():
                 raise ParamError(name, f"file not found: {value}")
+            if value and not is_remote(value) and Path(value).expanduser().is_dir():
+                raise ParamError(name, f"{value} is a folder, not a file: give the file in it")
 
     # ------------------------------------------------------------------ conversions
     @classmethod

@@ -113,6 +113,15 @@ def test_engine_refuses_bad_values_one_line_exit_2(tmp_path, extra, needle):
     assert not (tmp_path / "out").exists()
 
 
+def test_engine_refuses_an_input_that_is_a_folder_before_any_work(tmp_path):
+    folder = tmp_path / "city"
+    folder.mkdir()
+    r = _engine(tmp_path, "--population", str(folder))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"pna-engine: error: --population {folder} is a folder, not a file: give the file in it")
+    assert not (tmp_path / "out").exists()
+
+
 def test_infinite_distance_refused_in_process(tmp_path, capsys):
     b = tmp_path / "b.geojson"
     b.write_text("{}")
