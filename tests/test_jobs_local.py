@@ -191,6 +191,31 @@ def test_cancel_between_claim_and_engine_start_stops_the_engine(client, slow):
     client.cancel([blocker.job_id])
 
 
+def test_a_cancel_that_lands_after_the_engine_published_reports_success(client, slow):
+    """The engine wrote its last file (status.json: succeeded) just before the cancel: the
+    job is SUCCEEDED with a note, not CANCELLED beside a complete results folder."""
+    blocker = client.submit(_req(f"{slow.url}/slow/120/b.geojson"))  # holds the one slot
+    job = client.submit(jobs.demo_request())
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)  # the engine, exiting
+    try:
+        with client.store.tx() as con:  # claimed by a supervisor, the engine in its group
+            con.execute("UPDATE jobs SET status = 'RUNNING', pid = ?, pgid = ? WHERE "
+                        "job_id = ?", (os.getpid(), sleeper.pid, job.job_id))
+        res = client.store.results_path(job.job_id)
+        res.mkdir(parents=True, exist_ok=True)
+        (res / "run.json").write_text("{}")
+        (res / "status.json").write_text(json.dumps({"state": "succeeded"}))
+        client._cancel_one(job, "cancelled by user")  # (get() would see no supervisor)
+        out = client.get(job.job_id)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (out.status, out.reason) == ("SUCCEEDED", "finished before the cancel arrived")
+    assert json.loads((res / "status.json").read_text())["state"] == "succeeded"
+    assert "SUCCEEDED: finished before the cancel arrived" in client.logs(job.job_id)
+    client.cancel([blocker.job_id])
+
+
 def test_cancel_of_a_finished_and_a_running_job_says_what_to_do(client, slow):
     """`pna cancel DONE RUNNING` said only `nothing to cancel`, while it had cancelled nothing
     and the running job kept running; a repeated id was listed twice."""

@@ -641,8 +641,18 @@ class LocalBackend(JobBackend):
                 return
             con.execute("UPDATE jobs SET status = ?, reason = ?, stopped_at = ? WHERE job_id = ?",
                         (CANCELLED, reason, _iso(), job.job_id))
-        kill_group(r["pgid"])
-        _record_cancel(self.store.results_path(job.job_id), f"cancelled: {reason}")
+        kill_group(r["pgid"])  # returns once the group is gone: the folder is final now
+        folder = self.store.results_path(job.job_id)
+        if read_status(folder, live=False).get("state") == "succeeded":
+            # the engine published its results before the cancel stopped it: the job did
+            # succeed, and saying CANCELLED beside a complete folder would be a lie
+            late = "finished before the cancel arrived"
+            with self.store.tx() as con:
+                con.execute("UPDATE jobs SET status = ?, reason = ? WHERE job_id = ? AND "
+                            "status = ?", (SUCCEEDED, late, job.job_id, CANCELLED))
+            _append_log(self.store.log_path(job.job_id), f"[pna-local] SUCCEEDED: {late}")
+            return
+        _record_cancel(folder, f"cancelled: {reason}")
         _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
@@ -660,7 +670,8 @@ class LocalBackend(JobBackend):
         Returns
         -------
         list of Job
-            The jobs after cancelling (CANCELLED).
+            The jobs after cancelling: CANCELLED, or SUCCEEDED (reason "finished before the
+            cancel arrived") for a job whose engine had published its results first.
 
         Raises
         ------
