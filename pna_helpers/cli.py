@@ -261,7 +261,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.tail is not None and args.tail < 0:
         raise InputError(f"--tail must be 0 or more lines, got {args.tail}: give the number of "
                          "last lines to show (or leave --tail out for the whole log)")
-    sys.stdout.write(_client(args).logs(args.job_id, tail=args.tail))
+    client = _client(args)
+    text = client.logs(args.job_id, tail=args.tail)
+    sys.stdout.write(text)
+    if not text and args.tail != 0:  # say why nothing was printed (stdout stays the log)
+        job = client.get(args.job_id)
+        note = ("has no log yet: logs appear once it is RUNNING" if not job.done
+                else "has no log: it stopped before writing any")
+        print(f"pna: job {job.job_id} ({job.status}) {note}", file=sys.stderr)
     return 0
 
 

@@ -191,6 +191,22 @@ def test_cancel_between_claim_and_engine_start_stops_the_engine(client, slow):
     client.cancel([blocker.job_id])
 
 
+def test_pna_logs_of_a_queued_job_says_why_it_prints_nothing(client, slow, tmp_path,
+                                                             monkeypatch, capsys):
+    from pna_helpers import cli
+
+    blocker = client.submit(_req(f"{slow.url}/slow/120/b.geojson"))  # holds the one slot
+    queued = client.submit(_req(f"{slow.url}/slow/120/c.geojson", place="Queued"))
+    monkeypatch.setenv("PNA_OUTPUTS", str(tmp_path / "outputs"))
+    assert cli.main(["logs", queued.job_id, "--backend", "local"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"pna: job {queued.job_id} (RUNNABLE) has no log yet: logs "
+                                 "appear once it is RUNNING\n")
+    assert cli.main(["logs", queued.job_id, "--tail", "0", "--backend", "local"]) == 0
+    assert capsys.readouterr() == ("", "")  # --tail 0 asked for nothing
+    client.cancel([blocker.job_id, queued.job_id])
+
+
 def test_a_cancel_that_lands_after_the_engine_published_reports_success(client, slow):
     """The engine wrote its last file (status.json: succeeded) just before the cancel: the
     job is SUCCEEDED with a note, not CANCELLED beside a complete results folder."""
