@@ -327,6 +327,15 @@ def test_logs_from_cloudwatch(client, boundary):
         assert "\n" not in str(ei.value)
 
 
+def test_logs_of_a_job_that_has_not_started_are_empty_as_on_the_local_backend(client):
+    """No stream yet is no log (``pna logs`` says why on stderr), not an error: a notebook
+    printing a queued job's log must not fail."""
+    with Stubber(client.aws.client("batch")) as stub:
+        stub.add_response("describe_jobs", {"jobs": [_desc("q1", "RUNNABLE")]}, {"jobs": ["q1"]})
+        assert client.logs("q1") == ""
+        stub.assert_no_pending_responses()
+
+
 def test_log_tail_reads_back_page_by_page(client, boundary, monkeypatch):
     """A tail longer than one page of get_log_events goes back page by page (CloudWatch
     gives at most 10,000 events a page); the whole log goes forward the same way."""

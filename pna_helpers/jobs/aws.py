@@ -888,13 +888,14 @@ class AwsBackend(JobBackend):
         Returns
         -------
         str
-            The log messages, one per line.
+            The log messages, one per line; "" for a job that has no log stream (it has not
+            started, or never did).
 
         Raises
         ------
         JobError
-            Unknown id, an array parent, no log stream yet (the job has not run), or
-            ``tail`` negative or not a whole number.
+            Unknown id, an array parent, a stream CloudWatch no longer has, or ``tail``
+            negative or not a whole number.
         InputError
             An AWS call failed.
         """
@@ -905,8 +906,7 @@ class AwsBackend(JobBackend):
             if job.array_size:
                 raise JobError(f"{job_id} is an array job: ask for a child's log, e.g. "
                                f"'pna logs {job_id}:0'")
-            raise JobError(f"job {job_id} has no log yet (status {job.status}): logs appear "
-                           "once it is RUNNING")
+            return ""  # not started yet (or never did): no log, as on the local backend
         if tail == 0:
             return ""
         where = {"logGroupName": LOG_GROUP, "logStreamName": stream}
@@ -935,8 +935,7 @@ class AwsBackend(JobBackend):
                     raise JobError(f"job {job_id} ({job.status}) has no log: its stream {stream} "
                                    f"is not in {LOG_GROUP} (deleted by the log group's "
                                    "retention, or the container never wrote to it)") from exc
-                raise JobError(f"no log stream {stream} in {LOG_GROUP} yet for job "
-                               f"{job_id} ({job.status}); try again in a minute") from exc
+                return ""  # named, but not written yet: no log so far
             raise self.aws.error(exc, f"reading the log of {job_id}") from exc
         return "".join(m if m.endswith("\n") else m + "\n" for m in events)
 
