@@ -82,10 +82,11 @@ def _free_port() -> int:
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """A JupyterLab server on loopback serving a temporary copy of the notebooks."""
     pytest.importorskip("pyrosm")
+    from pna_helpers.nextyear import next_year_results
     from pna_helpers.results import demo_results
 
     demo_results()  # the kernels reuse it (same PNA_OUTPUTS)
-    demo_results(name="Helsinki demo (20 mph)", city_speed_limit=20)  # compare's second set
+    next_year_results()  # compare's second set
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "notebooks"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))

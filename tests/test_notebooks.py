@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,12 @@ def test_results_notebooks_on_the_demo(demo_engine, tmp_path: Path) -> None:
     text = text_of(run_nb("city_report", tmp_path))
     assert "Helsinki demo: Bicycle Network Analysis" in text and "methodology: reference" in text
     text = text_of(run_nb("compare", tmp_path))
-    assert "Helsinki demo (30 mph)" in text and "Helsinki demo (20 mph)" in text
+    assert "Helsinki demo" in text and "Helsinki demo, next year" in text
+    # the default pair differs (a demo whose two sets were equal showed only +0.00)
+    assert "Helsinki demo, next year minus Helsinki demo: change in block overall score" in text
+    cells = re.findall(r">([^<>]+)</td>", text.split("change: second minus first, in points")[1])
+    overall = cells[cells.index("Overall"):cells.index("Overall") + 4]
+    assert overall[1] == "85.89" and overall[3] not in ("+0.00", "0.00"), overall
 
 
 def test_scenario_notebook(demo_engine, tmp_path: Path) -> None:
