@@ -9,6 +9,7 @@ the ``pna report --many`` index, notebook displays) goes through these helpers:
 * :func:`script_json` - data for a ``<script>`` block, which can never close it;
 * :data:`TEXT_NODE_JS` - the JavaScript that map tooltips use to show text as text (a DOM text
   node, never ``innerHTML``);
+* :func:`page` - a standalone HTML document around trusted body HTML, the title escaped;
 * :func:`no_math` / :data:`NO_MATH_CLASS` - HTML that notebooks never typeset as LaTeX maths
   (JupyterLab reads ``$12.30 and $4.00`` as the formula ``12.30 and``); :func:`dollar` - a
   dollar amount that stays text in any renderer.
@@ -21,8 +22,32 @@ import json
 import re
 from typing import Any
 
-__all__ = ["NO_MATH_CLASS", "TEXT_NODE_JS", "dollar", "href", "no_math", "script_json",
-           "text"]
+__all__ = ["NO_MATH_CLASS", "TEXT_NODE_JS", "dollar", "href", "no_math", "page",
+           "script_json", "text"]
+
+#: The body style of the standalone pages (plan, QA, explain reports).
+PAGE_STYLE = "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+
+
+def page(title: Any, body: str, style: str = "") -> str:
+    """A standalone HTML document: ``title`` escaped, ``body`` as given (already safe HTML).
+
+    Parameters
+    ----------
+    title : Any
+        The page title (outside text: escaped here).
+    body : str
+        The body's HTML, built with these helpers.
+    style : str, optional
+        CSS added after :data:`PAGE_STYLE`.
+
+    Returns
+    -------
+    str
+        ``<!doctype html>...</html>``, UTF-8 declared.
+    """
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{text(title)}</title>"
+            f"<style>{PAGE_STYLE}{style}</style></head><body>{body}</body></html>")
 
 
 def text(value: Any) -> str:

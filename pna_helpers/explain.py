@@ -634,19 +634,17 @@ class Explanation:
         """
         from pna_engine.atomic import write_text
         from pna_helpers import maps
+        from pna_helpers._html import page as html_page
 
         m = self.map()
         doc = _html.escape(maps.inline_assets(m.get_root().render()))
-        page = ("<!doctype html><html><head><meta charset='utf-8'>"
-                f"<title>{_html.escape(f'{self.a.name} -> {self.b.name}: why the score changed')}"
-                "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto;"
-                "padding:1em}table{border-collapse:collapse;font-size:13px}td,th{border:1px "
-                "solid #ccc;padding:2px 6px;text-align:right}th:first-child,td:first-child"
-                "{text-align:left}.summary{font-size:1.15em}</style></head><body>"
-                + self.html_section() +
-                "<h3>Map: changed segments by cause, blocks by change</h3>"
-                f"<iframe srcdoc=\"{doc}\" style='width:100%;height:600px;border:0'></iframe>"
-                "</body></html>")
+        page = html_page(
+            f"{self.a.name} -> {self.b.name}: why the score changed",
+            self.html_section() + "<h3>Map: changed segments by cause, blocks by change</h3>"
+            f"<iframe srcdoc=\"{doc}\" style='width:100%;height:600px;border:0'></iframe>",
+            style="table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+                  "padding:2px 6px;text-align:right}th:first-child,td:first-child"
+                  "{text-align:left}.summary{font-size:1.15em}")
         out = Path(out_html)
         write_text(out, page)
         return out

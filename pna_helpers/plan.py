@@ -540,7 +540,7 @@ class Plan:
                 html=f'<div class="pna-plan-step" style="background:#006d2c;color:#fff;'
                      f'border-radius:11px;width:22px;height:22px;text-align:center;'
                      f'font:bold 12px/22px sans-serif;">{int(step)}</div>')).add_to(m)
-        maps.add_legend(m, f"Plan ({_html.escape(self.target)})",
+        maps.add_legend(m, f"Plan ({self.target})",  # add_legend escapes
                         [("#00a000", "planned way (number = step)")])
         folium.LayerControl(collapsed=False).add_to(m)
         return m
@@ -592,12 +592,9 @@ class Plan:
             ``path``.
         """
         from pna_engine.atomic import write_text
+        from pna_helpers._html import page
 
-        title = _html.escape(f"Improvement plan: {self.results}")
-        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-                "</head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>"
-                f"{self.report_section()}</body></html>")
-        write_text(Path(path), page)
+        write_text(Path(path), page(f"Improvement plan: {self.results}", self.report_section()))
         return Path(path)
 
     def verify(self, workers: int | None = None) -> dict[str, Any]:

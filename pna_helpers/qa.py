@@ -278,12 +278,9 @@ class QA:
             ``path``.
         """
         from pna_engine.atomic import write_text
+        from pna_helpers._html import page
 
-        title = _html.escape(f"OSM tags to check: {self.results}")
-        write_text(Path(path), f"<!doctype html><html><head><meta charset='utf-8'><title>"
-                               f"{title}</title></head><body style='font-family:sans-serif;"
-                               f"max-width:1100px;margin:auto'>{self.report_section()}"
-                               "</body></html>")
+        write_text(Path(path), page(f"OSM tags to check: {self.results}", self.report_section()))
         return Path(path)
 
 

@@ -182,3 +182,12 @@ def test_nextyear_run_takes_workers_and_offline_from_its_caller(monkeypatch, tmp
     first, second = runs
     assert (first.workers, first.offline, first.output) == (2, False, str(tmp_path / "out"))
     assert (second.workers, second.offline) == (1, True)
+
+
+def test_standalone_pages_escape_their_title_and_keep_their_body():
+    from pna_helpers import _html
+
+    doc = _html.page('<img src=x onerror=alert(1)> & "Köln"', "<p>safe body</p>", style="p{}")
+    assert doc.startswith("<!doctype html>") and "<meta charset='utf-8'>" in doc
+    assert "<title>&lt;img src=x onerror=alert(1)&gt; &amp; &quot;Köln&quot;</title>" in doc
+    assert "<body><p>safe body</p></body>" in doc and _html.PAGE_STYLE + "p{}" in doc
