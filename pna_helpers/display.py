@@ -374,12 +374,34 @@ def island_connectors(candidates: Any) -> Any:
     return _style(df, {"Segment pairs newly connected on low stress": "{:,.0f}"})
 
 
-def _points(v: Any) -> str:
-    """Score points: a sign and 2 decimals, "0.00" for what rounds to zero, "n/a" for NaN."""
+def points_text(v: Any) -> str:
+    """Score points as every table, chart label and sentence shows them.
+
+    Parameters
+    ----------
+    v : float or None
+        Score points (a change).
+
+    Returns
+    -------
+    str
+        A sign and 2 decimals (``+3.55``); ``0.00`` for what rounds to zero (never
+        ``-0.00``); ``n/a`` for None or NaN.
+    """
     if v is None or v != v:
         return "n/a"
     v = float(v)
     return "0.00" if abs(v) < 0.005 else f"{v:+.2f}"
+
+
+def _street(names: Any) -> list[str]:
+    """Street names for a table: "" where a way has none."""
+    return [n if isinstance(n, str) else "" for n in names]
+
+
+def _road_class(classes: Any) -> Any:
+    """Functional classes for a table: ``living street``, "" where none."""
+    return classes.fillna("").astype(str).str.replace("_", " ")
 
 
 def _ids(v: Any) -> str:
@@ -388,9 +410,12 @@ def _ids(v: Any) -> str:
 
 def _way_link(v: Any) -> str:
     """An OSM way id as a link to the way on openstreetmap.org (opens a new tab); a way that an
-    edit added (:data:`pna_helpers.osmedit.NEW_ID_BASE` and above) is not on OSM: no link."""
+    edit added (:data:`pna_helpers.osmedit.NEW_ID_BASE` and above) is not on OSM: no link;
+    no id (None, NaN): empty."""
     from pna_helpers.osmedit import NEW_ID_BASE
 
+    if v is None or v != v:
+        return ""
     i = int(v)
     if i > NEW_ID_BASE:
         return f"{i} (new)"
@@ -432,8 +457,8 @@ def plan(p: Any, currency: str = "$") -> Any:
     df = pd.DataFrame({
         "Step": t["step"].astype(int),
         "OSM ways": [_ids(v) for v in t["osm_ids"]],
-        "Street": [n if isinstance(n, str) else "" for n in t["name"]],
-        "Road class": t["functional_class"].fillna("").astype(str).str.replace("_", " "),
+        "Street": _street(t["name"]),
+        "Road class": _road_class(t["functional_class"]),
         "Treatment": t["treatment"].astype(str),
         "Length (km)": t["length_km"].astype(float),
         "Cost": t["cost"].astype(float),
@@ -443,7 +468,7 @@ def plan(p: Any, currency: str = "$") -> Any:
         "Length so far (km)": t["cumulative_km"].astype(float),
         "Cost so far": t["cumulative_cost"].astype(float),
     })
-    return _style(df, {"Length (km)": "{:.3f}", "Cost": money, "Score gain (points)": _points,
+    return _style(df, {"Length (km)": "{:.3f}", "Cost": money, "Score gain (points)": points_text,
                        "Pairs newly connected on low stress": "{:,.0f}", after: "{:.2f}",
                        "Length so far (km)": "{:.3f}", "Cost so far": money})
 
@@ -477,8 +502,8 @@ def osm_qa(q: Any, top: int | None = 25) -> Any:
     df = pd.DataFrame({
         "Rank": range(1, len(t) + 1),
         "OSM way": t["osm_id"].astype(int),
-        "Street": [n if isinstance(n, str) else "" for n in t["name"]],
-        "Road class": t["functional_class"].fillna("").astype(str).str.replace("_", " "),
+        "Street": _street(t["name"]),
+        "Road class": _road_class(t["functional_class"]),
         "Missing tag": t["tag"].astype(str),
         "Default used": t["default_used"].fillna("").astype(str),
         "Values tried": [joined(v) for v in t["alternatives"]],
@@ -514,7 +539,7 @@ def contributions(ex: Any, score: str | None = None) -> Any:
     df.index.name = "Contribution"
     df = df.reset_index()
     cols = [c for c in df.columns if c != "Contribution"]
-    return _style(df, dict.fromkeys(cols, _points)).set_table_styles(
+    return _style(df, dict.fromkeys(cols, points_text)).set_table_styles(
         [{"selector": "tr:last-child td", "props": "font-weight: bold; "
                                                    "border-top: 1px solid #999"}], overwrite=False)
 
@@ -546,14 +571,14 @@ def explain_details(ex: Any, rows: int = 20) -> list[tuple[str, Any]]:
         q.index.name = "Quirk"
         q = q.reset_index()
         out.append(("Methodology, quirk by quirk", _style(
-            q, {c: _points for c in q.columns if c != "Quirk"})))
+            q, {c: points_text for c in q.columns if c != "Quirk"})))
     tw = ex.top_ways
     if tw is not None and len(tw):
         n = len(tw)
         tw = tw.head(rows)
         df = pd.DataFrame({
             "OSM way": tw["osm_id"].astype("int64"),
-            "Street": [v if isinstance(v, str) else "" for v in tw.get("name", [""] * len(tw))],
+            "Street": _street(tw.get("name", [""] * len(tw))),
             "What changed": tw["cause"].fillna("").astype(str),
             "Tag changes": tw["tag_diff"].fillna("").astype(str),
             "Segments": tw["segments"].astype(int),
@@ -561,7 +586,7 @@ def explain_details(ex: Any, rows: int = 20) -> list[tuple[str, Any]]:
             "Overall score contribution (points)": tw["overall_points"].astype(float)})
         out.append((f"Ways by their own contribution (leave-one-out; {n} re-scored)", _style(
             df, {"OSM way": _way_link, "Length (m)": "{:,.0f}",
-                 "Overall score contribution (points)": _points})))
+                 "Overall score contribution (points)": points_text})))
     d = ex.destinations
     if d is not None and len(d):
         d = d[(d["added"] > 0) | (d["removed"] > 0)]
@@ -576,20 +601,17 @@ def explain_details(ex: Any, rows: int = 20) -> list[tuple[str, Any]]:
         n = len(seg)
         s = seg.head(rows)
 
-        def osm(v: Any) -> str:
-            return _way_link(v) if v == v and v is not None else ""
-
         df = pd.DataFrame({
             "OSM way": s["osm_id"],
-            "Street": [v if isinstance(v, str) else "" for v in s["name"]],
-            "Road class": s["functional_class"].fillna("").astype(str).str.replace("_", " "),
+            "Street": _street(s["name"]),
+            "Road class": _road_class(s["functional_class"]),
             "What changed": s["cause"].fillna("").astype(str),
             "Stress in A": s["stress_a"].fillna("-").astype(str),
             "Stress in B": s["stress_b"].fillna("-").astype(str),
             "Length (m)": s["length_m"].astype(float),
             "Tag changes": s["tag_diff"].fillna("").astype(str)})
         title = f"Segments whose stress changed ({n}" + (f", first {rows})" if n > rows else ")")
-        out.append((title, _style(df, {"OSM way": osm, "Length (m)": "{:,.1f}"})))
+        out.append((title, _style(df, {"OSM way": _way_link, "Length (m)": "{:,.1f}"})))
     return out
 
 

@@ -50,6 +50,7 @@ import numpy as np
 from pna_engine import remote
 from pna_engine.errors import InputError
 from pna_engine.params import QUIRK_CODES
+from pna_helpers.display import points_text
 from pna_helpers.results import MAIN_SCORES, SCORE_INFO, Results, load_results
 
 #: Input groups, in display order.
@@ -427,14 +428,14 @@ class Explanation:
         label = SCORE_INFO.get(score, {}).get("label", score)
         a, b = self.scores.loc[score, "a"], self.scores.loc[score, "b"]
         total = self.scores.loc[score, "change"]
-        head = f"{label} score {_pts(total)} points ({a:.2f} -> {b:.2f})"
+        head = f"{label} score {points_text(total)} points ({a:.2f} -> {b:.2f})"
         parts = []
         contrib = self.contributions[score]
         for g in contrib.index:
             v = float(contrib[g])
             if abs(v) < 0.005:
                 continue
-            parts.append(f"{_pts(v)} from {self._group_words(g)}")
+            parts.append(f"{points_text(v)} from {self._group_words(g)}")
         if not parts:
             return head + ": no input group moved it." if abs(total) < 0.005 else head + "."
         return head + ": " + "; ".join(parts) + "."
@@ -468,7 +469,7 @@ class Explanation:
                     f"{self.boundary['b_km2']:.2f} km²)")
         if g == "methodology" and self.quirks is not None:
             top = self.quirks["overall_score"].abs().sort_values(ascending=False)
-            named = [f"{q} {_pts(self.quirks.loc[q, 'overall_score'])}" for q in top.index[:3]
+            named = [f"{q} {points_text(self.quirks.loc[q, 'overall_score'])}" for q in top.index[:3]
                      if abs(self.quirks.loc[q, "overall_score"]) >= 0.005]
             return "methodology" + (f" ({', '.join(named)})" if named else "")
         return GROUP_LABELS.get(g, g).lower()
@@ -499,7 +500,7 @@ class Explanation:
         for y, g in zip(ys[1:-1], c.index):
             v = float(c[g])
             ax.barh(y, v, left=level, color="#2166ac" if v >= 0 else "#b2182b")
-            ax.text(max(level, level + v), y, f" {_pts(v)}", va="center", fontsize=9)
+            ax.text(max(level, level + v), y, f" {points_text(v)}", va="center", fontsize=9)
             level += v
         ax.barh(ys[-1], b, color="#555555")
         ax.text(a, ys[0], f" {a:.2f}", va="center", fontsize=9)
@@ -509,7 +510,7 @@ class Explanation:
         ax.set_xlim(max(0.0, min(lo, min(a, b) * 0.9)), max(a, b) + max(2.0, abs(b - a)) * 1.2)
         label = SCORE_INFO.get(score, {}).get("label", score)
         ax.set_xlabel(f"{label} score (0-100)")
-        ax.set_title(f"{label}: {_pts(b - a)} points, by input group")
+        ax.set_title(f"{label}: {points_text(b - a)} points, by input group")
         fig.tight_layout()
         return fig
 
@@ -650,14 +651,6 @@ class Explanation:
         return out
 
 
-def _pts(v: float) -> str:
-    """Score points with a sign and 2 decimals; "0.00" for what rounds to zero (no "-0.00")."""
-    v = float(v)
-    if abs(v) < 0.005:
-        return "0.00"
-    return f"{'+' if v >= 0 else '-'}{abs(v):.2f}"
-
-
 def _table_html(df: Any, points: Any = ()) -> str:
     """``df`` as an escaped HTML table; the columns in ``points`` (score points) with a sign
     and 2 decimals, other numbers as :func:`_fmt`."""
@@ -668,7 +661,7 @@ def _table_html(df: Any, points: Any = ()) -> str:
     rows = []
     for idx, r in df.iterrows():
         cells = "".join(
-            f"<td>{e(_pts(v) if p and isinstance(v, float) and v == v else _fmt(v))}</td>"
+            f"<td>{e(points_text(v) if p and isinstance(v, float) and v == v else _fmt(v))}</td>"
             for v, p in zip(r.to_numpy(), pts))
         rows.append(f"<tr><td>{e(str(idx))}</td>{cells}</tr>")
     return "<table>" + head + "".join(rows) + "</table>"
@@ -1309,14 +1302,14 @@ def run_cli(args: Any) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(ex.summary())
         print()
-        print(ex.table().to_string(float_format=_pts))
+        print(ex.table().to_string(float_format=points_text))
         if ex.quirks is not None:
             print("\nMethodology, quirk by quirk (overall points):")
-            print(ex.quirks["overall_score"].to_string(float_format=_pts))
+            print(ex.quirks["overall_score"].to_string(float_format=points_text))
         if ex.top_ways is not None and len(ex.top_ways):
             print("\nWays by their own contribution (leave-one-out, overall points):")
             print(ex.top_ways[["osm_id", "name", "cause", "tag_diff", "overall_points"]]
-                  .to_string(index=False, formatters={"overall_points": _pts}))
+                  .to_string(index=False, formatters={"overall_points": points_text}))
         if ex.destinations is not None and len(ex.destinations):
             d = ex.destinations[(ex.destinations["added"] > 0) | (ex.destinations["removed"] > 0)]
             if len(d):
