@@ -696,7 +696,7 @@ class AwsBackend(JobBackend):
                          if k in ("environment", "command")}
             out[j] = {**{k: v for k, v in d.items() if k not in ("startedAt", "stoppedAt")},
                       "jobId": j, "arrayProperties": {"index": index},
-                      "container": container, "_unborn": True}
+                      "container": container, "_unborn": int(size)}
         return out
 
     def _manifest(self, uri: str) -> list[dict[str, Any]]:
@@ -758,7 +758,8 @@ class AwsBackend(JobBackend):
             extra={"log_stream": container.get("logStreamName"),
                    "exit_code": container.get("exitCode"), "array_summary":
                    arr.get("statusSummary") if is_parent else None,
-                   **({"status_from_parent": True} if d.get("_unborn") else {})},
+                   **({"status_from_parent": True, "parent_array_size": d["_unborn"]}
+                      if d.get("_unborn") else {})},
         )
         return job
 
@@ -837,23 +838,19 @@ class AwsBackend(JobBackend):
         """A child Batch has not created yet cannot be cancelled on its own: only by cancelling
         its array (the parent), which stops every child - so that is done only when the
         request names every child of the array."""
-        unborn: dict[str, set[int]] = {}
+        unborn: dict[str, list[Job]] = {}
         for j in jobs:
             if j.extra.get("status_from_parent") and j.array_parent:
-                unborn.setdefault(j.array_parent, set()).add(int(j.array_index or 0))
-        if not unborn:
-            return
-        parents = self._describe(sorted(unborn))
-        for parent, asked in sorted(unborn.items()):
-            size = int(((parents.get(parent) or {}).get("arrayProperties") or {})
-                       .get("size") or 0)
-            if len(asked) < size:
-                first = f"{parent}:{min(asked)}"
+                unborn.setdefault(j.array_parent, []).append(j)
+        for parent, kids in sorted(unborn.items()):
+            size = kids[0].extra["parent_array_size"]  # an unborn child reads as its parent
+            if len({k.array_index for k in kids}) < size:
+                first = f"{parent}:{min(int(k.array_index or 0) for k in kids)}"
                 raise JobError(
                     f"job {first} is not created yet by AWS Batch (its array job {parent} is "
-                    f"{parents.get(parent, {}).get('status', 'waiting')}): a child cannot be "
-                    f"cancelled on its own before it exists; cancel the whole array "
-                    f"('pna cancel {parent}', all {size} places) or try again once it runs")
+                    f"{kids[0].status}): a child cannot be cancelled on its own before it "
+                    f"exists; cancel the whole array ('pna cancel {parent}', all {size} "
+                    "places) or try again once it runs")
 
     def _cancel_many(self, jobs: list[Job], reason: str) -> None:
         """Cancel the jobs; children Batch has not created yet by cancelling their array
