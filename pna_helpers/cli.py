@@ -32,18 +32,11 @@ from typing import Any
 
 from pna_engine.errors import InputError, OneLineArgumentParser
 from pna_engine.params import add_arguments, field_default, request_fields, values_from_args
+from pna_helpers.paths import is_utf8
 
 
 def _err(msg: str) -> None:
     print(f"pna: error: {msg}", file=sys.stderr, flush=True)
-
-
-def _utf8(text: str) -> bool:
-    try:
-        str(text).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _seconds(text: str) -> float:
@@ -176,10 +169,14 @@ def _report_failures(done: list) -> int:
     """One ``pna: error:`` line per job that did not succeed; the exit status (0 or 1)."""
     bad = [j for j in done if not j.succeeded]
     for j in bad:
-        reason = " ".join(str(j.reason or "").split())  # one line, whatever the engine said
-        _err(f"job {j.job_id} ({j.place}) {j.status}" + (f": {reason}" if reason else "")
-             + f"; see 'pna logs {j.job_id}'")
+        _err(f"{_job_outcome(j)}; see 'pna logs {j.job_id}'")
     return 0 if not bad else 1
+
+
+def _job_outcome(j: Any) -> str:
+    """``job ID (place) STATUS: reason`` on one line, whatever the engine said."""
+    reason = " ".join(str(j.reason or "").split())
+    return f"job {j.job_id} ({j.place}) {j.status}" + (f": {reason}" if reason else "")
 
 
 def cmd_submit_many(args: argparse.Namespace) -> int:
@@ -288,9 +285,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if job.succeeded:
         return 0
     if job.done:
-        reason = " ".join(str(job.reason or "").split())
-        _err(f"job {job.job_id} ({job.place}) {job.status}" + (f": {reason}" if reason else "")
-             + f"; its results are not complete (see 'pna logs {job.job_id}')")
+        _err(f"{_job_outcome(job)}; its results are not complete (see 'pna logs {job.job_id}')")
     else:
         _err(f"job {job.job_id} ({job.place}) is {job.status}: its results are not complete "
              f"yet; 'pna wait {job.job_id}' waits for it")
@@ -569,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except UnicodeError as exc:  # an argument in another encoding reached a UTF-8 store/API
         given = sys.argv[1:] if argv is None else argv
-        bad = [a for a in given if not _utf8(a)]
+        bad = [a for a in given if not is_utf8(a)]
         what = (f"argument {bad[0]!r} is not UTF-8 text" if bad else
                 f"text that is not UTF-8 ({exc})")
         _err(f"{what} (a name in another encoding, e.g. Latin-1, its bytes shown as \\udcXX): "

@@ -74,3 +74,23 @@ def slugify(text: str, max_len: int = 100) -> str:
     """
     s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
     return s[:max_len].rstrip("-") or "place"
+
+
+def is_utf8(text: str) -> bool:
+    """Can ``text`` be written as UTF-8? Not when it holds the ``\\udcXX`` escapes Python
+    gives the bytes of a name in another encoding (a Latin-1 file name or terminal).
+
+    Parameters
+    ----------
+    text : str
+        A name from outside (argument, file name, places-file cell).
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        str(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -24,7 +24,7 @@ from pna_engine.params import (
     is_remote,
     request_fields,
 )
-from pna_helpers.paths import outputs_dir
+from pna_helpers.paths import is_utf8, outputs_dir
 from pna_helpers.paths import slugify as slugify  # re-exported
 
 #: Columns of a places CSV / GeoPackage: the request fields (``place`` and ``boundary`` are
@@ -45,14 +45,6 @@ def is_url(value: str) -> bool:
     bool
     """
     return is_remote(value)
-
-
-def _utf8(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _Request:
@@ -85,7 +77,7 @@ class _Request:
         for name in _REQUEST_FIELDS:  # stored, logged and sent to S3 as UTF-8
             field_value = getattr(self, name)
             for value in field_value if isinstance(field_value, list) else [field_value]:
-                if isinstance(value, str) and not _utf8(value):
+                if isinstance(value, str) and not is_utf8(value):
                     raise InputError(
                         f"request field {name!r}: {value!r} is not UTF-8 text (a name in "
                         "another encoding, e.g. Latin-1, with its bytes shown as \\udcXX); "
