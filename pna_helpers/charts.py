@@ -16,6 +16,17 @@ LOW = "#1f78b4"
 HIGH = "#e31a1c"
 
 
+def _bar_label(ax: Any, bar: Any, v: float, text: str, fontsize: int, color: str) -> None:
+    """A 0-100 bar's value: inside the end of a long bar in white bold (never over the frame
+    or black over the bar), else just after it."""
+    y = bar.get_y() + bar.get_height() / 2
+    if v > 88:
+        ax.text(v - 1, y, text, va="center", ha="right", fontsize=fontsize, color="white",
+                fontweight="bold")
+    else:
+        ax.text(v + 1, y, text, va="center", fontsize=fontsize, color=color)
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -64,12 +75,7 @@ def category_scores(results: Any, ax: Any = None) -> Any:
     colors = ["#333333"] + ["#4c72b0"] * (len(ids) - 1)
     bars = ax.barh(labels[::-1], vals[::-1], color=colors[::-1])
     for b, v in zip(bars, vals[::-1]):
-        y = b.get_y() + b.get_height() / 2
-        if v > 88:  # inside the end of a long bar, in white (not black over the bar)
-            ax.text(v - 1, y, f"{v:.1f}", va="center", ha="right", fontsize=9, color="white",
-                    fontweight="bold")
-        else:
-            ax.text(v + 1, y, f"{v:.1f}", va="center", fontsize=9)
+        _bar_label(ax, b, v, f"{v:.1f}", fontsize=9, color="black")
     ax.set_xlim(0, 100)
     ax.set_xlabel("score (0-100)")
     ax.set_title(f"{res.name}: BNA scores")
@@ -125,11 +131,8 @@ def sub_scores(results: Any) -> Any:
         if i in na:
             ax.plot([1.5], [y], "s", color=NA_COLOR, ms=6, clip_on=False)
             ax.text(3.5, y, "n/a", va="center", fontsize=8, color="#666")
-        elif v > 88:  # inside the end of a long bar, in white: never over the frame
-            ax.text(v - 1, y, f"{v:.0f}", va="center", ha="right", fontsize=8, color="white",
-                    fontweight="bold")
         else:
-            ax.text(v + 1, y, f"{v:.0f}", va="center", fontsize=8, color="#222")
+            _bar_label(ax, b, v, f"{v:.0f}", fontsize=8, color="#222")
     ax.set_xlim(0, 100)
     ax.set_xlabel("score (0-100)")
     ax.set_title("Sub-scores by category")
