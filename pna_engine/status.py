@@ -167,7 +167,7 @@ class StatusFile:
         self.write()
 
 
-def mark_failed(folder: str | Path, error: str) -> bool:
+def mark_failed(folder: str | Path, error: str, *, replace_error: bool = False) -> bool:
     """Make sure a stopped run's folder never looks complete: a missing or ``running`` status
     becomes ``failed`` with ``error``. Best effort (a full disk is not a second error).
 
@@ -177,6 +177,9 @@ def mark_failed(folder: str | Path, error: str) -> bool:
         The run's output folder.
     error
         Why the run failed (one line).
+    replace_error
+        Also give a ``failed`` status this ``error`` (a cancel's reason instead of the
+        stopped engine's own "interrupted"). A ``succeeded`` folder is never changed.
 
     Returns
     -------
@@ -185,7 +188,8 @@ def mark_failed(folder: str | Path, error: str) -> bool:
     """
     folder = Path(folder)
     st = read_status(folder, live=False)
-    if st and st.get("state") != RUNNING:
+    if st and st.get("state") != RUNNING and not (
+            replace_error and st.get("state") == FAILED and st.get("error") != error):
         return False
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ from pna_helpers.jobs.model import (
     utcnow,
 )
 from pna_helpers.jobs.request import AnalysisRequest
-from pna_helpers.paths import outputs_label, slugify
+from pna_helpers.paths import is_utf8, outputs_label, slugify
 
 HEARTBEAT_S = 2.0
 #: A running job whose heartbeat is older than this is presumed dead (other host, frozen pid).
@@ -271,7 +271,7 @@ class Store:
             Every column of ``jobs``; None for an unknown id (one that is not UTF-8 text
             cannot be stored, so it is unknown too).
         """
-        if not _is_text(job_id):
+        if not is_utf8(job_id):
             return None
         with self.connect() as con:
             return con.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -307,14 +307,6 @@ class Store:
         return self.results_dir / job_id
 
 
-def _is_text(value: Any) -> bool:
-    """Can ``value`` be stored (UTF-8)? A command-line argument in another encoding arrives
-    with surrogate escapes and cannot."""
-    try:
-        str(value).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- processes
@@ -652,7 +644,8 @@ class LocalBackend(JobBackend):
                             "status = ?", (SUCCEEDED, late, job.job_id, CANCELLED))
             _append_log(self.store.log_path(job.job_id), f"[pna-local] SUCCEEDED: {late}")
             return
-        _record_cancel(folder, f"cancelled: {reason}")
+        # status.json says why, also over the stopped engine's own "interrupted"
+        mark_failed(folder, f"cancelled: {reason}", replace_error=True)
         _append_log(self.store.log_path(job.job_id), f"[pna-local] CANCELLED: {reason}")
 
     def cancel(self, job_ids: Any, reason: str = "cancelled by user") -> list[Job]:
@@ -904,21 +897,6 @@ def _run_job(store: Store, r: sqlite3.Row, me: int, forked: bool) -> None:
         final = con.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
     _append_log(log_path, f"[pna-local] job {job_id} {final} (exit code {rc})"
                           + (f": {reason}" if reason and final == FAILED else ""))
-
-
-def _record_cancel(folder: Path, why: str) -> None:
-    """The cancelled run's ``status.json`` says why: ``failed`` with ``why``, also when the
-    stopped engine wrote ``failed`` / ``interrupted`` itself (readers then said only
-    "interrupted"). A folder the engine finished is left as it is."""
-    if mark_failed(folder, why):
-        return
-    st = read_status(folder, live=False)
-    if st.get("state") == "failed" and st.get("error") != why:
-        from pna_engine.atomic import write_json
-        from pna_engine.status import STATUS_FILE, now
-
-        with contextlib.suppress(OSError):
-            write_json(folder / STATUS_FILE, {**st, "error": why, "updated_at": now()})
 
 
 def _still_ours(store: Store, job_id: str, me: int) -> bool:
